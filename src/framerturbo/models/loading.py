@@ -1,0 +1,247 @@
+"""Loading and saving every Framer component, in the released folder layout.
+
+Two layouts load:
+
+(a) the released pair — a Framer folder with ``unet/`` (and optionally ``controlnet/``) plus an
+    SVD-xt folder with ``vae/``, ``image_encoder/``, ``feature_extractor/``, ``scheduler/``;
+(b) one self-contained folder holding all six — which is what :func:`save_components` writes.
+
+Each may be a local path or a Hugging Face Hub id. Components are looked up in the model folder
+first, then in the SVD folder. Weights load only from safetensors (``*.safetensors`` or the
+``fp16`` variant SVD-xt ships).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .configs import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER, config
+from .controlnet import FramerControlNet
+from .unet import FramerUNet
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = ("unet", "vae", "image_encoder")
+OPTIONAL = ("controlnet", "feature_extractor", "scheduler")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+RANDOM_MICRO = "random-micro"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model folder or one of its parts is missing; the message says what and where."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None):
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
+             "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if dtype == "auto":
+        if device is not None and device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if dtype not in table:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, fp32, fp16 or bf16")
+    return table[dtype]
+
+
+@dataclass
+class _Source:
+    """A local folder or a Hub repository that may hold some of the components."""
+
+    location: str
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.location).exists()
+
+    def has(self, component: str) -> bool:
+        if self.is_local:
+            return (Path(self.location) / component).is_dir()
+        from huggingface_hub import list_repo_files
+
+        return any(f.startswith(component + "/") for f in list_repo_files(self.location))
+
+    def variant(self, component: str) -> str | None:
+        """``fp16`` when a local folder holds only the fp16-variant weights (as SVD-xt may)."""
+        if not self.is_local:
+            return None
+        folder = Path(self.location) / component
+        if any(folder.glob("*.fp16.safetensors")) and not any(
+                p for p in folder.glob("*.safetensors") if ".fp16." not in p.name):
+            return "fp16"
+        if not any(folder.glob("*.safetensors")) and component not in (
+                "feature_extractor", "scheduler"):
+            raise ModelNotFoundError(
+                f"{folder}: no .safetensors weights — convert the checkpoint to safetensors "
+                "(pickled .bin files are not loaded)")
+        return None
+
+
+def _source(location: str | os.PathLike | None, what: str) -> _Source | None:
+    if location is None:
+        return None
+    location = str(location)
+    if Path(location).exists() or not _HUB_ID.match(location):
+        if not Path(location).is_dir():
+            raise ModelNotFoundError(f"{what} folder not found: {location} — pass an existing "
+                                     "folder or a Hub id like owner/name")
+    return _Source(location)
+
+
+def _find(component: str, sources: list[_Source]) -> _Source | None:
+    return next((s for s in sources if s.has(component)), None)
+
+
+def load_components(model: str | os.PathLike, svd: str | os.PathLike | None = None, *,
+                    controlnet: bool = True, device: str | torch.device = "auto",
+                    dtype: str | torch.dtype = "auto") -> dict:
+    """All Framer components as a dict of stock-diffusers objects, ready for ``FramerPipeline``.
+
+    ``model`` is a Framer folder/Hub id (or ``random-micro`` for the untrained micro model);
+    ``svd`` supplies what the model folder lacks. ``controlnet=False`` skips the ControlNet."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    dtype = resolve_dtype(dtype, device)
+    if str(model) == RANDOM_MICRO:
+        parts = random_micro_components(controlnet=controlnet)
+    else:
+        parts = _load_from_sources(model, svd, controlnet, dtype)
+    for name in ("unet", "controlnet", "vae", "image_encoder"):
+        part = parts.get(name)
+        if part is not None:
+            if part.dtype != dtype:
+                part = part.to(dtype=dtype)
+            parts[name] = part.to(device=device).eval()
+    return parts
+
+
+def _load_from_sources(model, svd, want_controlnet: bool, dtype) -> dict:
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+    from transformers import CLIPVisionModelWithProjection
+
+    sources = [s for s in (_source(model, "model"), _source(svd, "SVD")) if s is not None]
+    looked = " and ".join(s.location for s in sources)
+    found = {c: _find(c, sources) for c in REQUIRED + OPTIONAL}
+    missing = [c for c in REQUIRED if found[c] is None]
+    if missing:
+        hint = "" if svd else " — pass --svd pointing at stable-video-diffusion-img2vid-xt"
+        raise ModelNotFoundError(f"missing {', '.join(f'{m}/' for m in missing)} in {looked}{hint}")
+
+    def kwargs(component):
+        src = found[component]
+        variant = src.variant(component)
+        return dict(pretrained_model_name_or_path=src.location, subfolder=component,
+                    variant=variant, torch_dtype=dtype)
+
+    parts = {
+        "unet": FramerUNet.from_pretrained(**kwargs("unet"), use_safetensors=True),
+        "vae": AutoencoderKLTemporalDecoder.from_pretrained(**kwargs("vae"),
+                                                            use_safetensors=True),
+        "image_encoder": CLIPVisionModelWithProjection.from_pretrained(
+            found["image_encoder"].location, subfolder="image_encoder", dtype=dtype,
+            variant=found["image_encoder"].variant("image_encoder"), use_safetensors=True),
+        "controlnet": None,
+    }
+    if want_controlnet and found["controlnet"] is not None:
+        parts["controlnet"] = FramerControlNet.from_pretrained(**kwargs("controlnet"),
+                                                               use_safetensors=True)
+    elif want_controlnet:
+        logger.info("no controlnet/ in %s: trajectory control is unavailable", looked)
+    if found["scheduler"] is not None:
+        parts["scheduler"] = EulerDiscreteScheduler.from_pretrained(
+            found["scheduler"].location, subfolder="scheduler")
+    else:
+        parts["scheduler"] = EulerDiscreteScheduler.from_config(SVD_SCHEDULER)
+    parts["feature_extractor"] = _load_feature_extractor(found["feature_extractor"])
+    return parts
+
+
+def _image_processor_class():
+    """transformers 5 has a PIL-only CLIP processor; the default one wants torchvision, which
+    this project does not depend on (only its mean/std are used anyway)."""
+    try:
+        from transformers import CLIPImageProcessorPil
+        return CLIPImageProcessorPil
+    except ImportError:
+        from transformers import CLIPImageProcessor
+        return CLIPImageProcessor
+
+
+def _load_feature_extractor(source: _Source | None):
+    if source is None:
+        return make_feature_extractor()
+    return _image_processor_class().from_pretrained(source.location, subfolder="feature_extractor")
+
+
+def make_feature_extractor():
+    return _image_processor_class()(image_mean=CLIP_MEAN, image_std=CLIP_STD, size={"shortest_edge": 224},
+                              crop_size={"height": 224, "width": 224}, do_center_crop=True)
+
+
+def random_micro_components(controlnet: bool = True, seed: int = 0) -> dict:
+    """The micro Framer family with *random* weights (seeded): for tests and first runs."""
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = FramerUNet(**config("micro-unet"))
+    control = None
+    if controlnet:
+        control = FramerControlNet.from_unet(unet, **{
+            k: v for k, v in config("micro-controlnet").items() if k.startswith("conditioning")})
+    with torch.no_grad():
+        unet.mask_token.normal_()
+        if control is not None:  # random model: let trajectories have a visible effect
+            for name, p in control.named_parameters():
+                if name.startswith(("controlnet_down", "controlnet_mid", "controlnet_cond_embedding.conv_out")):
+                    p.normal_(0.0, 0.05)
+    return {
+        "unet": unet,
+        "controlnet": control,
+        "vae": AutoencoderKLTemporalDecoder(**config("micro-vae")),
+        "image_encoder": CLIPVisionModelWithProjection(CLIPVisionConfig(**config("micro-clip"))),
+        "scheduler": EulerDiscreteScheduler.from_config(SVD_SCHEDULER),
+        "feature_extractor": make_feature_extractor(),
+    }
+
+
+def save_components(parts: dict, folder: str | os.PathLike) -> Path:
+    """Write a self-contained folder in the released layout, atomically (all or nothing)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        index = {}
+        for name, part in parts.items():
+            if part is None:
+                continue
+            part.save_pretrained(tmp / name)
+            index[name] = [type(part).__module__.split(".")[0], type(part).__name__]
+        (tmp / "model_index.json").write_text(json.dumps(
+            {"_class_name": "FramerPipeline", **index}, indent=2))
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

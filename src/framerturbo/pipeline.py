@@ -1,0 +1,299 @@
+"""FramerPipeline: start frame + end frame (+ optional point trajectories) → the frames between.
+
+A diffusers ``DiffusionPipeline``; the conditioning comes from ``conditioning.py`` (shared with the
+trainer), the sampler from ``schedulers.py``, trajectories from ``tracks.py``/``autopilot.py``.
+Fixed relative to the released pipeline: CFG can be switched off (max guidance ≤ 1), the generator
+is honoured everywhere (latents, endpoint augmentation), a batch of N equals N single runs,
+autopilot re-rasterises its refined tracks, and VAE decoding is chunked per video.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from . import conditioning as C
+from .autopilot import AutopilotState, refine_tracks
+from .schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
+from .tracks import TrackSet, match_sift, rasterize_heatmaps, rescale_points, resample_tracks
+from .video_io import load_image
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FramerPipelineOutput(BaseOutput):
+    frames: list | np.ndarray | torch.Tensor  # per video: F PIL images / (B,F,H,W,3) / (B,F,3,H,W)
+    tracks: list[np.ndarray | None]  # final (F, K, 2) tracks per video, generation pixels
+
+
+def guidance_weights(min_scale: float, max_scale: float, num_frames: int,
+                     middle_max: bool = False) -> torch.Tensor:
+    """Per-frame CFG weights: a linear ramp min→max, or (``middle_max``) the ramp mirrored and
+    resampled so it peaks in the middle — SVD/Framer's scheme."""
+    w = torch.linspace(min_scale, max_scale, num_frames, dtype=torch.float64)
+    if middle_max:
+        both = torch.cat([w, w.flip(0)])[None, None]
+        w = F.interpolate(both, size=num_frames, mode="linear", align_corners=False)[0, 0]
+    return w.float()
+
+
+def _to_pixels(image, height: int, width: int) -> torch.Tensor:
+    """One endpoint → (3, H, W) float in [−1, 1]. Accepts a path, PIL image, uint8 HWC array or a
+    float tensor (3, H, W) in [0, 1]; other sizes are resized (antialiased)."""
+    if isinstance(image, (str, Path)):
+        image = load_image(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image arrays must be (H, W, 3), got {image.shape}")
+        tensor = torch.from_numpy(image.astype(np.float32) / (255.0 if image.dtype == np.uint8
+                                                              else 1.0)).permute(2, 0, 1)
+    elif isinstance(image, torch.Tensor):
+        tensor = image.float()
+        if tensor.ndim != 3 or tensor.shape[0] != 3:
+            raise ValueError(f"image tensors must be (3, H, W) in [0, 1], got {tuple(tensor.shape)}")
+    else:
+        raise TypeError(f"unsupported image type {type(image).__name__}")
+    if tensor.shape[1:] != (height, width):
+        tensor = F.interpolate(tensor[None], size=(height, width), mode="bicubic",
+                               antialias=True, align_corners=False)[0].clamp(0, 1)
+    return tensor * 2 - 1
+
+
+def _as_batch(images) -> list:
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        return list(images)
+    return list(images) if isinstance(images, (list, tuple)) else [images]
+
+
+class FramerPipeline(DiffusionPipeline):
+    """Framer interpolation on stock diffusers components (see ``models.loading``)."""
+
+    model_cpu_offload_seq = "image_encoder->controlnet->unet->vae"
+    _optional_components = ["controlnet"]
+
+    def __init__(self, vae, image_encoder, unet, scheduler, feature_extractor, controlnet=None):
+        super().__init__()
+        self.register_modules(vae=vae, image_encoder=image_encoder, unet=unet,
+                              scheduler=scheduler, feature_extractor=feature_extractor,
+                              controlnet=controlnet)
+
+    @classmethod
+    def from_framer(cls, model, svd=None, **kwargs) -> FramerPipeline:
+        """Load from a Framer folder/Hub id (+ SVD-xt), see ``models.loading.load_components``."""
+        from .models.loading import load_components
+
+        return cls(**load_components(model, svd, **kwargs))
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Pixel sizes must divide into the UNet's downsampling: 64 for the released layout."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    def _clip_stats(self):
+        fe = self.feature_extractor
+        return (getattr(fe, "image_mean", None) or C.CLIP_MEAN,
+                getattr(fe, "image_std", None) or C.CLIP_STD)
+
+    @torch.no_grad()
+    def __call__(self, start, end, *, num_frames: int = 14, height: int = 320, width: int = 512,
+                 num_inference_steps: int | None = None, sampler: str = "euler",
+                 min_guidance_scale: float = 1.0, max_guidance_scale: float = 3.0,
+                 middle_max_guidance: bool = False, fps: int = 7, motion_bucket_id: int = 100,
+                 noise_aug_strength: float = 0.02, tracks=None, autopilot: bool = False,
+                 control_scale: float = 1.0, control_step_range: tuple[float, float] = (0.0, 1.0),
+                 autopilot_search_radius: int = 5, autopilot_consistency_px: float = 2.0,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
+                 latents: torch.Tensor | None = None, decode_chunk_size: int | None = None,
+                 output_type: str = "pil", callback_on_step_end=None) -> FramerPipelineOutput:
+        """Interpolate between ``start`` and ``end`` (one each, or lists for a batch).
+
+        ``tracks``: a :class:`TrackSet` (points in its ``image_size`` frame, else in generation
+        pixels), an (F, K, 2) array in generation pixels, or a list of either per video.
+        ``autopilot``: SIFT endpoints + straight tracks refined every step (needs a ControlNet).
+        ``callback_on_step_end(pipe, step, timestep, info)`` receives the heat-maps in ``info``.
+        """
+        multiple = self.size_multiple
+        if height % multiple or width % multiple:
+            raise ValueError(f"height and width must be multiples of {multiple}, got "
+                             f"{width}x{height}")
+        starts, ends = _as_batch(start), _as_batch(end)
+        if len(starts) != len(ends):
+            raise ValueError(f"got {len(starts)} start frames but {len(ends)} end frames")
+        batch = len(starts)
+        device = self._execution_device
+        start_px = torch.stack([_to_pixels(s, height, width) for s in starts]).to(device)
+        end_px = torch.stack([_to_pixels(e, height, width) for e in ends]).to(device)
+
+        scheduler = make_scheduler(sampler, *sigma_range(self.scheduler))
+        steps = num_inference_steps or DEFAULT_STEPS[canonical_name(sampler)]
+        scheduler.set_timesteps(steps, device=device)
+
+        # Random draws, per video from its own generator: latents, then endpoint augmentation.
+        h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
+        if latents is None:
+            latents = randn_tensor((batch, num_frames, 4, h, w), generator=generator,
+                                   device=device, dtype=torch.float32)
+        latents = latents.to(device=device, dtype=torch.float32) * scheduler.init_noise_sigma
+        aug_noise = (randn_tensor(start_px.shape, generator=generator, device=device),
+                     randn_tensor(end_px.shape, generator=generator, device=device))
+
+        mean, std = self._clip_stats()
+        cond = C.build_conditioning(
+            vae=self.vae, image_encoder=self.image_encoder, mask_token=self.unet.mask_token,
+            start=start_px, end=end_px, num_frames=num_frames, fps=fps,
+            motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
+            aug_noise=aug_noise, clip_mean=mean, clip_std=std)
+        do_cfg = max_guidance_scale > 1.0
+        model_cond = cond.drop().cat(cond) if do_cfg else cond
+        weights = guidance_weights(min_guidance_scale, max_guidance_scale, num_frames,
+                                   middle_max_guidance).to(device)[None, :, None, None, None]
+
+        track_list = self._prepare_tracks(tracks, autopilot, start_px, end_px, num_frames,
+                                          (width, height), batch)
+        states = [AutopilotState.from_tracks(t) if autopilot and t is not None else None
+                  for t in track_list]
+        use_control = self.controlnet is not None and any(t is not None for t in track_list)
+        heatmaps = self._heatmaps(track_list, num_frames, height, width) if use_control else None
+
+        dtype = self.unet.dtype
+        lo, hi = control_step_range
+        with self.progress_bar(total=steps) as progress:
+            for i, t in enumerate(scheduler.timesteps):
+                latent_in = torch.cat([latents] * 2) if do_cfg else latents
+                x = C.unet_input(scheduler.scale_model_input(latent_in, t), model_cond).to(dtype)
+                tokens = model_cond.image_embeddings.to(dtype)
+                time_ids = model_cond.added_time_ids.to(dtype)
+                residuals = {}
+                if use_control and lo <= i / steps < hi:
+                    hm = torch.cat([heatmaps] * 2) if do_cfg else heatmaps
+                    down, mid = self.controlnet(x, t, tokens, time_ids, controlnet_cond=hm.to(dtype),
+                                                conditioning_scale=control_scale,
+                                                return_dict=False)
+                    residuals = dict(down_block_additional_residuals=down,
+                                     mid_block_additional_residual=mid)
+                want_features = any(s is not None for s in states)
+                out = self.unet(x, t, tokens, time_ids, **residuals,
+                                return_up_block_features=want_features, return_dict=False)
+                pred = out[0].float()
+                if do_cfg:
+                    uncond, condp = pred.chunk(2)
+                    pred = uncond + weights * (condp - uncond)
+                if want_features:
+                    heatmaps = self._autopilot_step(out[1], states, weights, do_cfg, batch,
+                                                    num_frames, (width, height), heatmaps,
+                                                    autopilot_search_radius,
+                                                    autopilot_consistency_px)
+                latents = scheduler.step(pred, t, latents).prev_sample
+                if callback_on_step_end is not None:
+                    callback_on_step_end(self, i, t, {"heatmaps": heatmaps, "latents": latents})
+                progress.update()
+
+        frames = self.decode_latents(latents, decode_chunk_size or num_frames)
+        final_tracks = [s.tracks.copy() if s is not None else t for s, t in zip(states, track_list)]
+        return FramerPipelineOutput(frames=self._postprocess(frames, output_type),
+                                    tracks=final_tracks)
+
+    def _prepare_tracks(self, tracks, autopilot, start_px, end_px, num_frames, size, batch):
+        """Per video: (F, K, 2) tracks in generation pixels, or None for no control."""
+        if autopilot and tracks is not None:
+            raise ValueError("give either tracks or autopilot, not both")
+        if (autopilot or tracks is not None) and self.controlnet is None:
+            raise ValueError("trajectory control needs a ControlNet, but this model has no "
+                             "controlnet/ folder — load one, or drop --tracks/--autopilot")
+        if autopilot:
+            return [self._autopilot_tracks(s, e, num_frames) for s, e in zip(start_px, end_px)]
+        if tracks is None:
+            return [None] * batch
+        per_video = tracks if isinstance(tracks, list) else [tracks] * batch
+        if len(per_video) != batch:
+            raise ValueError(f"got tracks for {len(per_video)} videos but a batch of {batch}")
+        out = []
+        for item in per_video:
+            if item is None:
+                out.append(None)
+                continue
+            if isinstance(item, TrackSet):
+                arr = resample_tracks(item, num_frames)
+                if item.image_size is not None:
+                    arr = rescale_points(arr, item.image_size, size)
+            else:
+                arr = np.asarray(item, dtype=np.float64)
+                if arr.ndim != 3 or arr.shape[0] != num_frames or arr.shape[2] != 2:
+                    raise ValueError(f"track arrays must be (num_frames={num_frames}, K, 2), "
+                                     f"got {arr.shape}")
+            out.append(arr if arr.shape[1] else None)
+        return out
+
+    @staticmethod
+    def _autopilot_tracks(start_px, end_px, num_frames):
+        def to_uint8(x):
+            return ((x.permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).round().clip(
+                0, 255).astype(np.uint8)
+
+        p0, p1 = match_sift(to_uint8(start_px), to_uint8(end_px))
+        if len(p0) == 0:
+            warnings.warn("autopilot: SIFT found no matches between the endpoints; "
+                          "interpolating without trajectory control", stacklevel=3)
+            return None
+        ramp = np.linspace(0.0, 1.0, num_frames)[:, None, None]
+        return p0[None] * (1 - ramp) + p1[None] * ramp
+
+    def _heatmaps(self, track_list, num_frames, height, width) -> torch.Tensor:
+        empty = np.zeros((num_frames, 0, 2))
+        maps = [rasterize_heatmaps(t if t is not None else empty, height, width)
+                for t in track_list]
+        return torch.stack(maps).to(self._execution_device, dtype=torch.float32)
+
+    def _autopilot_step(self, features, states, weights, do_cfg, batch, num_frames, size,
+                        heatmaps, radius, consistency):
+        feats = features[self.unet.autopilot_feature_index].float()
+        feats = feats.reshape(-1, num_frames, *feats.shape[1:])
+        if do_cfg:
+            uncond, condf = feats.chunk(2)
+            feats = uncond + weights * (condf - uncond)
+        for b, state in enumerate(states):
+            if state is not None:
+                refine_tracks(state, feats[b].cpu(), size, radius, consistency)
+        tracks = [s.tracks if s is not None else None for s in states]
+        return self._heatmaps(tracks, num_frames, size[1], size[0])
+
+    def decode_latents(self, latents: torch.Tensor, chunk: int) -> torch.Tensor:
+        """(B, F, 4, h, w) latents → (B, F, 3, H, W) in [0, 1]; chunks never span two videos
+        (the temporal decoder mixes frames within a chunk)."""
+        scaled = latents / self.vae.config.scaling_factor
+        videos = []
+        for video in scaled:
+            parts = [self.vae.decode(video[i:i + chunk].to(self.vae.dtype),
+                                     num_frames=len(video[i:i + chunk])).sample
+                     for i in range(0, len(video), chunk)]
+            videos.append(torch.cat(parts).float())
+        return ((torch.stack(videos) + 1) / 2).clamp(0, 1)
+
+    @staticmethod
+    def _postprocess(frames: torch.Tensor, output_type: str):
+        if output_type in ("pt", "tensor"):
+            return frames.cpu()
+        array = frames.permute(0, 1, 3, 4, 2).cpu().numpy()
+        if output_type == "np":
+            return array
+        if output_type == "pil":
+            return [[Image.fromarray((f * 255).round().astype(np.uint8)) for f in video]
+                    for video in array]
+        raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")

@@ -1,0 +1,81 @@
+"""Shared fixtures: the micro Framer family (random weights), in memory and on disk in the
+released two-folder layout (configs carrying the released class names and leftover keys)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@pytest.fixture(scope="session")
+def micro_parts():
+    from framerturbo.models.loading import random_micro_components
+
+    return random_micro_components(seed=0)
+
+
+@pytest.fixture(scope="session")
+def micro_pipe(micro_parts):
+    from framerturbo.pipeline import FramerPipeline
+
+    pipe = FramerPipeline(**micro_parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def released_style_config(name: str, model) -> dict:
+    """The released config.json with the micro model's widths swapped in."""
+    cfg = json.loads((DATA / f"framer_{name}_config.json").read_text())
+    for key, value in model.config.items():
+        if key in cfg and not key.startswith("_"):
+            cfg[key] = list(value) if isinstance(value, tuple) else value
+    return cfg
+
+
+def write_released_folder(folder: Path, name: str, model) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(released_style_config(name, model)))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / "diffusion_pytorch_model.safetensors")
+
+
+@pytest.fixture(scope="session")
+def released_layout(micro_parts, tmp_path_factory):
+    """(framer_dir, svd_dir): framer_512x320-style unet/ + controlnet/, SVD-xt-style rest with
+    fp16-variant weight names for the VAE and image encoder, as SVD-xt ships them."""
+    root = tmp_path_factory.mktemp("released")
+    framer, svd = root / "framer_512x320", root / "stable-video-diffusion-img2vid-xt"
+    write_released_folder(framer / "unet", "unet", micro_parts["unet"])
+    write_released_folder(framer / "controlnet", "controlnet", micro_parts["controlnet"])
+    micro_parts["vae"].save_pretrained(svd / "vae", variant="fp16")
+    micro_parts["image_encoder"].save_pretrained(svd / "image_encoder", variant="fp16")
+    micro_parts["feature_extractor"].save_pretrained(svd / "feature_extractor")
+    micro_parts["scheduler"].save_pretrained(svd / "scheduler")
+    return framer, svd
+
+
+def textured_image(size=64, seed=0, shift=(0, 0)) -> np.ndarray:
+    """A smooth random texture with blobs (SIFT finds keypoints), optionally shifted."""
+    rng = np.random.RandomState(seed)
+    big = size + 32
+    img = np.zeros((big, big, 3), np.float32)
+    yy, xx = np.mgrid[:big, :big]
+    for _ in range(40):
+        cx, cy, r = rng.uniform(0, big), rng.uniform(0, big), rng.uniform(2, 8)
+        img += rng.uniform(0, 1, 3) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))[..., None]
+    img = (img / img.max() * 255).astype(np.uint8)
+    dx, dy = shift
+    return np.ascontiguousarray(img[16 - dy:16 - dy + size, 16 - dx:16 - dx + size])
