@@ -77,24 +77,24 @@ def _run_interpolate(args) -> int:
         raise InputError(f"{out}: unknown output type {out.suffix!r} — use .mp4, .gif, or a "
                          "folder name (PNG frames)")
     start, end = load_image(args.start), load_image(args.end)
-    size = (args.width, args.height)
-    for path, img in ((args.start, start), (args.end, end)):
-        if img.size != size:
-            print(f"warning: {path} is {img.size[0]}x{img.size[1]}; resized to "
-                  f"{size[0]}x{size[1]}", file=sys.stderr)
     tracks = None
     if args.tracks:
         tracks = load_tracks(args.tracks)
         if tracks.image_size is None:
             tracks.image_size = start.size  # points are in start-image pixels
-    if args.model == RANDOM_MICRO:
-        print("note: --model random-micro has RANDOM weights: the output shows the pipeline "
-              "working, not a real interpolation", file=sys.stderr)
 
     t0 = time.perf_counter()
     pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device, dtype=args.dtype,
                                       controlnet=bool(args.tracks or args.autopilot))
     t_load = time.perf_counter() - t0
+    pipe.check_size(args.height, args.width)
+    if args.model == RANDOM_MICRO:
+        print("note: --model random-micro has RANDOM weights: the output shows the pipeline "
+              "working, not a real interpolation", file=sys.stderr)
+    for path, img in ((args.start, start), (args.end, end)):
+        if img.size != (args.width, args.height):
+            print(f"warning: {path} is {img.size[0]}x{img.size[1]}; resized to "
+                  f"{args.width}x{args.height}", file=sys.stderr)
     scale = args.control_scale if args.control_scale is not None else (
         0.5 if args.autopilot else 1.0)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)

@@ -106,6 +106,12 @@ class FramerPipeline(DiffusionPipeline):
         """Pixel sizes must divide into the UNet's downsampling: 64 for the released layout."""
         return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
 
+    def check_size(self, height: int, width: int) -> None:
+        multiple = self.size_multiple
+        if height <= 0 or width <= 0 or height % multiple or width % multiple:
+            raise ValueError(f"height and width must be positive multiples of {multiple}, got "
+                             f"{width}x{height}")
+
     def _clip_stats(self):
         fe = self.feature_extractor
         return (getattr(fe, "image_mean", None) or C.CLIP_MEAN,
@@ -129,10 +135,7 @@ class FramerPipeline(DiffusionPipeline):
         ``autopilot``: SIFT endpoints + straight tracks refined every step (needs a ControlNet).
         ``callback_on_step_end(pipe, step, timestep, info)`` receives the heat-maps in ``info``.
         """
-        multiple = self.size_multiple
-        if height % multiple or width % multiple:
-            raise ValueError(f"height and width must be multiples of {multiple}, got "
-                             f"{width}x{height}")
+        self.check_size(height, width)
         starts, ends = _as_batch(start), _as_batch(end)
         if len(starts) != len(ends):
             raise ValueError(f"got {len(starts)} start frames but {len(ends)} end frames")
@@ -147,12 +150,17 @@ class FramerPipeline(DiffusionPipeline):
 
         # Random draws, per video from its own generator: latents, then endpoint augmentation.
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
+        # The sampler state stays fp32 (or fp64 when the whole model is) whatever the model dtype.
+        state_dtype = torch.float64 if self.unet.dtype == torch.float64 else torch.float32
         if latents is None:
             latents = randn_tensor((batch, num_frames, 4, h, w), generator=generator,
-                                   device=device, dtype=torch.float32)
-        latents = latents.to(device=device, dtype=torch.float32) * scheduler.init_noise_sigma
-        aug_noise = (randn_tensor(start_px.shape, generator=generator, device=device),
-                     randn_tensor(end_px.shape, generator=generator, device=device))
+                                   device=device, dtype=state_dtype)
+        latents = latents.to(device=device, dtype=state_dtype) * scheduler.init_noise_sigma
+        start_px, end_px = start_px.to(state_dtype), end_px.to(state_dtype)
+        aug_noise = (randn_tensor(start_px.shape, generator=generator, device=device,
+                                  dtype=state_dtype),
+                     randn_tensor(end_px.shape, generator=generator, device=device,
+                                  dtype=state_dtype))
 
         mean, std = self._clip_stats()
         cond = C.build_conditioning(
@@ -191,7 +199,7 @@ class FramerPipeline(DiffusionPipeline):
                 want_features = any(s is not None for s in states)
                 out = self.unet(x, t, tokens, time_ids, **residuals,
                                 return_up_block_features=want_features, return_dict=False)
-                pred = out[0].float()
+                pred = out[0].to(state_dtype)
                 if do_cfg:
                     uncond, condp = pred.chunk(2)
                     pred = uncond + weights * (condp - uncond)
@@ -283,7 +291,7 @@ class FramerPipeline(DiffusionPipeline):
             parts = [self.vae.decode(video[i:i + chunk].to(self.vae.dtype),
                                      num_frames=len(video[i:i + chunk])).sample
                      for i in range(0, len(video), chunk)]
-            videos.append(torch.cat(parts).float())
+            videos.append(torch.cat(parts).to(latents.dtype))
         return ((torch.stack(videos) + 1) / 2).clamp(0, 1)
 
     @staticmethod

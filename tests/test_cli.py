@@ -1,0 +1,105 @@
+"""`framerturbo interpolate` end to end on the micro model, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import textured_image
+from framerturbo.cli import main
+from framerturbo.video_io import read_video_frames
+
+FAST = ["--num-frames", "5", "--steps", "2", "--height", "64", "--width", "64"]
+
+
+@pytest.fixture(scope="module")
+def endpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp("img")
+    Image.fromarray(textured_image(64, 1)).save(d / "a.png")
+    Image.fromarray(textured_image(96, 1, shift=(4, 2))).save(d / "b.jpg")  # other size
+    return d / "a.png", d / "b.jpg"
+
+
+def interpolate(endpoints, out, *extra, model=("--model", "random-micro")):
+    return main(["interpolate", str(endpoints[0]), str(endpoints[1]), "-o", str(out),
+                 *model, *FAST, *extra])
+
+
+def test_writes_mp4_gif_and_png_folder(endpoints, tmp_path, capsys, released_layout):
+    assert interpolate(endpoints, tmp_path / "o.mp4", "--fps", "5") == 0
+    video = read_video_frames(tmp_path / "o.mp4")
+    assert video.shape == (5, 64, 64, 3)
+    err = capsys.readouterr().err
+    assert "RANDOM weights" in err and "resized to 64x64" in err
+
+    framer, svd = released_layout
+    assert interpolate(endpoints, tmp_path / "o.gif",
+                       model=("--model", str(framer), "--svd", str(svd))) == 0
+    with Image.open(tmp_path / "o.gif") as gif:
+        assert gif.n_frames == 5 and gif.size == (64, 64)
+
+    assert interpolate(endpoints, tmp_path / "frames", "--sampler", "dpm++") == 0
+    pngs = sorted((tmp_path / "frames").glob("*.png"))
+    assert len(pngs) == 5 and Image.open(pngs[0]).size == (64, 64)
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def test_seed_reproducible_and_tracks_accepted(endpoints, tmp_path):
+    tracks = tmp_path / "t.json"
+    tracks.write_text(json.dumps({"tracks": [{"points": [[10, 10], [40, 30]]}]}))
+    for name in ("a", "b"):
+        assert interpolate(endpoints, tmp_path / name, "--tracks", str(tracks), "--seed", "3") == 0
+    a = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "a").glob("*.png"))]
+    b = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "b").glob("*.png"))]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert interpolate(endpoints, tmp_path / "c", "--tracks", str(tracks), "--seed", "4") == 0
+    c = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "c").glob("*.png"))]
+    assert any(not np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_bad_inputs_exit_2_with_one_line(endpoints, tmp_path, capsys):
+    corrupt = tmp_path / "bad.png"
+    corrupt.write_bytes(b"\x89PNG not really")
+    bad_tracks = tmp_path / "t.json"
+    bad_tracks.write_text("{")
+    cases = [
+        (["interpolate", str(tmp_path / "missing.png"), str(endpoints[1]), "-o", "x.mp4",
+          "--model", "random-micro"], "missing.png: file not found"),
+        (["interpolate", str(corrupt), str(endpoints[1]), "-o", "x.mp4",
+          "--model", "random-micro"], "bad.png: not a readable image"),
+        (["interpolate", *map(str, endpoints), "-o", str(tmp_path / "x.avi"),
+          "--model", "random-micro"], "unknown output type"),
+        (["interpolate", *map(str, endpoints), "-o", str(tmp_path / "x.mp4"),
+          "--model", str(tmp_path / "nomodel")], "model folder not found"),
+        (["interpolate", *map(str, endpoints), "-o", str(tmp_path / "x.mp4"),
+          "--model", "random-micro", "--height", "100"], "multiples of 64"),
+        (["interpolate", *map(str, endpoints), "-o", str(tmp_path / "x.mp4"),
+          "--model", "random-micro", "--tracks", str(bad_tracks)], "t.json: not valid JSON"),
+        (["interpolate", *map(str, endpoints), "-o", str(tmp_path / "x.mp4"),
+          "--model", "random-micro", "--sampler", "ddim"], "unknown sampler"),
+    ]
+    for argv, expected in cases:
+        capsys.readouterr()
+        assert main(argv[:7] + FAST + argv[7:]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (argv, err)
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "framerturbo.cli", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("framerturbo ")
+    usage = subprocess.run([sys.executable, "-m", "framerturbo.cli", "interpolate"],
+                           capture_output=True, text=True)
+    assert usage.returncode == 2
+
+
+def test_new_model_writes_released_layout(tmp_path, capsys):
+    assert main(["new-model", "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert (tmp_path / "m" / "controlnet" / "config.json").exists()
