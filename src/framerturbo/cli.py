@@ -69,6 +69,7 @@ def _run_interpolate(args) -> int:
 
     from .models.loading import RANDOM_MICRO
     from .pipeline import FramerPipeline
+    from .schedulers import canonical_name
     from .tracks import load_tracks
     from .video_io import InputError, load_image, write_frames
 
@@ -76,6 +77,7 @@ def _run_interpolate(args) -> int:
     if out.suffix.lower() not in ("", ".mp4", ".gif"):
         raise InputError(f"{out}: unknown output type {out.suffix!r} — use .mp4, .gif, or a "
                          "folder name (PNG frames)")
+    canonical_name(args.sampler)
     start, end = load_image(args.start), load_image(args.end)
     tracks = None
     if args.tracks:
