@@ -3,6 +3,8 @@ autopilot re-rasterisation and fallback, batching, guidance ramps, input validat
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -84,8 +86,8 @@ def test_batch_of_two_equals_two_single_runs(micro_parts):
     The batch mix-up of diffusers < 0.28 differed by ~0.3 in a single UNet call."""
     from framerturbo.pipeline import FramerPipeline
 
-    pipe = FramerPipeline(**{k: v.double() if isinstance(v, torch.nn.Module) else v
-                             for k, v in micro_parts.items()})
+    pipe = FramerPipeline(**{k: copy.deepcopy(v).double() if isinstance(v, torch.nn.Module)
+                             else v for k, v in micro_parts.items()})
     pipe.set_progress_bar_config(disable=True)
     other = textured_image(64, seed=9)
     gens = [torch.Generator().manual_seed(s) for s in (11, 12)]

@@ -23,6 +23,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from . import conditioning as C
+from . import edm
 from .autopilot import AutopilotState, refine_tracks
 from .schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
 from .tracks import TrackSet, match_sift, rasterize_heatmaps, rescale_points, resample_tracks
@@ -185,7 +186,11 @@ class FramerPipeline(DiffusionPipeline):
         with self.progress_bar(total=steps) as progress:
             for i, t in enumerate(scheduler.timesteps):
                 latent_in = torch.cat([latents] * 2) if do_cfg else latents
-                x = C.unet_input(scheduler.scale_model_input(latent_in, t), model_cond).to(dtype)
+                # c_in·x through edm.py — the trainer's code path (equal to the scheduler's own
+                # scale_model_input; tests pin it), so model inputs match training bit for bit.
+                scaled = edm.scale_input(latent_in, scheduler.sigmas[i].to(latent_in))
+                scheduler.is_scale_input_called = True
+                x = C.unet_input(scaled, model_cond).to(dtype)
                 tokens = model_cond.image_embeddings.to(dtype)
                 time_ids = model_cond.added_time_ids.to(dtype)
                 residuals = {}
