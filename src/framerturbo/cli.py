@@ -36,6 +36,9 @@ def _add_interpolate(sub) -> None:
                         "needs no --svd. 'random-micro' = tiny model with RANDOM weights")
     p.add_argument("--svd", help="SVD-xt folder or Hub id for vae/, image_encoder/, "
                                  "feature_extractor/, scheduler/ when --model lacks them")
+    p.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",
+                   help="LoRA folder from `framerturbo train` (its lora/), optional scale; "
+                        "repeat to stack several; scale 0 = base model")
     p.add_argument("--num-frames", type=int, default=14, help="frames incl. both ends (14)")
     p.add_argument("--sampler", default="euler", help="euler (default) or dpm++")
     p.add_argument("--steps", type=int, help="denoising steps (euler 30, dpm++ 12)")
@@ -88,6 +91,10 @@ def _run_interpolate(args) -> int:
     t0 = time.perf_counter()
     pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device, dtype=args.dtype,
                                       controlnet=bool(args.tracks or args.autopilot))
+    if args.lora:
+        from .adapters import load_loras, parse_lora_spec
+
+        load_loras(pipe.unet, [parse_lora_spec(x) for x in args.lora])
     t_load = time.perf_counter() - t0
     pipe.check_size(args.height, args.width)
     if args.model == RANDOM_MICRO:
@@ -138,6 +145,142 @@ def _run_new_model(args) -> int:
     return 0
 
 
+def _add_config_args(p) -> None:
+    p.add_argument("--config", help="TOML config (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value",
+                   help="override config values, e.g. train.lr=5e-5")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config and exit")
+
+
+def _load_config(args):
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(cfg.to_toml())
+    return cfg
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune Framer (LoRA or full) on your clips",
+                       description="Train with the EDM objective on the sampler's conditioning. "
+                                   "Also runs under `accelerate launch -m framerturbo train`.")
+    _add_config_args(p)
+    p.add_argument("--resume", nargs="?", const="latest",
+                   help="continue from the latest checkpoint of the run (or a given folder)")
+    p.add_argument("--stop-at-step", type=int,
+                   help="checkpoint and stop at this step (resume later with --resume)")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    cfg = _load_config(args)
+    if args.print_config:
+        return 0
+    from .train.loop import train
+
+    run = train(cfg, resume=args.resume, stop_at_step=args.stop_at_step)
+    print(f"run folder: {run}")
+    return 0
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="precompute latents + CLIP tokens for training",
+                       description="Build (or verify and complete) the latent cache for a config.")
+    _add_config_args(p)
+    p.set_defaults(func=_run_cache)
+
+
+def _run_cache(args) -> int:
+    cfg = _load_config(args)
+    if args.print_config:
+        return 0
+    if not cfg.data.cache_dir:
+        raise ValueError("data.cache_dir is not set — add it to the config or pass "
+                         "data.cache_dir=DIR")
+    from .data.cache import build_cache
+    from .models.loading import load_components
+    from .train.setup import make_datasets
+
+    train_set, _ = make_datasets(cfg)
+    parts = load_components(cfg.model.pretrained, cfg.model.svd or None, controlnet=False,
+                            dtype="fp32" if cfg.model.base_dtype == "fp16" else cfg.model.base_dtype)
+    fe = parts["feature_extractor"]
+    folder = build_cache(cfg, train_set, parts["vae"], parts["image_encoder"],
+                         getattr(fe, "image_mean", None), getattr(fe, "image_std", None))
+    print(f"cache ready: {folder} ({len(train_set)} clips, "
+          f"{len(train_set.skipped.reasons)} sources skipped)")
+    return 0
+
+
+def _add_check_data(sub) -> None:
+    p = sub.add_parser("check-data", help="report which clips are usable for training")
+    p.add_argument("data", nargs="+", help="video folders, frame folders, .jsonl manifests")
+    p.add_argument("--num-frames", type=int, default=14)
+    p.add_argument("--stride", type=int, default=4)
+    p.add_argument("--target-fps", type=float, default=0.0)
+    p.add_argument("--sampling", default="random", choices=["random", "uniform", "every-window"])
+    p.add_argument("--min-side", type=int, default=64, help="smaller videos count as tiny")
+    p.add_argument("--static-threshold", type=float, default=0.5,
+                   help="mean grey-level change per frame below which a clip is static")
+    p.add_argument("--json", default="data_report.json", help="report file (data_report.json)")
+    p.set_defaults(func=_run_check_data)
+
+
+def _run_check_data(args) -> int:
+    import json
+
+    from .data.check import check_source, format_table, summarise
+    from .data.sources import discover
+    from .video_io import _atomic_target
+
+    from tqdm.auto import tqdm
+
+    reports = [check_source(src, args.num_frames, args.stride, args.target_fps, args.sampling,
+                            args.min_side, args.static_threshold)
+               for src in tqdm(discover(args.data), desc="check", unit="clip")]
+    summary = summarise(reports)
+    print(format_table(reports))
+    print(" ".join(f"{k}={v}" for k, v in summary["counts"].items()))
+    out = Path(args.json)
+    tmp = _atomic_target(out)
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(out)
+    print(f"report: {out}")
+    return 0 if summary["counts"]["usable"] else EXIT_USAGE
+
+
+def _add_tracks(sub) -> None:
+    p = sub.add_parser("tracks", help="compute point tracks for training clips (OpenCV KLT)")
+    p.add_argument("data", nargs="+", help="video folders, frame folders, .jsonl manifests")
+    p.add_argument("--tracker", default="klt", help="klt, or module:function for another tracker")
+    p.add_argument("--overwrite", action="store_true", help="recompute existing track files")
+    p.set_defaults(func=_run_tracks)
+
+
+def _run_tracks(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .data.sources import default_tracks_path, discover
+    from .data.tracking import load_tracker, track_video
+
+    tracker = load_tracker(args.tracker)
+    done = failed = 0
+    for src in tqdm(discover(args.data), desc="tracks", unit="clip"):
+        out = src.tracks or default_tracks_path(src.path)
+        if out.exists() and not args.overwrite:
+            continue
+        try:
+            track_video(src.path, out, tracker)
+            done += 1
+        except ValueError as e:
+            print(f"warning: {e}", file=sys.stderr)
+            failed += 1
+    print(f"tracks written for {done} clips ({failed} failed)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framerturbo",
@@ -147,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"framerturbo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_interpolate(sub)
+    _add_train(sub)
+    _add_cache(sub)
+    _add_check_data(sub)
+    _add_tracks(sub)
     _add_new_model(sub)
     return parser
 
@@ -158,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ValueError, ModelNotFoundError, OSError) as e:
+    except (ValueError, ModelNotFoundError, OSError, FloatingPointError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         print(f"framerturbo: error: {message}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,273 @@
+"""The training configuration: one typed object, loaded from TOML plus ``section.key=value``
+overrides, validated with messages that name the key and the fix.
+
+Every knob has a default here; configs/ holds complete examples. ``framerturbo train --config C
+--print-config`` prints the resolved configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the key and the fix."""
+
+
+@dataclass
+class ModelConfig:
+    pretrained: str = "random-micro"  # Framer folder / Hub id, or random-micro
+    svd: str = ""  # SVD-xt folder / Hub id when `pretrained` lacks vae/, image_encoder/
+    base_dtype: str = "fp32"  # frozen weights: fp32, bf16 or fp16 (trainable weights stay fp32)
+
+
+@dataclass
+class DataConfig:
+    sources: list[str] = field(default_factory=list)  # video folders, frame folders, .jsonl
+    validation_sources: list[str] = field(default_factory=list)
+    validation_clips: int = 4  # held-out clips (taken from sources when none are given)
+    num_frames: int = 14
+    height: int = 320
+    width: int = 512
+    stride: int = 4  # frame step between sampled frames (ignored when target_fps > 0)
+    target_fps: float = 0.0  # sample frames at this rate instead of a fixed stride
+    sampling: str = "random"  # random | uniform | every-window
+    resize: str = "crop"  # crop (keep aspect, centre crop) | squash
+    flip: bool = False  # random horizontal flip (tracks flipped too)
+    motion_bucket: str = "100"  # a number, or "auto" (from the clip's motion)
+    fps_id: str = "data"  # "data" (fps of the sampled clip) or a number
+    num_workers: int = 0
+    cache_dir: str = ""  # use the latent cache here (`framerturbo cache` builds it)
+    aug_variants: int = 4  # endpoint-augmentation draws per clip (cached exactly)
+
+
+@dataclass
+class ObjectiveConfig:
+    p_mean: float = 0.7  # σ ~ LogNormal(p_mean, p_std)
+    p_std: float = 1.6
+    cond_aug_mean: float = -3.0  # σ_c ~ LogNormal(mean, std), pixel-space endpoint noise
+    cond_aug_std: float = 0.5
+    conditioning_dropout: float = 0.1  # p: tokens dropped if r<2p, endpoints if p<=r<3p
+    loss_frames: str = "all"  # all | middle
+
+
+@dataclass
+class LoraConfig:
+    mode: str = "lora"  # lora | full
+    preset: str = "attn"  # attn | framer | attn+ff | custom
+    targets: list[str] = field(default_factory=list)  # module-name suffixes or a regex (custom)
+    rank: int = 64
+    alpha: float = 64.0
+    dropout: float = 0.0
+    full_modules: list[str] = field(default_factory=list)  # name prefixes for mode=full (all)
+
+
+@dataclass
+class ControlConfig:
+    use: bool = False  # feed trajectory heat-maps through the ControlNet while training
+    train: str = "none"  # none | lora | full
+    min_tracks: int = 1
+    max_tracks: int = 10
+    scale: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/framer-lora"
+    seed: int = 0
+    max_steps: int = 1000
+    batch_size: int = 1
+    grad_accum: int = 1
+    lr: float = 1e-4
+    lr_scheduler: str = "constant_with_warmup"  # any diffusers get_scheduler name
+    warmup_steps: int = 0
+    weight_decay: float = 1e-2
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    gradient_checkpointing: bool = False
+    use_8bit_adam: bool = False  # bitsandbytes on CUDA only
+    ema_decay: float = 0.0  # 0 = off
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    on_nan: str = "stop"  # stop | skip
+
+
+@dataclass
+class ValidationConfig:
+    every: int = 0  # steps between validations (0 = only at the end)
+    sigmas: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0])
+    sample: bool = True  # also sample the middle frames and report PSNR/SSIM
+    sampler: str = "dpm++"
+    steps: int = 12
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        lines = []
+        for section, values in self.to_dict().items():
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+            lines.append("")
+        return "\n".join(lines)
+
+
+CHOICES = {
+    "model.base_dtype": ("fp32", "bf16", "fp16"),
+    "data.sampling": ("random", "uniform", "every-window"),
+    "data.resize": ("crop", "squash"),
+    "objective.loss_frames": ("all", "middle"),
+    "lora.mode": ("lora", "full"),
+    "lora.preset": ("attn", "framer", "attn+ff", "custom"),
+    "control.train": ("none", "lora", "full"),
+    "train.mixed_precision": ("no", "bf16", "fp16"),
+    "train.on_nan": ("stop", "skip"),
+}
+
+
+def _suggest(name: str, options) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" — did you mean {close[0]!r}?" if close else f" — valid keys: {', '.join(options)}"
+
+
+def _coerce(key: str, value: Any, annotation) -> Any:
+    origin = get_origin(annotation)
+    if origin is list:
+        if isinstance(value, str):  # from a key=value override: JSON list or comma list
+            value = json.loads(value) if value.strip().startswith("[") else \
+                [v for v in value.split(",") if v]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r} — write [a, b]")
+        (item,) = get_args(annotation)
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if annotation is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if annotation in (int, float):
+        if isinstance(value, str):
+            try:
+                value = annotation(value) if annotation is float else int(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected {'an integer' if annotation is int else 'a number'}"
+                                  f", got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                annotation is int and isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{key}: expected {'an integer' if annotation is int else 'a number'}"
+                              f", got {value!r}")
+        return annotation(value)
+    if annotation is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _apply(section_obj, section: str, values: dict) -> None:
+    hints = get_type_hints(type(section_obj))
+    for key, value in values.items():
+        full = f"{section}.{key}"
+        if key not in hints:
+            raise ConfigError(f"unknown key {full!r}" + _suggest(key, hints))
+        value = _coerce(full, value, hints[key])
+        if full in CHOICES and value not in CHOICES[full]:
+            raise ConfigError(f"{full}: {value!r} is not one of {', '.join(CHOICES[full])}")
+        setattr(section_obj, key, value)
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"override {text!r} must look like section.key=value "
+                          "(e.g. train.lr=5e-5)")
+    key, value = text.split("=", 1)
+    section, name = key.strip().split(".", 1)
+    return section, name, value.strip()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Defaults ← TOML file ← overrides; then cross-field validation."""
+    cfg = Config()
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    doc: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found — check the path") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML ({e})") from None
+    for section, values in doc.items():
+        if section not in sections:
+            raise ConfigError(f"unknown section [{section}]" + _suggest(section, sections))
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section} must be a [section] table")
+        _apply(getattr(cfg, section), section, values)
+    for text in overrides:
+        section, key, value = parse_override(text)
+        if section not in sections:
+            raise ConfigError(f"unknown section {section!r} in {text!r}" + _suggest(section, sections))
+        _apply(getattr(cfg, section), section, {key: value})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    d, t = cfg.data, cfg.train
+    if d.num_frames < 3:
+        raise ConfigError("data.num_frames must be at least 3 (two endpoints + one generated)")
+    for key in ("height", "width"):
+        if getattr(d, key) <= 0 or getattr(d, key) % 64:
+            raise ConfigError(f"data.{key} must be a positive multiple of 64, got "
+                              f"{getattr(d, key)}")
+    if d.stride < 1:
+        raise ConfigError("data.stride must be >= 1")
+    if d.motion_bucket != "auto":
+        _coerce("data.motion_bucket", d.motion_bucket, float)
+    if d.fps_id != "data":
+        _coerce("data.fps_id", d.fps_id, float)
+    if d.aug_variants < 1:
+        raise ConfigError("data.aug_variants must be >= 1")
+    positive = {"train.max_steps": t.max_steps, "train.batch_size": t.batch_size,
+                "train.grad_accum": t.grad_accum, "train.checkpoint_every": t.checkpoint_every,
+                "train.keep_checkpoints": t.keep_checkpoints, "train.log_every": t.log_every,
+                "lora.rank": cfg.lora.rank}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key} must be >= 1, got {value}")
+    if not 0 <= cfg.objective.conditioning_dropout <= 1 / 3:
+        raise ConfigError("objective.conditioning_dropout must be in [0, 1/3]")
+    if not 0 <= t.ema_decay < 1:
+        raise ConfigError("train.ema_decay must be in [0, 1)")
+    if cfg.lora.preset == "custom" and not cfg.lora.targets and cfg.lora.mode == "lora":
+        raise ConfigError("lora.preset = 'custom' needs lora.targets")
+    if cfg.control.train != "none" and not cfg.control.use:
+        raise ConfigError("control.train needs control.use = true (tracks must feed the "
+                          "ControlNet to train it)")
+    if not 1 <= cfg.control.min_tracks <= cfg.control.max_tracks:
+        raise ConfigError("control.min_tracks must be >= 1 and <= control.max_tracks")

@@ -1,0 +1,209 @@
+"""The latent cache: per clip, the scaled target latents, ``aug_variants`` exact endpoint
+encodings (see ``train/encode.py`` for why this is exact), the two CLIP tokens, fps and motion.
+
+Layout: ``<cache_dir>/<fingerprint>/shard-NNNNN.safetensors`` + ``shard-NNNNN.json`` (its clips
+and the shard's SHA-256). The fingerprint covers the sources (path, size, mtime), every data and
+augmentation setting that changes the content, and the encoder weights — so a stale cache is
+never reused. Shards are written atomically and verified when opened: a corrupt one is rebuilt,
+and a build that was interrupted resumes from the shards already complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch.utils.data import Dataset
+
+from .dataset import ClipDataset, ClipSettings, stable_seed
+
+logger = logging.getLogger(__name__)
+FORMAT = 1
+SHARD_SIZE = 32
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def encoder_fingerprint(*models) -> str:
+    h = hashlib.sha256()
+    for m in models:
+        h.update(json.dumps(dict(m.config), sort_keys=True, default=str).encode())
+        for name, t in m.state_dict().items():
+            h.update(f"{name}:{tuple(t.shape)}:{float(t.double().sum()):.10e}".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_fingerprint(cfg, dataset: ClipDataset, encoders: str) -> str:
+    d, o = cfg.data, cfg.objective
+    sources = []
+    for ref in dataset.items:
+        st = Path(ref.source.path).stat()
+        sources.append((ref.source.key, st.st_size, int(st.st_mtime)))
+    doc = dict(format=FORMAT, sources=sources, encoders=encoders, seed=cfg.train.seed,
+               settings=[d.num_frames, d.height, d.width, d.stride, d.target_fps, d.sampling,
+                         d.resize, d.motion_bucket, d.fps_id, d.aug_variants,
+                         o.cond_aug_mean, o.cond_aug_std])
+    return hashlib.sha256(json.dumps(doc, default=str).encode()).hexdigest()[:16]
+
+
+def _shard_ok(folder: Path, n: int) -> dict | None:
+    meta_path, data_path = folder / f"shard-{n:05d}.json", folder / f"shard-{n:05d}.safetensors"
+    if not (meta_path.is_file() and data_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return meta if meta.get("sha256") == _sha256(data_path) else None
+
+
+def _atomic_write(path: Path, writer) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, clip_std=None,
+                progress: bool = True) -> Path:
+    """Encode every clip of ``dataset`` (epoch-0 windows) into the cache; returns its folder."""
+    from tqdm.auto import tqdm
+
+    from ..train.encode import (augmentation_draw, encode_endpoints, encode_target_latents,
+                                encode_tokens, to_pixels)
+
+    data_fp = cache_fingerprint(cfg, dataset, "")
+    encoders = encoder_fingerprint(vae, image_encoder)
+    fp = hashlib.sha256(f"{data_fp}:{encoders}".encode()).hexdigest()[:16]
+    folder = Path(cfg.data.cache_dir) / fp
+    folder.mkdir(parents=True, exist_ok=True)
+    n_shards = (len(dataset) + SHARD_SIZE - 1) // SHARD_SIZE
+    stats = dict(reused=0, built=0, skipped=0)
+    extra = [x for x in (clip_mean, clip_std) if x is not None]
+    for n in tqdm(range(n_shards), desc="cache", unit="shard", disable=not progress):
+        if _shard_ok(folder, n) is not None:
+            stats["reused"] += 1
+            continue
+        tensors, clips = {}, []
+        for index in range(n * SHARD_SIZE, min((n + 1) * SHARD_SIZE, len(dataset))):
+            try:
+                sample = dataset.load(index, 0)
+            except ValueError as e:  # unreadable / too short: keep going
+                logger.warning("cache: skipping clip %d (%s)", index, e)
+                stats["skipped"] += 1
+                continue
+            pixels = to_pixels(sample["frames"][None]).to(vae.device)
+            ends = torch.stack([pixels[:, 0], pixels[:, -1]], dim=1)
+            draws = [augmentation_draw(sample["key"], v, cfg.objective.cond_aug_mean,
+                                       cfg.objective.cond_aug_std, pixels.shape[2:])
+                     for v in range(cfg.data.aug_variants)]
+            sigma = torch.tensor([d[0] for d in draws], device=vae.device)
+            noise = torch.stack([d[1] for d in draws]).to(vae.device)
+            slot = str(index)
+            tensors[f"{slot}.latents"] = encode_target_latents(vae, pixels)[0].cpu()
+            tensors[f"{slot}.tokens"] = encode_tokens(image_encoder, ends, *extra)[0].cpu()
+            tensors[f"{slot}.endpoints"] = encode_endpoints(
+                vae, ends.expand(len(draws), -1, -1, -1, -1), sigma, noise).cpu()
+            tensors[f"{slot}.aug_sigma"] = sigma.cpu()
+            clips.append(dict(index=index, key=sample["key"], fps=sample["fps"],
+                              motion_bucket=sample["motion_bucket"],
+                              times=dataset.clip_plan(index, 0)["times"]))
+        data_path = folder / f"shard-{n:05d}.safetensors"
+        _atomic_write(data_path, lambda tmp: save_file(tensors, tmp) if tensors else
+                      Path(tmp).write_bytes(b""))
+        meta = dict(clips=clips, sha256=_sha256(data_path))
+        _atomic_write(folder / f"shard-{n:05d}.json",
+                      lambda tmp: Path(tmp).write_text(json.dumps(meta)))
+        stats["built"] += 1
+    _atomic_write(folder / "index.json", lambda tmp: Path(tmp).write_text(json.dumps(
+        dict(fingerprint=fp, data_fingerprint=data_fp, encoders=encoders,
+             model=[cfg.model.pretrained, cfg.model.svd], shards=n_shards, clips=len(dataset),
+             **stats))))
+    logger.info("cache %s: %s", folder, stats)
+    return folder
+
+
+class CachedClipDataset(Dataset):
+    """Cached clips as :class:`~framerturbo.train.encode.EncodedBatch` fields; the augmentation
+    variant (and track choice) per visit comes from the same plan as the uncached dataset."""
+
+    def __init__(self, folder: Path, dataset: ClipDataset):
+        self.folder, self.dataset = Path(folder), dataset
+        self.slots: dict[int, tuple[int, dict]] = {}
+        n_shards = json.loads((self.folder / "index.json").read_text())["shards"]
+        for n in range(n_shards):
+            meta = _shard_ok(self.folder, n)
+            if meta is None:
+                raise ValueError(f"{self.folder}/shard-{n:05d}: missing or corrupt — run "
+                                 "`framerturbo cache` again to rebuild it")
+            for clip in meta["clips"]:
+                self.slots[clip["index"]] = (n, clip)
+        self.order = sorted(self.slots)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, address) -> dict:
+        i, epoch = address if isinstance(address, tuple) else (address, 0)
+        index = self.order[i]
+        shard, clip = self.slots[index]
+        plan = self.dataset.clip_plan(index, epoch)
+        v = plan["aug_index"]
+        path = self.folder / f"shard-{shard:05d}.safetensors"
+        with safe_open(str(path), framework="pt") as f:
+            get = lambda name: f.get_tensor(f"{index}.{name}")  # noqa: E731
+            item = dict(latents=get("latents"), image_embeddings=get("tokens"),
+                        endpoint_latents=get("endpoints")[v], aug_sigma=get("aug_sigma")[v],
+                        fps=torch.tensor(float(clip["fps"])),
+                        motion_bucket=torch.tensor(float(clip["motion_bucket"])))
+        if self.dataset.settings.use_tracks:
+            ref = self.dataset.items[index]
+            plan["times"] = clip["times"]
+            w, h = ref.size
+            item["heatmaps"] = self.dataset.heatmaps(ref, plan, (h, w))
+        item["skipped"] = 0
+        return item
+
+
+@dataclass
+class OpenedCache:
+    train: CachedClipDataset
+    validation: ClipDataset | None
+
+
+def open_cache(cfg) -> OpenedCache:
+    """The cache built for this config (by ``framerturbo cache``); a clear error otherwise."""
+    from ..train.setup import make_datasets
+
+    if cfg.data.flip:
+        raise ValueError("data.flip cannot be used with data.cache_dir (latents of flipped "
+                         "frames are not flipped latents) — turn one of them off")
+    train, val = make_datasets(cfg)
+    data_fp = cache_fingerprint(cfg, train, "")
+    root = Path(cfg.data.cache_dir)
+    candidates = sorted(root.glob("*/index.json"), key=lambda p: p.stat().st_mtime)
+    for index_path in reversed(candidates):
+        doc = json.loads(index_path.read_text())
+        if doc.get("data_fingerprint") == data_fp and doc.get("model") == [
+                cfg.model.pretrained, cfg.model.svd]:
+            return OpenedCache(CachedClipDataset(index_path.parent, train), val)
+    raise ValueError(f"{root}: no cache matches this data/config (sources or settings "
+                     "changed?) — run `framerturbo cache --config …` first")

@@ -1,0 +1,198 @@
+"""The training dataset: fixed-size clips (+ optional trajectory heat-maps) from any source.
+
+Items are addressed as ``(index, epoch)``: every random choice (clip start, flip, which tracks,
+which augmentation draw) comes from a generator seeded by (seed, epoch, index), so a resumed run
+sees exactly the samples an unbroken run would, with no RNG state to save. A source that cannot be
+read, or is too short, is skipped and counted — at start-up when probing, or later by falling
+through to the next source — never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..tracks import rasterize_heatmaps
+from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
+from .sources import ClipSource
+from .video import (TooShortError, UnreadableError, crop_transform, probe, read_frames_at,
+                    resize_frames)
+
+logger = logging.getLogger(__name__)
+
+
+def stable_seed(*parts) -> int:
+    """A 63-bit seed from any parts (stable across processes, unlike ``hash``)."""
+    return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63)
+
+
+def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index])
+
+
+def motion_score(frames: np.ndarray) -> float:
+    """Mean absolute grey-level change between consecutive frames at 64 px (0–255 scale)."""
+    import cv2
+
+    grey = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (64, 64),
+                                interpolation=cv2.INTER_AREA) for f in frames]).astype(np.float32)
+    return float(np.abs(np.diff(grey, axis=0)).mean()) if len(grey) > 1 else 0.0
+
+
+def motion_bucket_from_score(score: float) -> float:
+    """A heuristic map from :func:`motion_score` to SVD's motion bucket id (1–255)."""
+    return float(np.clip(round(score * 12.0), 1, 255))
+
+
+@dataclass
+class ClipSettings:
+    num_frames: int = 14
+    height: int = 320
+    width: int = 512
+    stride: int = 4
+    target_fps: float = 0.0
+    sampling: str = "random"
+    resize: str = "crop"
+    flip: bool = False
+    motion_bucket: str = "100"
+    fps_id: str = "data"
+    use_tracks: bool = False
+    min_tracks: int = 1
+    max_tracks: int = 10
+    aug_variants: int = 4
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg) -> ClipSettings:
+        d = cfg.data
+        return cls(num_frames=d.num_frames, height=d.height, width=d.width, stride=d.stride,
+                   target_fps=d.target_fps, sampling=d.sampling, resize=d.resize, flip=d.flip,
+                   motion_bucket=d.motion_bucket, fps_id=d.fps_id, use_tracks=cfg.control.use,
+                   min_tracks=cfg.control.min_tracks, max_tracks=cfg.control.max_tracks,
+                   aug_variants=d.aug_variants, seed=cfg.train.seed)
+
+
+@dataclass
+class ClipRef:
+    """One addressable training item: a source and (for every-window) its window."""
+
+    source: ClipSource
+    span: Span
+    step: float
+    window: int
+    size: tuple[int, int]  # source (W, H)
+
+
+@dataclass
+class SkipReport:
+    reasons: dict[str, str] = field(default_factory=dict)  # source path -> reason
+
+    def add(self, path, reason: str) -> None:
+        self.reasons[str(path)] = reason
+        logger.warning("skipping %s: %s", path, reason)
+
+
+class ClipDataset(Dataset):
+    """Decoded clips: ``frames`` (F, 3, H, W) uint8, ``fps``, ``motion_bucket``, ``aug_index``,
+    ``key`` (cache key) and, with tracks, ``heatmaps`` (F, 3, H, W) uint8."""
+
+    def __init__(self, sources: list[ClipSource], settings: ClipSettings):
+        self.settings = settings
+        self.skipped = SkipReport()
+        self.items: list[ClipRef] = []
+        for src in sources:
+            try:
+                info = probe(src.path)
+            except UnreadableError as e:
+                self.skipped.add(src.path, f"unreadable: {e}")
+                continue
+            span = source_span(src, info)
+            step = frame_step(span, settings.num_frames, settings.stride, settings.target_fps,
+                              settings.sampling)
+            n = num_windows(span, settings.num_frames, step)
+            if n == 0:
+                self.skipped.add(src.path, f"too short: {info.num_frames} frames for "
+                                 f"{settings.num_frames} at this spacing")
+                continue
+            for w in range(n if settings.sampling == "every-window" else 1):
+                self.items.append(ClipRef(src, span, step, w, (info.width, info.height)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, address) -> dict:
+        index, epoch = address if isinstance(address, tuple) else (address, 0)
+        for attempt in range(min(len(self.items), 20)):
+            i = (index + attempt) % len(self.items)
+            try:
+                sample = self.load(i, epoch)
+                sample["skipped"] = attempt
+                return sample
+            except (UnreadableError, TooShortError) as e:
+                logger.warning("skipping sample %d (%s)", i, e)
+        raise ValueError("20 consecutive samples failed to load — run `framerturbo "
+                           "check-data` on the data sources")
+
+    def clip_plan(self, index: int, epoch: int) -> dict:
+        """The random choices of one item (no decoding): times, flip, augmentation draw."""
+        ref, s = self.items[index], self.settings
+        rng = item_rng(s.seed, epoch, index)
+        times = clip_times(ref.span, s.num_frames, ref.step, s.sampling, ref.window, rng)
+        flip = bool(s.flip and rng.random() < 0.5)
+        aug_index = int(rng.integers(s.aug_variants))
+        return dict(times=times, flip=flip, aug_index=aug_index, rng=rng)
+
+    def load(self, index: int, epoch: int = 0) -> dict:
+        ref, s = self.items[index], self.settings
+        plan = self.clip_plan(index, epoch)
+        raw = read_frames_at(ref.source.path, plan["times"], ref.span.fps)
+        frames = resize_frames(raw, s.height, s.width, s.resize)
+        if plan["flip"]:
+            frames = np.ascontiguousarray(frames[:, :, ::-1])
+        fps = effective_fps(ref.step) if s.fps_id == "data" else float(s.fps_id)
+        bucket = (motion_bucket_from_score(motion_score(frames)) if s.motion_bucket == "auto"
+                  else float(s.motion_bucket))
+        sample = {
+            "frames": torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
+            "fps": float(fps), "motion_bucket": bucket, "aug_index": plan["aug_index"],
+            "key": f"{ref.source.key}|{','.join(f'{t:.4f}' for t in plan['times'])}",
+        }
+        if s.use_tracks:
+            sample["heatmaps"] = self.heatmaps(ref, plan, raw.shape[1:3])
+        return sample
+
+    def heatmaps(self, ref: ClipRef, plan: dict, src_hw) -> torch.Tensor:
+        s = self.settings
+        points = select_tracks(ref.source.tracks, plan["times"], s.min_tracks, s.max_tracks,
+                               plan["rng"])
+        sx, sy, ox, oy = crop_transform(src_hw[0], src_hw[1], s.height, s.width, s.resize)
+        points = points * np.array([sx, sy]) - np.array([ox, oy])
+        if plan["flip"]:
+            points[..., 0] = s.width - 1 - points[..., 0]
+        return rasterize_heatmaps(points, s.height, s.width)
+
+
+def select_tracks(tracks_path: Path | None, times: list[float], min_tracks: int,
+                  max_tracks: int, rng: np.random.Generator) -> np.ndarray:
+    """(F, K, 2) source-pixel tracks for the clip: K ~ U[min, max] tracks visible throughout,
+    longer ones more likely (weight ∝ path length + 1 px). Empty when no track file exists."""
+    num_frames = len(times)
+    if tracks_path is None or not Path(tracks_path).exists():
+        return np.zeros((num_frames, 0, 2))
+    with np.load(tracks_path) as data:
+        points, visible, track_times = data["points"], data["visible"], data["times"]
+    idx = np.clip(np.searchsorted(track_times, times), 0, len(track_times) - 1)
+    clip_pts, clip_vis = points[idx], visible[idx].all(axis=0)
+    candidates = np.flatnonzero(clip_vis)
+    if len(candidates) == 0:
+        return np.zeros((num_frames, 0, 2))
+    length = np.linalg.norm(np.diff(clip_pts[:, candidates], axis=0), axis=-1).sum(axis=0)
+    k = min(int(rng.integers(min_tracks, max_tracks + 1)), len(candidates))
+    chosen = rng.choice(candidates, size=k, replace=False, p=(length + 1) / (length + 1).sum())
+    return clip_pts[:, np.sort(chosen)].astype(np.float64)

@@ -1,0 +1,102 @@
+"""Training set-up, step by step: models, what trains, optimizer + LR schedule, data."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+
+from .. import adapters
+from ..config import Config, ConfigError
+from ..data.dataset import ClipDataset, ClipSettings
+from ..data.sources import discover
+from ..models.loading import load_components, resolve_dtype
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Models:
+    unet: torch.nn.Module
+    controlnet: torch.nn.Module | None
+    vae: torch.nn.Module | None  # None when training from the cache
+    image_encoder: torch.nn.Module | None
+    feature_extractor: object
+    trainable: dict[str, list[torch.nn.Parameter]]  # "unet"/"controlnet" -> parameters
+
+
+def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Models:
+    base_dtype = resolve_dtype(cfg.model.base_dtype)
+    parts = load_components(cfg.model.pretrained, cfg.model.svd or None,
+                            controlnet=cfg.control.use, device=device, dtype=base_dtype)
+    if cfg.control.use and parts["controlnet"] is None:
+        raise ConfigError("control.use = true but the model has no controlnet/ folder")
+    if not need_encoders:  # the cache holds everything they would compute
+        parts["vae"] = parts["image_encoder"] = None
+    unet, controlnet = parts["unet"], parts["controlnet"]
+    for m in (unet, controlnet, parts["vae"], parts["image_encoder"]):
+        if m is not None:
+            m.requires_grad_(False)
+    if parts["vae"] is not None and base_dtype == torch.float16:
+        parts["vae"].to(torch.float32)  # SVD's VAE overflows in fp16 (force_upcast)
+
+    trainable = {"unet": _trainable(unet, cfg.lora.mode, cfg)}
+    if controlnet is not None and cfg.control.train != "none":
+        trainable["controlnet"] = _trainable(controlnet, cfg.control.train, cfg)
+    if cfg.train.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+        if controlnet is not None:
+            controlnet.enable_gradient_checkpointing()
+    return Models(unet, controlnet, parts["vae"], parts["image_encoder"],
+                  parts["feature_extractor"], trainable)
+
+
+def _trainable(model, mode: str, cfg: Config) -> list[torch.nn.Parameter]:
+    if mode == "full":
+        return adapters.trainable_full(model, cfg.lora.full_modules)
+    regex = adapters.target_regex(cfg.lora.preset, cfg.lora.targets)
+    return adapters.add_lora(model, cfg.lora.rank, cfg.lora.alpha, cfg.lora.dropout, regex)
+
+
+def make_optimizer(cfg: Config, params: list[torch.nn.Parameter], device: torch.device):
+    from diffusers.optimization import get_scheduler
+
+    t = cfg.train
+    optimizer_cls = torch.optim.AdamW
+    if t.use_8bit_adam:
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            bnb = None
+        if bnb is not None and device.type == "cuda":
+            optimizer_cls = bnb.optim.AdamW8bit
+        else:
+            logger.warning("train.use_8bit_adam needs bitsandbytes and CUDA; using AdamW")
+    optimizer = optimizer_cls(params, lr=t.lr, weight_decay=t.weight_decay)
+    # One scheduler step per optimizer step, in every process: the arithmetic is independent
+    # of gradient accumulation and of the number of processes.
+    scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
+                              num_training_steps=t.max_steps)
+    return optimizer, scheduler
+
+
+def make_datasets(cfg: Config):
+    """(train, validation) datasets; validation clips come from validation_sources, else the
+    last ``validation_clips`` sources are held out of training."""
+    if not cfg.data.sources:
+        raise ConfigError("data.sources is empty — list video folders, frame folders or "
+                          ".jsonl manifests")
+    settings = ClipSettings.from_config(cfg)
+    sources = discover(cfg.data.sources)
+    held = discover(cfg.data.validation_sources) if cfg.data.validation_sources else []
+    if not held and cfg.data.validation_clips and len(sources) > cfg.data.validation_clips:
+        sources, held = sources[:-cfg.data.validation_clips], sources[-cfg.data.validation_clips:]
+    train = ClipDataset(sources, settings)
+    val_settings = ClipSettings(**{**vars(settings), "sampling": "uniform", "flip": False})
+    val = ClipDataset(held[:cfg.data.validation_clips], val_settings) if held else None
+    if len(train) == 0:
+        raise ConfigError(f"no usable training clips in {cfg.data.sources} "
+                          f"({len(train.skipped.reasons)} skipped) — run `framerturbo "
+                          "check-data` on them")
+    return train, val

@@ -1,0 +1,41 @@
+"""Test videos written with PyAV: a textured square moving over a textured background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from framerturbo.video_io import write_mp4
+
+
+def square_positions(n: int, start=(8.0, 16.0), velocity=(1.5, 0.75)) -> np.ndarray:
+    return np.array([[start[0] + velocity[0] * t, start[1] + velocity[1] * t] for t in range(n)])
+
+
+def moving_square_frames(n: int = 24, size: int = 64, square: int = 16, seed: int = 0,
+                         velocity=(1.5, 0.75), static: bool = False) -> np.ndarray:
+    rng = np.random.RandomState(seed)
+    bg = (rng.rand(size // 4, size // 4, 3) * 120 + 40).astype(np.uint8)
+    bg = np.kron(bg, np.ones((4, 4, 1), np.uint8))
+    tex = (rng.rand(square, square, 3) * 255).astype(np.uint8)
+    frames = []
+    for x, y in square_positions(n, velocity=(0, 0) if static else velocity):
+        f = bg.copy()
+        xi, yi = int(round(x)), int(round(y))
+        f[yi:yi + square, xi:xi + square] = tex
+        frames.append(f)
+    return np.stack(frames)
+
+
+def write_video(path: Path, frames: np.ndarray, fps: float = 12.0) -> Path:
+    write_mp4(frames, path, fps)
+    return path
+
+
+def make_dataset(folder: Path, n: int = 4, frames: int = 24, size: int = 64) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_video(folder / f"clip{i}.mp4",
+                    moving_square_frames(frames, size, seed=i, velocity=(0.8 + i * 0.15, 0.5)))
+    return folder
