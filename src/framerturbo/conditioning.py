@@ -65,6 +65,11 @@ def _as_mask(value, batch, device) -> torch.Tensor:
     return torch.full((batch,), bool(value), device=device)
 
 
+def pixels_from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 0–255 → float [−1, 1]; the one conversion both the sampler and the trainer use."""
+    return images.float() / 127.5 - 1.0
+
+
 def clip_pixel_values(images: torch.Tensor, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
     """CLIP preprocessing of (B, 3, H, W) images in [−1, 1]: antialiased resize to 224 (the
     aspect ratio is squashed, as in SVD), back to [0, 1], then CLIP mean/std."""

@@ -59,18 +59,19 @@ def _to_pixels(image, height: int, width: int) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image arrays must be (H, W, 3), got {image.shape}")
-        tensor = torch.from_numpy(image.astype(np.float32) / (255.0 if image.dtype == np.uint8
-                                                              else 1.0)).permute(2, 0, 1)
+        if image.dtype != np.uint8:
+            image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+        pixels = C.pixels_from_uint8(torch.from_numpy(image).permute(2, 0, 1))
     elif isinstance(image, torch.Tensor):
-        tensor = image.float()
-        if tensor.ndim != 3 or tensor.shape[0] != 3:
-            raise ValueError(f"image tensors must be (3, H, W) in [0, 1], got {tuple(tensor.shape)}")
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"image tensors must be (3, H, W) in [0, 1], got {tuple(image.shape)}")
+        pixels = image.float() * 2 - 1
     else:
         raise TypeError(f"unsupported image type {type(image).__name__}")
-    if tensor.shape[1:] != (height, width):
-        tensor = F.interpolate(tensor[None], size=(height, width), mode="bicubic",
-                               antialias=True, align_corners=False)[0].clamp(0, 1)
-    return tensor * 2 - 1
+    if pixels.shape[1:] != (height, width):
+        pixels = F.interpolate(pixels[None], size=(height, width), mode="bicubic",
+                               antialias=True, align_corners=False)[0].clamp(-1, 1)
+    return pixels
 
 
 def _as_batch(images) -> list:

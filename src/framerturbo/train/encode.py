@@ -43,8 +43,7 @@ def augmentation_draw(key: str, variant: int, mean: float, std: float, shape):
     return sigma, torch.randn((2, *shape), generator=g)
 
 
-def to_pixels(frames_uint8: torch.Tensor) -> torch.Tensor:
-    return frames_uint8.float() / 127.5 - 1.0
+to_pixels = C.pixels_from_uint8
 
 
 @torch.no_grad()

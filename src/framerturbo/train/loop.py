@@ -232,6 +232,11 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
 
             log.log(step, validate(cfg, models, val_set, run_dir, step, device))
     bar.close()
+    if world > 1:  # every rank must hold the same weights; say so in the log
+        sums = torch.tensor([float(p.detach().double().sum()) for p in params], device=device)
+        gathered = accelerator.gather(sums[None]).cpu()
+        log.log(step, {"rank_weight_checksums": gathered.sum(dim=1).tolist(),
+                       "ranks_identical": bool((gathered == gathered[0]).all())})
     log.close()
     if step >= cfg.train.max_steps and is_main:
         export_result(run_dir, models, ema, cfg)

@@ -52,13 +52,22 @@ def build_training_conditioning(unet, batch: EncodedBatch, num_frames: int) -> C
     return C.FramerConditioning(batch.image_embeddings, cond_video, time_ids)
 
 
-def model_inputs(unet, batch: EncodedBatch, draw: StepNoise):
-    """(x_σ, UNet input, timestep, conditioning) for one step — what the model is asked."""
-    x_sigma = edm.add_noise(batch.latents, draw.noise, draw.sigma)
+def model_input_at(unet, batch: EncodedBatch, x_sigma: torch.Tensor, sigma: torch.Tensor,
+                   drop_tokens, drop_endpoints):
+    """(UNet input, timestep, conditioning) for given noisy latents x_σ at σ — the exact
+    computation the pipeline does at a step with that σ (pinned by the parity test)."""
     cond = build_training_conditioning(unet, batch, batch.latents.shape[1])
-    cond = cond.drop(tokens=draw.drop_tokens, endpoints=draw.drop_endpoints)
-    x = C.unet_input(edm.scale_input(x_sigma, draw.sigma), cond)
-    return x_sigma, x, edm.c_noise(draw.sigma), cond
+    cond = cond.drop(tokens=drop_tokens, endpoints=drop_endpoints)
+    x = C.unet_input(edm.scale_input(x_sigma, sigma), cond)
+    return x, edm.c_noise(sigma), cond
+
+
+def model_inputs(unet, batch: EncodedBatch, draw: StepNoise):
+    """(x_σ, UNet input, timestep, conditioning) for one training step."""
+    x_sigma = edm.add_noise(batch.latents, draw.noise, draw.sigma)
+    x, t, cond = model_input_at(unet, batch, x_sigma, draw.sigma, draw.drop_tokens,
+                                draw.drop_endpoints)
+    return x_sigma, x, t, cond
 
 
 def predict(unet, controlnet, batch: EncodedBatch, draw: StepNoise, control_scale: float = 1.0,

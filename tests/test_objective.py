@@ -1,0 +1,124 @@
+"""The heart of training: the trainer asks the model exactly what the sampler asks, and the loss
+is EDM's v-objective."""
+
+from __future__ import annotations
+
+import torch
+
+from conftest import textured_image
+from framerturbo import edm
+from framerturbo.train.encode import EncodedBatch, encode_endpoints, encode_tokens, to_pixels
+from framerturbo.train.objective import (StepNoise, diffusion_loss, model_input_at,
+                                         model_inputs, predict)
+
+
+def capture_unet_calls(pipe):
+    calls = []
+    handle = pipe.unet.register_forward_pre_hook(
+        lambda m, args, kwargs: calls.append((args, kwargs)), with_kwargs=True)
+    return calls, handle
+
+
+def trainer_batch(micro_parts, start, end, aug_noise, num_frames, aug=0.02):
+    vae, enc = micro_parts["vae"], micro_parts["image_encoder"]
+    ends = to_pixels(torch.from_numpy(start).permute(2, 0, 1))[None], \
+        to_pixels(torch.from_numpy(end).permute(2, 0, 1))[None]
+    ends = torch.stack(ends, dim=1)  # (1, 2, 3, H, W)
+    noise = torch.stack([aug_noise[0], aug_noise[1]], dim=1)
+    h = start.shape[0] // 8
+    return EncodedBatch(
+        latents=torch.zeros(1, num_frames, 4, h, h),  # unused by model_input_at
+        endpoint_latents=encode_endpoints(vae, ends, torch.tensor([aug]), noise),
+        aug_sigma=torch.tensor([aug]), image_embeddings=encode_tokens(enc, ends),
+        fps=torch.tensor([7.0]), motion_bucket=torch.tensor([100.0]))
+
+
+def test_trainer_model_input_equals_pipeline_model_input(micro_pipe, micro_parts):
+    start, end = textured_image(64, 5), textured_image(64, 6)
+    calls, handle = capture_unet_calls(micro_pipe)
+    states = []
+    try:
+        micro_pipe(start, end, num_frames=5, height=64, width=64, num_inference_steps=3,
+                   generator=torch.Generator().manual_seed(0), output_type="np",
+                   callback_on_step_end=lambda p, i, t, info: states.append(info["latents"]))
+    finally:
+        handle.remove()
+    # the pipeline's draws, in its documented order: latents, start noise, end noise
+    g = torch.Generator().manual_seed(0)
+    first = torch.randn(1, 5, 4, 8, 8, generator=g)
+    aug = (torch.randn(1, 3, 64, 64, generator=g), torch.randn(1, 3, 64, 64, generator=g))
+    batch = trainer_batch(micro_parts, start, end, aug, 5)
+
+    from framerturbo.schedulers import make_scheduler
+    sched = make_scheduler("euler")
+    sched.set_timesteps(3)
+    x_states = [first * sched.init_noise_sigma] + states[:-1]
+    for step, (args, kwargs) in enumerate(calls):
+        x_pipe, t_pipe, tokens_pipe, ids_pipe = args[:4]
+        x_sigma = x_states[step].repeat(2, 1, 1, 1, 1)
+        sigma = sched.sigmas[step].repeat(2)
+        x, t, cond = model_input_at(micro_parts["unet"], EncodedBatch(**{
+            **vars(batch), **{k: torch.cat([getattr(batch, k)] * 2) for k in (
+                "latents", "endpoint_latents", "aug_sigma", "image_embeddings", "fps",
+                "motion_bucket")}}), x_sigma, sigma,
+            drop_tokens=torch.tensor([True, False]), drop_endpoints=torch.tensor([True, False]))
+        assert torch.equal(x, x_pipe), step  # [uncond, cond], bit for bit
+        assert torch.equal(cond.image_embeddings, tokens_pipe)
+        assert torch.equal(cond.added_time_ids, ids_pipe)
+        assert torch.allclose(t, torch.as_tensor(t_pipe, dtype=t.dtype).expand(2), atol=1e-6)
+
+
+def test_loss_is_the_v_objective_computed_from_the_formulas(micro_parts):
+    g = torch.Generator().manual_seed(0)
+    b, f = 2, 5
+    batch = EncodedBatch(latents=torch.randn(b, f, 4, 8, 8, generator=g),
+                         endpoint_latents=torch.randn(b, 2, 4, 8, 8, generator=g),
+                         aug_sigma=torch.tensor([0.02, 0.07]),
+                         image_embeddings=torch.randn(b, 2, 32, generator=g),
+                         fps=torch.tensor([7.0, 12.0]), motion_bucket=torch.tensor([100.0, 30.0]))
+    draw = StepNoise.draw(batch.latents, torch.Generator().manual_seed(1), 0.7, 1.6, 0.1)
+    unet = micro_parts["unet"]
+    with torch.no_grad():
+        out = predict(unet, None, batch, draw)
+        loss = diffusion_loss(out, batch, draw)
+    # independent: x = x0 + σε; F_target = (ε − σx0)/√(σ²+1); loss = mean (F − F_target)²
+    s = draw.sigma.view(b, 1, 1, 1, 1)
+    target = (draw.noise - s * batch.latents) / torch.sqrt(s**2 + 1)
+    expected = ((out - target) ** 2).mean(dim=(1, 2, 3, 4))
+    assert torch.allclose(loss, expected, rtol=1e-5, atol=1e-7)
+    # EDM form: λ(σ)·‖D − x0‖² with D = c_skip·x + c_out·F
+    x = batch.latents + s * draw.noise
+    d = x / (s**2 + 1) - s / torch.sqrt(s**2 + 1) * out
+    edm_form = ((s**2 + 1) / s**2 * (d - batch.latents) ** 2).mean(dim=(1, 2, 3, 4))
+    assert torch.allclose(loss, edm_form, rtol=1e-3, atol=1e-5)
+    # a model that outputs the v-target has zero loss
+    assert float(diffusion_loss(target, batch, draw).abs().max()) < 1e-12
+    # middle-frames option ignores the endpoints
+    assert torch.allclose(diffusion_loss(out, batch, draw, "middle"),
+                          ((out - target) ** 2)[:, 1:-1].mean(dim=(1, 2, 3, 4)), rtol=1e-5)
+
+
+def test_model_inputs_use_the_sampled_sigma_and_c_noise(micro_parts):
+    g = torch.Generator().manual_seed(3)
+    batch = EncodedBatch(latents=torch.randn(1, 5, 4, 8, 8, generator=g),
+                         endpoint_latents=torch.randn(1, 2, 4, 8, 8, generator=g),
+                         aug_sigma=torch.tensor([0.05]), image_embeddings=torch.ones(1, 2, 32),
+                         fps=torch.tensor([8.0]), motion_bucket=torch.tensor([60.0]))
+    draw = StepNoise(torch.tensor([2.5]), torch.randn(1, 5, 4, 8, 8, generator=g),
+                     torch.tensor([True]), torch.tensor([False]))
+    x_sigma, x, t, cond = model_inputs(micro_parts["unet"], batch, draw)
+    assert torch.allclose(x_sigma, batch.latents + 2.5 * draw.noise)
+    assert torch.allclose(x[:, :, :4], x_sigma / (2.5**2 + 1) ** 0.5)
+    assert torch.allclose(t, torch.tensor([0.25 * torch.log(torch.tensor(2.5))]))
+    assert float(cond.image_embeddings.abs().max()) == 0  # tokens dropped
+    assert torch.equal(x[:, 0, 4:8], batch.endpoint_latents[:, 0])  # endpoints kept
+    assert torch.allclose(cond.added_time_ids, torch.tensor([[7.0, 60.0, 0.05]]))
+
+
+def test_dropout_probabilities_follow_the_svd_xtend_scheme():
+    lat = torch.zeros(20000, 1)
+    d = StepNoise.draw(lat, torch.Generator().manual_seed(0), 0.7, 1.6, 0.1)
+    assert abs(d.drop_tokens.float().mean() - 0.2) < 0.01
+    assert abs(d.drop_endpoints.float().mean() - 0.2) < 0.01
+    assert abs((d.drop_tokens & d.drop_endpoints).float().mean() - 0.1) < 0.01
+    assert float(edm.c_noise(torch.tensor(1.0))) == 0.0

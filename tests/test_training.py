@@ -1,0 +1,129 @@
+"""Training end to end on the micro model: runs, exact resume, multi-process, LoRA output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from framerturbo.cli import main
+from framerturbo.config import load_config
+from framerturbo.train.loop import train
+from videos import make_dataset
+
+BASE = ["data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
+        "data.validation_clips=0", "lora.rank=4", "lora.alpha=4", "train.log_every=1",
+        "train.lr=1e-3", "train.batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("clips"), n=4)
+
+
+def config(clips, out, *extra):
+    return load_config(None, [f"data.sources={clips}", f"train.output_dir={out}", *BASE, *extra])
+
+
+def losses(run: Path) -> list[tuple[int, float]]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"]) for r in rows if "loss" in r]
+
+
+def last_weights(run: Path) -> dict:
+    ckpts = sorted((run / "checkpoints").iterdir())
+    return load_file(ckpts[-1] / "trainable.safetensors")
+
+
+def test_resume_continues_exactly(clips, tmp_path):
+    extra = ["train.max_steps=6", "train.checkpoint_every=3", "train.grad_accum=2",
+             "lora.dropout=0.1", "train.lr_scheduler=cosine", "train.warmup_steps=2",
+             "train.ema_decay=0.9"]
+    straight = train(config(clips, tmp_path / "a", *extra))
+    broken = tmp_path / "b"
+    train(config(clips, broken, *extra), stop_at_step=3)
+    assert [s for s, _ in losses(broken)] == [1, 2, 3]
+    assert not (broken / "lora").exists()  # not finished yet
+    train(config(clips, broken, *extra), resume="latest")
+    assert losses(broken) == losses(straight)
+    a, b = last_weights(straight), last_weights(broken)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (straight / "lora" / "pytorch_lora_weights.safetensors").exists()
+
+
+def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
+    run = train(config(clips, tmp_path / "run", "train.max_steps=3", "lora.preset=framer"))
+    lora = run / "lora"
+    img = Path(clips).parent / "e.png"
+    from PIL import Image
+
+    from conftest import textured_image
+    Image.fromarray(textured_image(64, 2)).save(img)
+    common = ["interpolate", str(img), str(img), "--model", "random-micro", "--num-frames", "5",
+              "--steps", "2", "--height", "64", "--width", "64"]
+    outs = {}
+    for name, extra in {"base": [], "zero": ["--lora", f"{lora}:0"],
+                        "full": ["--lora", f"{lora}:1.0"],
+                        "stack": ["--lora", f"{lora}:0.5", "--lora", f"{lora}:0.5"]}.items():
+        assert main(common + ["-o", str(tmp_path / name)] + extra) == 0
+        outs[name] = np.stack([np.asarray(Image.open(p)).astype(float)
+                               for p in sorted((tmp_path / name).glob("*.png"))])
+    assert np.abs(outs["zero"] - outs["base"]).max() <= 1  # uint8 rounding
+    assert np.abs(outs["full"] - outs["base"]).max() > 1
+    assert np.abs(outs["stack"] - outs["full"]).max() <= 1  # 0.5 + 0.5 of the same LoRA
+    assert main(common + ["-o", str(tmp_path / "x"), "--lora", str(tmp_path)]) == 2
+
+
+def test_nan_loss_stops_with_a_checkpoint(clips, tmp_path, monkeypatch):
+    import framerturbo.train.loop as loop
+
+    real = loop.diffusion_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        calls["n"] += 1
+        out = real(*a, **k)
+        return out * float("nan") if calls["n"] == 3 else out
+
+    monkeypatch.setattr(loop, "diffusion_loss", poisoned)
+    with pytest.raises(FloatingPointError, match="last good state is saved"):
+        train(config(clips, tmp_path / "nan", "train.max_steps=5", "train.checkpoint_every=100"))
+    assert [p.name for p in (tmp_path / "nan" / "checkpoints").iterdir()] == ["step-00000002"]
+    calls["n"] = 0
+    run = train(config(clips, tmp_path / "skip", "train.max_steps=4", "train.on_nan=skip"))
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["nan_skipped_steps"] == 1
+
+
+def test_two_process_cpu_run_keeps_ranks_identical(clips, tmp_path):
+    accelerate = Path(sys.executable).parent / "accelerate"
+    env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "framerturbo",
+           "train", f"data.sources={clips}", f"train.output_dir={tmp_path / 'ddp'}", *BASE,
+           "train.max_steps=3", "train.batch_size=1"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    final = rows[-1]
+    assert len(final["rank_weight_checksums"]) == 2, result.stderr[-2000:]
+    assert final["ranks_identical"] is True
+    assert (tmp_path / "ddp" / "lora" / "pytorch_lora_weights.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_overfitting_one_clip_halves_the_loss(tmp_path):
+    one = make_dataset(tmp_path / "one", n=1)
+    run = train(config(one, tmp_path / "fit", "train.max_steps=100", "lora.mode=full",
+                       "train.lr=5e-4", "train.batch_size=2", "objective.p_mean=0.0",
+                       "objective.p_std=0.5", "objective.conditioning_dropout=0",
+                       "data.sampling=uniform"))
+    values = [v for _, v in losses(run)]
+    first, last = np.mean(values[:15]), np.mean(values[-15:])
+    assert last <= 0.5 * first, (first, last)
