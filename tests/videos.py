@@ -9,8 +9,15 @@ import numpy as np
 from framerturbo.video_io import write_mp4
 
 
-def square_positions(n: int, start=(8.0, 16.0), velocity=(1.5, 0.75)) -> np.ndarray:
-    return np.array([[start[0] + velocity[0] * t, start[1] + velocity[1] * t] for t in range(n)])
+def _bounce(v: float, limit: float) -> float:
+    v = v % (2 * limit)
+    return v if v <= limit else 2 * limit - v
+
+
+def square_positions(n: int, start=(8.0, 16.0), velocity=(1.5, 0.75), limit=48) -> np.ndarray:
+    """Top-left corners over time; the square bounces off the frame edges."""
+    return np.array([[_bounce(start[0] + velocity[0] * t, limit),
+                      _bounce(start[1] + velocity[1] * t, limit)] for t in range(n)])
 
 
 def moving_square_frames(n: int = 24, size: int = 64, square: int = 16, seed: int = 0,
@@ -20,7 +27,8 @@ def moving_square_frames(n: int = 24, size: int = 64, square: int = 16, seed: in
     bg = np.kron(bg, np.ones((4, 4, 1), np.uint8))
     tex = (rng.rand(square, square, 3) * 255).astype(np.uint8)
     frames = []
-    for x, y in square_positions(n, velocity=(0, 0) if static else velocity):
+    for x, y in square_positions(n, velocity=(0, 0) if static else velocity,
+                                 limit=size - square):
         f = bg.copy()
         xi, yi = int(round(x)), int(round(y))
         f[yi:yi + square, xi:xi + square] = tex

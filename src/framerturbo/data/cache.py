@@ -42,7 +42,8 @@ def _sha256(path: Path) -> str:
 def encoder_fingerprint(*models) -> str:
     h = hashlib.sha256()
     for m in models:
-        h.update(json.dumps(dict(m.config), sort_keys=True, default=str).encode())
+        config = m.config.to_dict() if hasattr(m.config, "to_dict") else dict(m.config)
+        h.update(json.dumps(config, sort_keys=True, default=str).encode())
         for name, t in m.state_dict().items():
             h.update(f"{name}:{tuple(t.shape)}:{float(t.double().sum()):.10e}".encode())
     return h.hexdigest()[:16]
@@ -127,6 +128,7 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
                               motion_bucket=sample["motion_bucket"],
                               times=dataset.clip_plan(index, 0)["times"]))
         data_path = folder / f"shard-{n:05d}.safetensors"
+        tensors = {k: v.contiguous() for k, v in tensors.items()}
         _atomic_write(data_path, lambda tmp: save_file(tensors, tmp) if tensors else
                       Path(tmp).write_bytes(b""))
         meta = dict(clips=clips, sha256=_sha256(data_path))

@@ -1,0 +1,115 @@
+"""Data: discovery, seek-based reading, clip sampling, check-data, skipping bad sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from framerturbo.cli import main
+from framerturbo.data.clips import Span, clip_times, frame_step, num_windows
+from framerturbo.data.dataset import ClipDataset, ClipSettings
+from framerturbo.data.sources import discover
+from framerturbo.data.video import probe, read_frames_at, resize_frames
+from videos import moving_square_frames, write_video
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """good / truncated / 0-byte / 3-frame / static videos, as the issue lists them."""
+    d = tmp_path_factory.mktemp("mixed")
+    write_video(d / "good.mp4", moving_square_frames(24, seed=1))
+    full = write_video(d / "full.mp4", moving_square_frames(24, seed=2)).read_bytes()
+    (d / "truncated.mp4").write_bytes(full[: len(full) // 2])
+    (d / "full.mp4").unlink()
+    (d / "zero.mp4").write_bytes(b"")
+    write_video(d / "short.mp4", moving_square_frames(3, seed=3))
+    write_video(d / "static.mp4", moving_square_frames(24, seed=4, static=True))
+    return d
+
+
+def test_check_data_reports_each_problem(mixed, tmp_path, capsys):
+    report = tmp_path / "r.json"
+    assert main(["check-data", str(mixed), "--num-frames", "5", "--stride", "2",
+                 "--json", str(report)]) == 0
+    doc = json.loads(report.read_text())
+    status = {Path(s["path"]).name: s["status"] for s in doc["sources"]}
+    assert status == {"good.mp4": "usable", "truncated.mp4": "unreadable",
+                      "zero.mp4": "unreadable", "short.mp4": "too_short",
+                      "static.mp4": "static"}
+    assert doc["counts"]["usable"] == 1 and doc["counts"]["unreadable"] == 2
+    out = capsys.readouterr().out
+    assert "too_short" in out and "usable=1" in out
+
+
+def test_check_data_exit_2_when_nothing_is_usable(mixed, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "zero.mp4").write_bytes(b"")
+    assert main(["check-data", str(bad), "--json", str(tmp_path / "r.json")]) == 2
+
+
+def test_training_dataset_skips_bad_sources_and_loads_the_rest(mixed):
+    ds = ClipDataset(discover([mixed]), ClipSettings(num_frames=5, height=64, width=64, stride=2))
+    assert sorted(Path(p).name for p in ds.skipped.reasons) == [
+        "short.mp4", "truncated.mp4", "zero.mp4"]
+    assert len(ds) == 2
+    sample = ds[(0, 0)]
+    assert sample["frames"].shape == (5, 3, 64, 64) and sample["skipped"] == 0
+    assert sample["fps"] == pytest.approx(6.0)  # 12 fps source, every 2nd frame
+
+
+def test_seek_reading_returns_the_right_frames(tmp_path):
+    frames = moving_square_frames(60, seed=0, velocity=(0.5, 0.25))
+    frames[:, :4, :4] = np.arange(60)[:, None, None, None] * 4  # frame id in a corner
+    path = write_video(tmp_path / "v.mp4", frames, fps=10)
+    info = probe(path)
+    assert info.num_frames == 60 and info.fps == pytest.approx(10)
+    got = read_frames_at(path, [4.0, 4.2, 4.4], info.fps)  # frames 40, 42, 44: needs a seek
+    ids = np.round(got[:, 1, 1].mean(axis=1) / 4).astype(int)
+    assert list(ids) == [40, 42, 44]
+
+
+def test_frame_folder_and_manifest(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(moving_square_frames(12)):
+        Image.fromarray(f).save(folder / f"{i:03d}.png")
+    video = write_video(tmp_path / "v.mp4", moving_square_frames(30), fps=10)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"path": "v.mp4", "start": 5, "end": 20}) + "\n"
+                        + json.dumps({"path": "frames", "fps": 12}) + "\n")
+    sources = discover([manifest])
+    assert [s.path for s in sources] == [video, folder]
+    ds = ClipDataset(sources, ClipSettings(num_frames=4, height=64, width=64, stride=2,
+                                           sampling="every-window"))
+    assert len(ds) == 2 + 1  # frames 5..20 fit 2 windows of 4x2; the 12-frame folder 1
+    assert ds[(2, 0)]["frames"].shape == (4, 3, 64, 64)
+    with pytest.raises(ValueError, match="m2.jsonl:1"):
+        (tmp_path / "m2.jsonl").write_text("{oops\n")
+        discover([tmp_path / "m2.jsonl"])
+
+
+def test_clip_arithmetic():
+    span = Span(0.0, 2.0, 10.0)  # 20 frames
+    step = frame_step(span, 5, 2, 0.0, "random")
+    assert step == pytest.approx(0.2)
+    assert num_windows(span, 5, step) == 2
+    rng = np.random.default_rng(0)
+    for mode, window in (("random", 0), ("every-window", 1)):
+        t = clip_times(span, 5, step, mode, window, rng)
+        assert t[0] >= 0 and t[-1] <= 1.9 + 1e-9 and len(t) == 5
+    uniform = frame_step(span, 5, 2, 0.0, "uniform")
+    assert clip_times(span, 5, uniform, "uniform", 0, rng)[-1] == pytest.approx(1.9)
+    assert num_windows(Span(0, 0.3, 10), 5, 0.2) == 0
+
+
+def test_resize_keeps_aspect_by_cropping():
+    frames = np.zeros((1, 100, 200, 3), np.uint8)
+    frames[:, :, 50:150] = 255  # centre band
+    out = resize_frames(frames, 64, 64, "crop")
+    assert out.shape == (1, 64, 64, 3) and out.mean() > 250  # only the centre survives
+    assert resize_frames(frames, 64, 64, "squash")[0, :, 0].max() == 0
