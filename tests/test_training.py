@@ -127,3 +127,31 @@ def test_overfitting_one_clip_halves_the_loss(tmp_path):
     values = [v for _, v in losses(run)]
     first, last = np.mean(values[:15]), np.mean(values[-15:])
     assert last <= 0.5 * first, (first, last)
+
+
+def test_trainable_weights_stay_fp32_over_a_bf16_base(clips, tmp_path):
+    from framerturbo.train.setup import load_models
+
+    cfg = config(clips, tmp_path / "bf16", "model.base_dtype=bf16", "train.mixed_precision=bf16",
+                 "train.max_steps=2", "train.gradient_checkpointing=true")
+    models = load_models(cfg, torch.device("cpu"), need_encoders=True)
+    assert {p.dtype for p in models.trainable["unet"]} == {torch.float32}
+    assert models.unet.conv_in.weight.dtype == torch.bfloat16
+    assert not models.unet.conv_in.weight.requires_grad
+    run = train(cfg)
+    assert {t.dtype for t in last_weights(run).values()} == {torch.float32}
+
+
+def test_cli_train_cache_tracks(clips, tmp_path, capsys):
+    common = [f"data.sources={clips}", f"train.output_dir={tmp_path / 'run'}", *BASE,
+              "train.max_steps=2", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main(["train", "--print-config", *common]) == 0
+    assert "max_steps = 2" in capsys.readouterr().out
+    assert main(["train", *common]) == 2  # no cache yet: one clear line
+    assert "framerturbo cache" in capsys.readouterr().err
+    assert main(["cache", *common]) == 0
+    assert main(["train", *common]) == 0
+    assert (tmp_path / "run" / "lora").is_dir()
+    assert main(["tracks", str(clips)]) == 0
+    assert len(list(Path(clips).glob("*.tracks.npz"))) == 4
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2

@@ -242,6 +242,9 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
         export_result(run_dir, models, ema, cfg)
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()  # a later train() in this process may pick other precision
     return run_dir
 
 
