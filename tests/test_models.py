@@ -160,27 +160,28 @@ def test_down_residual_goes_to_the_skip_copy_only(micro_parts, k):
         res[k % 3] = res[k % 3] + r
         return args, dict(kwargs, res_hidden_states_tuple=tuple(res))
 
-    handle = block.register_forward_pre_hook(add, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            expected = UNetSpatioTemporalConditionModel.forward(unet, **x).sample
-    finally:
-        handle.remove()
+    expected = stock_output_with_hook(unet, x, block.register_forward_pre_hook(
+        add, with_kwargs=True))
     with torch.no_grad():
         got = unet(**x, down_block_additional_residuals=residuals).sample
     assert torch.allclose(got, expected, atol=1e-6)
+
+
+def stock_output_with_hook(unet, x, handle):
+    """The stock forward's output while ``handle``'s hook is installed (then removed)."""
+    try:
+        with torch.no_grad():
+            return UNetSpatioTemporalConditionModel.forward(unet, **x).sample
+    finally:
+        handle.remove()
 
 
 def test_mid_residual_is_added_to_the_mid_block_output(micro_parts):
     unet = micro_parts["unet"]
     x = unet_inputs(unet)
     r = torch.randn(10, 64, 1, 1, generator=torch.Generator().manual_seed(3))
-    handle = unet.mid_block.register_forward_hook(lambda m, a, out: out + r)
-    try:
-        with torch.no_grad():
-            expected = UNetSpatioTemporalConditionModel.forward(unet, **x).sample
-    finally:
-        handle.remove()
+    expected = stock_output_with_hook(
+        unet, x, unet.mid_block.register_forward_hook(lambda m, a, out: out + r))
     with torch.no_grad():
         got = unet(**x, mid_block_additional_residual=r).sample
     assert torch.allclose(got, expected, atol=1e-6)

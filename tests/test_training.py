@@ -59,7 +59,12 @@ def test_resume_continues_exactly(clips, tmp_path):
 
 
 def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
-    run = train(config(clips, tmp_path / "run", "train.max_steps=3", "lora.preset=framer"))
+    run = train(config(clips, tmp_path / "run", "train.max_steps=3", "lora.preset=framer",
+                       "data.validation_clips=1", "validation.steps=2"))
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"val/psnr", "val/ssim", "val/loss_sigma_1"} <= set(rows[-1])
+    assert (run / "samples" / "step-00000003.gif").exists()
+    assert list((run / "tensorboard").iterdir())
     lora = run / "lora"
     img = Path(clips).parent / "e.png"
     from PIL import Image

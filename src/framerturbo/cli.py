@@ -233,7 +233,7 @@ def _run_check_data(args) -> int:
 
     from .data.check import check_source, format_table, summarise
     from .data.sources import discover
-    from .video_io import _atomic_target
+    from .video_io import atomic_path
 
     from tqdm.auto import tqdm
 
@@ -244,7 +244,7 @@ def _run_check_data(args) -> int:
     print(format_table(reports))
     print(" ".join(f"{k}={v}" for k, v in summary["counts"].items()))
     out = Path(args.json)
-    tmp = _atomic_target(out)
+    tmp = atomic_path(out)
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out)
     print(f"report: {out}")

@@ -50,7 +50,8 @@ def to_uint8(frames) -> np.ndarray:
     return frames
 
 
-def _atomic_target(path: Path):
+def atomic_path(path: Path) -> Path:
+    """A temporary file beside ``path``; write it, then ``os.replace`` it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
@@ -66,7 +67,7 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 18) -> None
     pad_h, pad_w = h % 2, w % 2  # yuv420p needs even sides
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    tmp = _atomic_target(path)
+    tmp = atomic_path(path)
     try:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
@@ -85,7 +86,7 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 18) -> None
 
 def write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
     images = [Image.fromarray(f) for f in to_uint8(frames)]
-    tmp = _atomic_target(path)
+    tmp = atomic_path(path)
     try:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=max(int(round(1000 / fps)), 20), loop=0)

@@ -93,14 +93,19 @@ class MetricsLog:
             logger.info("tensorboard is not installed; metrics go to metrics.jsonl only")
 
     def log(self, step: int, values: dict) -> None:
+        """Numbers go to both; images (H, W, 3 uint8 arrays) only to TensorBoard."""
         if not self.enabled:
             return
+        images = {k: v for k, v in values.items() if hasattr(v, "shape")}
+        scalars = {k: v for k, v in values.items() if k not in images}
         with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}) + "\n")
+            f.write(json.dumps({"step": step, **scalars}) + "\n")
         if self.writer is not None:
-            for k, v in values.items():
+            for k, v in scalars.items():
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     self.writer.add_scalar(k, v, step)
+            for k, v in images.items():
+                self.writer.add_image(k, v, step, dataformats="HWC")
 
     def close(self):
         if self.writer is not None:
@@ -145,6 +150,8 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
             ema = {k: v.to(device) for k, v in state["ema"].items()}
         step = state["state"]["step"]
         accelerator.print(f"resumed from {source} at step {step}")
+    elif resume:
+        accelerator.print(f"no checkpoint in {ckpt.checkpoint_dir(run_dir)}; starting at step 0")
 
     ga, world, rank = cfg.train.grad_accum, accelerator.num_processes, accelerator.process_index
     sampler = AddressSampler(len(train_set), cfg.train.batch_size, rank, world, cfg.train.seed,

@@ -80,4 +80,6 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
     samples = Path(run_dir) / "samples"
     samples.mkdir(exist_ok=True)
     write_gif(video, samples / f"step-{step:08d}.gif", fps=7)
-    return {"val/psnr": float(np.mean(psnr)), "val/ssim": float(np.mean(ssim))}
+    middle = (video[len(video) // 2] * 255).round().astype(np.uint8)
+    return {"val/psnr": float(np.mean(psnr)), "val/ssim": float(np.mean(ssim)),
+            "val/samples": middle}
