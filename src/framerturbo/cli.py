@@ -281,6 +281,76 @@ def _run_tracks(args) -> int:
     return 0
 
 
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write procedural clips with ground-truth tracks",
+                       description="Procedural video worlds (deterministic from --seed): "
+                                   "'shapes' (textured moving shapes) or 'signer' (an "
+                                   "articulated figure gesturing).")
+    p.add_argument("--domain", required=True, choices=["shapes", "signer"])
+    p.add_argument("--n", type=int, default=16, help="number of clips (16)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--num-frames", type=int, default=9)
+    p.add_argument("--size", type=int, default=64, help="square frame size in pixels (64)")
+    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_synth)
+
+
+def _run_synth(args) -> int:
+    from .data.synthetic import write_dataset
+
+    paths = write_dataset(args.domain, args.n, args.out, args.num_frames, args.size, args.fps,
+                          args.seed)
+    print(f"wrote {len(paths)} {args.domain} clips to {args.out}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score interpolation of held-out clips vs. baselines",
+                       description="Interpolate each clip from its first and last frame and "
+                                   "compare the middle frames with the real ones (PSNR, SSIM), "
+                                   "next to cross-fade and optical-flow baselines.")
+    p.add_argument("--model", required=True, help="as for interpolate")
+    p.add_argument("--svd")
+    p.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]")
+    p.add_argument("--data", required=True, help="clips: folder, frame folders or .jsonl")
+    p.add_argument("--out", default="metrics.json", help="JSON report (+ .md table beside it)")
+    p.add_argument("--num-frames", type=int, default=9, help="frames per clip incl. ends (9)")
+    p.add_argument("--height", type=int, default=320)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--tracks", action="store_true", help="steer with the clips' true tracks")
+    p.add_argument("--sampler", default="euler")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="evaluate at most this many clips")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from .eval.evaluate import evaluate, load_eval_clips, markdown_table, write_report
+    from .pipeline import FramerPipeline
+    from .schedulers import canonical_name
+
+    canonical_name(args.sampler)
+    clips = load_eval_clips(args.data, args.num_frames, args.height, args.width, args.limit)
+    pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device,
+                                      dtype=args.dtype, controlnet=args.tracks)
+    if args.lora:
+        from .adapters import load_loras, parse_lora_spec
+
+        load_loras(pipe.unet, [parse_lora_spec(x) for x in args.lora])
+    result = evaluate(pipe, clips, use_tracks=args.tracks, sampler=args.sampler,
+                      steps=args.steps, seed=args.seed)
+    write_report(result, Path(args.out))
+    print(markdown_table(result.metrics))
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"report: {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framerturbo",
@@ -294,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache(sub)
     _add_check_data(sub)
     _add_tracks(sub)
+    _add_synth(sub)
+    _add_evaluate(sub)
     _add_new_model(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""Evaluation: baselines, metrics, and interpolating held-out clips against ground truth."""

@@ -1,0 +1,36 @@
+"""Frame metrics: PSNR and SSIM (torchmetrics) on the generated middle frames; LPIPS only when
+torchvision and its pretrained weights are available locally (never downloaded here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def frame_metrics(pred: np.ndarray, real: np.ndarray) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM over frames; inputs (N, H, W, 3) uint8."""
+    from torchmetrics.functional.image import (peak_signal_noise_ratio,
+                                               structural_similarity_index_measure)
+
+    p, r = _tensor(pred), _tensor(real)
+    psnr = [float(peak_signal_noise_ratio(p[i:i + 1], r[i:i + 1], data_range=1.0))
+            for i in range(len(p))]
+    ssim = float(structural_similarity_index_measure(p, r, data_range=1.0))
+    return {"psnr": float(np.mean(psnr)), "ssim": ssim}
+
+
+def lpips_status() -> str | None:
+    """None when LPIPS can run offline; otherwise the reason it is skipped."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        return "LPIPS skipped: torchvision is not installed (its backbone weights come with it)"
+    try:
+        import lpips  # noqa: F401
+    except ImportError:
+        return "LPIPS skipped: the lpips package is not installed"
+    return None
