@@ -60,3 +60,25 @@ def test_synth_and_evaluate_cli(tmp_path, capsys):
         assert metrics[method]["n_clips"] == 2
     assert any("LPIPS" in n for n in metrics["notes"])
     assert "| crossfade |" in out.with_suffix(".md").read_text()
+
+
+def test_report_writes_html_with_embedded_plots(tmp_path):
+    import base64
+    import re
+
+    from framerturbo.video_io import write_gif
+
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    rows = [{"step": s, "loss": 1.0 / s, "lr": 1e-4, "loss_sigma/0.5-2": 0.5 / s}
+            for s in range(1, 6)] + [{"step": 5, "val/psnr": 20.0, "val/ssim": 0.7,
+                                      "val/loss_sigma_1": 0.3}]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    write_gif(np.zeros((3, 16, 32, 3), np.uint8), run / "samples" / "step-00000005.gif", 4)
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 5
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert (run / "report" / "samples.png").exists() and "val/psnr" in page
+    assert main(["report", str(tmp_path / "nothing")]) == 2

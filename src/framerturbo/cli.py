@@ -351,6 +351,42 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_train_vae(sub) -> None:
+    p = sub.add_parser("train-vae", help="train the micro model's temporal VAE (recipe stage 1)")
+    p.add_argument("--data", nargs="+", required=True, help="clip folders / manifests")
+    p.add_argument("--out", required=True, help="folder for the VAE (diffusers layout)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--frames", type=int, default=5, help="frames per training clip")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_train_vae)
+
+
+def _run_train_vae(args) -> int:
+    from .train.vae import train_vae
+
+    train_vae(args.data, args.out, steps=args.steps, frames=args.frames, batch=args.batch,
+              size=args.size, lr=args.lr, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="plots + samples of a training run as one HTML page")
+    p.add_argument("run_dir", help="a run folder written by `framerturbo train`")
+    p.add_argument("-o", "--output", help="HTML file (RUN_DIR/report.html)")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from .report import build_report
+
+    print(f"wrote {build_report(args.run_dir, args.output)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framerturbo",
@@ -366,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracks(sub)
     _add_synth(sub)
     _add_evaluate(sub)
+    _add_train_vae(sub)
+    _add_report(sub)
     _add_new_model(sub)
     return parser
 
