@@ -82,3 +82,14 @@ def test_report_writes_html_with_embedded_plots(tmp_path):
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert (run / "report" / "samples.png").exists() and "val/psnr" in page
     assert main(["report", str(tmp_path / "nothing")]) == 2
+
+
+def test_demo_quick_writes_metrics_and_report(tmp_path):
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    for method in ("base", "lora", "crossfade", "flow"):
+        assert {"psnr", "ssim", "n_clips"} <= set(metrics[method])
+        assert metrics[method]["n_clips"] == 2 and np.isfinite(metrics[method]["psnr"])
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert page.count("data:image/gif;base64,") == 2 and "run/report.html" in page
+    assert (tmp_path / "demo" / "run" / "report.html").exists()

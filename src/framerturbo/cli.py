@@ -134,14 +134,32 @@ def _add_new_model(sub) -> None:
     p.add_argument("--preset", choices=["micro"], default="micro")
     p.add_argument("--out", required=True, help="folder to create")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae", help="use this trained VAE folder instead of a random one")
+    p.add_argument("--from-model", help="take unet/controlnet/... from this folder where present")
+    p.add_argument("--fp16", action="store_true", help="store the weights in fp16")
     p.set_defaults(func=_run_new_model)
 
 
 def _run_new_model(args) -> int:
-    from .models.loading import random_micro_components, save_components
+    import torch
 
-    folder = save_components(random_micro_components(seed=args.seed), args.out)
-    print(f"wrote {folder} (micro Framer, random weights)")
+    from .models.loading import load_components, random_micro_components, save_components
+
+    parts = random_micro_components(seed=args.seed)
+    random_parts = {"unet", "controlnet", "vae", "image_encoder"}
+    if args.from_model:
+        loaded = {k: v for k, v in load_components(args.from_model, device="cpu",
+                                                   dtype="fp32").items() if v is not None}
+        parts |= loaded
+        random_parts -= set(loaded)
+    if args.vae:
+        from diffusers import AutoencoderKLTemporalDecoder
+
+        parts["vae"] = AutoencoderKLTemporalDecoder.from_pretrained(args.vae)
+        random_parts.discard("vae")
+    folder = save_components(parts, args.out, dtype=torch.float16 if args.fp16 else None)
+    note = f" (random weights: {', '.join(sorted(random_parts))})" if random_parts else ""
+    print(f"wrote {folder}{note}")
     return 0
 
 
@@ -387,6 +405,24 @@ def _run_report(args) -> int:
     return 0
 
 
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the whole loop on the embedded micro model (CPU, minutes)",
+                       description="Synthesise signer clips, evaluate the micro model and the "
+                                   "baselines, fine-tune a LoRA, evaluate again, write GIFs, "
+                                   "metrics.json and report.html.")
+    p.add_argument("--out", default="demo-out", help="output folder (demo-out)")
+    p.add_argument("--quick", action="store_true", help="a tiny version (under a minute)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framerturbo",
@@ -395,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"framerturbo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(sub)
     _add_interpolate(sub)
     _add_train(sub)
     _add_cache(sub)

@@ -64,7 +64,7 @@ class ObjectiveConfig:
 
 @dataclass
 class LoraConfig:
-    mode: str = "lora"  # lora | full
+    mode: str = "lora"  # lora | full | none (UNet frozen: train only the ControlNet)
     preset: str = "attn"  # attn | framer | attn+ff | custom
     targets: list[str] = field(default_factory=list)  # module-name suffixes or a regex (custom)
     rank: int = 64
@@ -140,7 +140,7 @@ CHOICES = {
     "data.sampling": ("random", "uniform", "every-window"),
     "data.resize": ("crop", "squash"),
     "objective.loss_frames": ("all", "middle"),
-    "lora.mode": ("lora", "full"),
+    "lora.mode": ("lora", "full", "none"),
     "lora.preset": ("attn", "framer", "attn+ff", "custom"),
     "control.train": ("none", "lora", "full"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
@@ -266,6 +266,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("train.ema_decay must be in [0, 1)")
     if cfg.lora.preset == "custom" and not cfg.lora.targets and cfg.lora.mode == "lora":
         raise ConfigError("lora.preset = 'custom' needs lora.targets")
+    if cfg.lora.mode == "none" and cfg.control.train == "none":
+        raise ConfigError("lora.mode = 'none' trains nothing unless control.train is set")
     if cfg.control.train != "none" and not cfg.control.use:
         raise ConfigError("control.train needs control.use = true (tracks must feed the "
                           "ControlNet to train it)")

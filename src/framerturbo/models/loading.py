@@ -13,6 +13,7 @@ first, then in the SVD folder. Weights load only from safetensors (``*.safetenso
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -34,6 +35,19 @@ REQUIRED = ("unet", "vae", "image_encoder")
 OPTIONAL = ("controlnet", "feature_extractor", "scheduler")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 RANDOM_MICRO = "random-micro"
+MICRO = "micro"  # the trained micro Framer shipped inside the package
+MICRO_PATH = Path(__file__).resolve().parents[1] / "assets" / "micro"
+
+
+def resolve_model(model: str | os.PathLike) -> str:
+    """Named models → folders: ``micro`` is the package's embedded micro Framer."""
+    if str(model) == MICRO:
+        if not (MICRO_PATH / "unet").is_dir():
+            raise ModelNotFoundError(
+                f"the embedded micro model is missing from {MICRO_PATH} — rebuild it "
+                "(docs/micro-model.md) or use --model random-micro")
+        return str(MICRO_PATH)
+    return str(model)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -120,7 +134,7 @@ def load_components(model: str | os.PathLike, svd: str | os.PathLike | None = No
     if str(model) == RANDOM_MICRO:
         parts = random_micro_components(controlnet=controlnet)
     else:
-        parts = _load_from_sources(model, svd, controlnet, dtype)
+        parts = _load_from_sources(resolve_model(model), svd, controlnet, dtype)
     for name in ("unet", "controlnet", "vae", "image_encoder"):
         part = parts.get(name)
         if part is not None:
@@ -220,8 +234,10 @@ def random_micro_components(controlnet: bool = True, seed: int = 0) -> dict:
     }
 
 
-def save_components(parts: dict, folder: str | os.PathLike) -> Path:
-    """Write a self-contained folder in the released layout, atomically (all or nothing)."""
+def save_components(parts: dict, folder: str | os.PathLike,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write a self-contained folder in the released layout, atomically (all or nothing);
+    ``dtype`` stores the weights in that precision (the embedded micro model uses fp16)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -230,6 +246,8 @@ def save_components(parts: dict, folder: str | os.PathLike) -> Path:
         for name, part in parts.items():
             if part is None:
                 continue
+            if dtype is not None and isinstance(part, torch.nn.Module):
+                part = copy.deepcopy(part).to(dtype)
             part.save_pretrained(tmp / name)
             index[name] = [type(part).__module__.split(".")[0], type(part).__name__]
         (tmp / "model_index.json").write_text(json.dumps(

@@ -41,7 +41,9 @@ def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Model
     if parts["vae"] is not None and base_dtype == torch.float16:
         parts["vae"].to(torch.float32)  # SVD's VAE overflows in fp16 (force_upcast)
 
-    trainable = {"unet": _trainable(unet, cfg.lora.mode, cfg)}
+    trainable = {}
+    if cfg.lora.mode != "none":
+        trainable["unet"] = _trainable(unet, cfg.lora.mode, cfg)
     if controlnet is not None and cfg.control.train != "none":
         trainable["controlnet"] = _trainable(controlnet, cfg.control.train, cfg)
     if cfg.train.gradient_checkpointing:

@@ -36,15 +36,13 @@ def save_atomically(model, folder: Path) -> None:
 
 def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: int = 5,
               batch: int = 2, size: int = 64, lr: float = 1e-3, kl_weight: float = 1e-6,
-              seed: int = 0, block_out_channels=(32, 64, 64, 64), progress: bool = True):
+              seed: int = 0, progress: bool = True):
     """Train an ``AutoencoderKLTemporalDecoder`` on clips from ``data``; saves to ``out``."""
     from diffusers import AutoencoderKLTemporalDecoder
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
-    vae = AutoencoderKLTemporalDecoder(**{**model_config("micro-vae"),
-                                          "block_out_channels": list(block_out_channels),
-                                          "sample_size": size})
+    vae = AutoencoderKLTemporalDecoder(**{**model_config("micro-vae"), "sample_size": size})
     dataset = ClipDataset(discover(data), ClipSettings(num_frames=frames, height=size,
                                                        width=size, stride=1, seed=seed))
     if len(dataset) == 0:
