@@ -58,15 +58,19 @@ def test_control_step_range_and_scale_zero(micro_pipe):
 
 
 def test_autopilot_rerasterises_heatmaps_every_step(micro_pipe):
-    seen = []
-    out = run(micro_pipe, start=textured_image(128, seed=1),
-              end=textured_image(128, seed=1, shift=(6, 3)), height=128, width=128,
-              num_inference_steps=4, autopilot=True, autopilot_consistency_px=1e9,
-              callback_on_step_end=lambda p, i, t, info: seen.append(info["heatmaps"].clone()))
-    assert len(seen) == 4 and seen[0].shape == (1, 5, 3, 128, 128)
+    seen = []  # the heat-maps the ControlNet is actually given, step by step
+    handle = micro_pipe.controlnet.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(kwargs["controlnet_cond"].clone()), with_kwargs=True)
+    try:
+        out = run(micro_pipe, start=textured_image(128, seed=1),
+                  end=textured_image(128, seed=1, shift=(6, 3)), height=128, width=128,
+                  num_inference_steps=4, autopilot=True, autopilot_consistency_px=1e9)
+    finally:
+        handle.remove()
+    assert len(seen) == 4 and seen[0].shape == (2, 5, 3, 128, 128)  # CFG: both halves
     assert float(seen[0].max()) == 255.0
-    changed = [not torch.equal(seen[i], seen[i + 1]) for i in range(3)]
-    assert any(changed)
+    assert torch.equal(seen[0][0], seen[0][1])  # trajectories are not dropped for uncond
+    assert any(not torch.equal(seen[i], seen[i + 1]) for i in range(3))
     assert out.tracks[0] is not None and out.tracks[0].shape[0] == 5
 
 

@@ -80,6 +80,9 @@ class ControlConfig:
     min_tracks: int = 1
     max_tracks: int = 10
     scale: float = 1.0
+    # a model without controlnet/ gets a new one copied from its UNet's encoder (zero outputs),
+    # with this heat-map embedding (the released layout's by default)
+    embedding_channels: list[int] = field(default_factory=lambda: [16, 32, 96, 256])
 
 
 @dataclass

@@ -31,7 +31,15 @@ def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Model
     parts = load_components(cfg.model.pretrained, cfg.model.svd or None,
                             controlnet=cfg.control.use, device=device, dtype=base_dtype)
     if cfg.control.use and parts["controlnet"] is None:
-        raise ConfigError("control.use = true but the model has no controlnet/ folder")
+        if cfg.control.train != "full":
+            raise ConfigError("control.use = true but the model has no controlnet/ folder — "
+                              "set control.train = \"full\" to start one from the UNet")
+        from ..models import FramerControlNet
+
+        logger.info("no controlnet/ in the model: starting one from the UNet's encoder")
+        parts["controlnet"] = FramerControlNet.from_unet(
+            parts["unet"], conditioning_embedding_out_channels=cfg.control.embedding_channels
+        ).to(device)
     if not need_encoders:  # the cache holds everything they would compute
         parts["vae"] = parts["image_encoder"] = None
     unet, controlnet = parts["unet"], parts["controlnet"]

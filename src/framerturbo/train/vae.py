@@ -68,6 +68,22 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
         optimizer.step()
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % 500 == 0 or step + 1 == steps:
+        if (step + 1) % 500 == 0 and step + 1 < steps:
             save_atomically(vae, out)
+    calibrate_scaling(vae, dataset)
+    save_atomically(vae, out)
     return vae
+
+
+@torch.no_grad()
+def calibrate_scaling(vae, dataset: ClipDataset, clips: int = 64) -> float:
+    """Set ``scaling_factor`` so that scaled latents have unit variance (as SD/SVD's 0.18215
+    does for their VAE): diffusion noise levels assume data of that scale."""
+    n = min(clips, len(dataset))
+    frames = torch.cat([dataset[(i, 0)]["frames"] for i in range(n)]).float() / 127.5 - 1
+    latents = torch.cat([vae.encode(frames[i:i + 16]).latent_dist.mode()
+                         for i in range(0, len(frames), 16)])
+    factor = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=factor)
+    logger.info("VAE scaling factor set to %.5f", factor)
+    return factor
