@@ -80,9 +80,11 @@ def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
         assert main(common + ["-o", str(tmp_path / name)] + extra) == 0
         outs[name] = np.stack([np.asarray(Image.open(p)).astype(float)
                                for p in sorted((tmp_path / name).glob("*.png"))])
-    assert np.abs(outs["zero"] - outs["base"]).max() <= 1  # uint8 rounding
-    assert np.abs(outs["full"] - outs["base"]).max() > 1
-    assert np.abs(outs["stack"] - outs["full"]).max() <= 1  # 0.5 + 0.5 of the same LoRA
+    # float reordering inside PEFT-wrapped layers (~1e-6) can move a few uint8 levels after the
+    # σ=700 start of a random model; the LoRA itself moves tens of levels
+    assert np.abs(outs["zero"] - outs["base"]).max() <= 4
+    assert np.abs(outs["full"] - outs["base"]).max() > 20
+    assert np.abs(outs["stack"] - outs["full"]).max() <= 4  # 0.5 + 0.5 of the same LoRA
     assert main(common + ["-o", str(tmp_path / "x"), "--lora", str(tmp_path)]) == 2
 
 

@@ -1,0 +1,97 @@
+"""Options and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from contextlib import contextmanager
+
+EXIT_USAGE = 2
+
+
+def add_model_args(p, required: bool = True) -> None:
+    p.add_argument("--model", required=required,
+                   help="Framer folder or Hub id (unet/ [+ controlnet/]); a self-contained folder "
+                        "needs no --svd. 'random-micro' = tiny model with RANDOM weights")
+    p.add_argument("--svd", help="SVD-xt folder or Hub id for vae/, image_encoder/, "
+                                 "feature_extractor/, scheduler/ when --model lacks them")
+    p.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",
+                   help="LoRA folder from `framerturbo train` (its lora/), optional scale; "
+                        "repeat to stack several; scale 0 = base model")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
+    p.add_argument("--dtype", default="auto",
+                   help="auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+
+
+def add_sampling_args(p) -> None:
+    p.add_argument("--sampler", default="euler", help="euler (default) or dpm++")
+    p.add_argument("--steps", type=int, help="denoising steps (euler 30, dpm++ 12)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (0); same seed, same frames")
+    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"), default=(1.0, 3.0),
+                   help="per-frame CFG ramp (1.0 3.0); MAX <= 1 turns CFG off")
+    p.add_argument("--middle-max-guidance", action="store_true",
+                   help="ramp the guidance up to the middle frame and down again")
+    p.add_argument("--height", type=int, default=320)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--fps", type=int, default=7, help="output fps; conditions the model as fps-1")
+    p.add_argument("--motion-bucket", type=int, default=100, help="motion bucket id (100)")
+    p.add_argument("--noise-aug", type=float, default=0.02,
+                   help="endpoint noise augmentation σ (0.02)")
+    p.add_argument("--decode-chunk", type=int, help="frames per VAE decode call (all)")
+
+
+def sampling_kwargs(args) -> dict:
+    """Pipeline keyword arguments from the sampling options (the seed stays separate)."""
+    return dict(num_inference_steps=args.steps, sampler=args.sampler,
+                min_guidance_scale=args.guidance[0], max_guidance_scale=args.guidance[1],
+                middle_max_guidance=args.middle_max_guidance, fps=args.fps,
+                motion_bucket_id=args.motion_bucket, noise_aug_strength=args.noise_aug,
+                decode_chunk_size=args.decode_chunk)
+
+
+def load_pipeline(args, controlnet: bool):
+    """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights."""
+    from ..adapters import load_loras, parse_lora_spec
+    from ..models.loading import RANDOM_MICRO
+    from ..pipeline import FramerPipeline
+    from ..schedulers import canonical_name
+
+    if hasattr(args, "sampler"):
+        canonical_name(args.sampler)
+    pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device, dtype=args.dtype,
+                                      controlnet=controlnet)
+    if args.lora:
+        load_loras(pipe.unet, [parse_lora_spec(x) for x in args.lora])
+    if hasattr(args, "height"):
+        pipe.check_size(args.height, args.width)
+    if args.model == RANDOM_MICRO:
+        print("note: --model random-micro has RANDOM weights: the output shows the pipeline "
+              "working, not a real interpolation", file=sys.stderr)
+    return pipe
+
+
+@contextmanager
+def warnings_to_stderr():
+    """Show library warnings (e.g. autopilot's no-match fallback) as one 'warning:' line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+
+
+def add_config_args(p) -> None:
+    p.add_argument("--config", help="TOML config (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value",
+                   help="override config values, e.g. train.lr=5e-5")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config and exit")
+
+
+def load_config_args(args):
+    from ..config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(cfg.to_toml())
+    return cfg

@@ -1,0 +1,170 @@
+"""interpolate (one pair or a batch), stitch, demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .common import (EXIT_USAGE, add_model_args, add_sampling_args, load_pipeline,
+                     sampling_kwargs, warnings_to_stderr)
+
+
+def register(sub) -> None:
+    _add_demo(sub)
+    _add_interpolate(sub)
+    _add_stitch(sub)
+
+
+def _add_interpolate(sub) -> None:
+    p = sub.add_parser("interpolate", help="generate the frames between a start and an end image",
+                       description="Interpolate between two images with Framer, or between "
+                                   "many pairs with --pairs.")
+    p.add_argument("start", nargs="?", help="start frame (PNG/JPEG)")
+    p.add_argument("end", nargs="?", help="end frame (PNG/JPEG)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output: .mp4, .gif, or a folder name for PNG frames (with --pairs: "
+                        "the output folder)")
+    p.add_argument("--pairs", help="a folder of {id}_start/{id}_end images or a .jsonl list")
+    p.add_argument("--format", choices=["mp4", "gif", "png"], default="mp4",
+                   help="output format per pair with --pairs (mp4)")
+    add_model_args(p)
+    add_sampling_args(p)
+    p.add_argument("--num-frames", type=int, default=14, help="frames incl. both ends (14)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--tracks", help="trajectory JSON (see docs/quickstart.md)")
+    group.add_argument("--autopilot", action="store_true",
+                       help="trajectories from SIFT matches, refined while sampling")
+    p.add_argument("--control-scale", type=float,
+                   help="ControlNet strength (1.0 with --tracks, 0.5 with --autopilot)")
+    p.add_argument("--control-steps", type=float, nargs=2, metavar=("FROM", "TO"),
+                   default=(0.0, 1.0), help="fraction of steps with control (0 1)")
+    p.set_defaults(func=_run_interpolate)
+
+
+def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) -> float:
+    """One pair → ``out``; returns the sampling time."""
+    import torch
+
+    from ..tracks import load_tracks
+    from ..video_io import load_image, write_frames
+
+    start, end = load_image(start_path), load_image(end_path)
+    tracks = None
+    if tracks_path:
+        tracks = load_tracks(tracks_path)
+        if tracks.image_size is None:
+            tracks.image_size = start.size  # points are in start-image pixels
+    for path, img in ((start_path, start), (end_path, end)):
+        if img.size != (args.width, args.height):
+            print(f"warning: {path} is {img.size[0]}x{img.size[1]}; resized to "
+                  f"{args.width}x{args.height}", file=sys.stderr)
+    scale = args.control_scale if args.control_scale is not None else (
+        0.5 if args.autopilot else 1.0)
+    t0 = time.perf_counter()
+    with warnings_to_stderr():
+        result = pipe(start, end, num_frames=args.num_frames, height=args.height,
+                      width=args.width, tracks=tracks, autopilot=args.autopilot,
+                      control_scale=scale, control_step_range=tuple(args.control_steps),
+                      generator=torch.Generator(device="cpu").manual_seed(args.seed),
+                      output_type="np", **sampling_kwargs(args))
+    elapsed = time.perf_counter() - t0
+    write_frames(result.frames[0], out, fps=args.fps)
+    return elapsed
+
+
+def _run_interpolate(args) -> int:
+    from ..video_io import InputError, load_image
+
+    if args.pairs:
+        return _run_batch(args)
+    if not (args.start and args.end):
+        raise InputError("give START and END images, or --pairs DIR|LIST.jsonl")
+    out = Path(args.output)
+    if out.suffix.lower() not in ("", ".mp4", ".gif"):
+        raise InputError(f"{out}: unknown output type {out.suffix!r} — use .mp4, .gif, or a "
+                         "folder name (PNG frames)")
+    load_image(args.start), load_image(args.end)  # fail fast, before loading the model
+    if args.tracks:
+        from ..tracks import load_tracks
+
+        load_tracks(args.tracks)
+    t0 = time.perf_counter()
+    pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot))
+    t_load = time.perf_counter() - t0
+    t_sample = _interpolate_pair(pipe, args, args.start, args.end, args.tracks, out)
+    print(f"wrote {out} ({args.num_frames} frames, {args.width}x{args.height}); "
+          f"load {t_load:.1f}s, sampling {t_sample:.1f}s")
+    return 0
+
+
+def _run_batch(args) -> int:
+    from ..batch import discover_pairs, run_batch
+
+    pairs, problems = discover_pairs(args.pairs)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    if not pairs:
+        raise ValueError(f"{args.pairs}: no start/end pairs found")
+    any_tracks = args.autopilot or args.tracks or any(p.tracks for p in pairs)
+    pipe = load_pipeline(args, controlnet=bool(any_tracks))
+    pipe.set_progress_bar_config(disable=True)
+    summary = run_batch(
+        lambda pair, out: _interpolate_pair(pipe, args, pair.start, pair.end,
+                                            pair.tracks or args.tracks, out),
+        pairs, args.output, args.format)
+    for pid, reason in summary.failed.items():
+        print(f"failed: {pid}: {reason}", file=sys.stderr)
+    print(summary.line())
+    return EXIT_USAGE if summary.failed else 0
+
+
+def _add_stitch(sub) -> None:
+    p = sub.add_parser("stitch", help="join clips with generated transitions",
+                       description="Join clips with N generated frames between each pair "
+                                   "(last usable frame → first usable frame of the next).")
+    p.add_argument("clips", nargs="+", help="video clips, in order")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4/.gif) or folder")
+    p.add_argument("--transition-frames", type=int, default=12,
+                   help="new frames between consecutive clips (12)")
+    p.add_argument("--trim-static", action="store_true",
+                   help="drop motionless frames at the head and tail of each clip")
+    p.add_argument("--trim-threshold", type=float, default=0.5,
+                   help="mean grey-level change per frame below which a frame counts as static")
+    add_model_args(p)
+    add_sampling_args(p)
+    p.set_defaults(func=_run_stitch)
+
+
+def _run_stitch(args) -> int:
+    from ..stitch import stitch
+
+    pipe = load_pipeline(args, controlnet=False)
+    kwargs = sampling_kwargs(args) | {"seed": args.seed}  # the video keeps the clips' own fps
+    with warnings_to_stderr():
+        segments = stitch(pipe, args.clips, args.output,
+                          transition_frames=args.transition_frames, trim=args.trim_static,
+                          trim_threshold=args.trim_threshold, height=args.height,
+                          width=args.width, sample_kwargs=kwargs)
+    frames = segments[-1].end_frame + 1
+    print(f"wrote {args.output} ({frames} frames: {len(args.clips)} clips, "
+          f"{len(args.clips) - 1} transitions) and {args.output}.json")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the whole loop on the embedded micro model (CPU, minutes)",
+                       description="Synthesise signer clips, evaluate the micro model and the "
+                                   "baselines, fine-tune a LoRA, evaluate again, write GIFs, "
+                                   "metrics.json and report.html.")
+    p.add_argument("--out", default="demo-out", help="output folder (demo-out)")
+    p.add_argument("--quick", action="store_true", help="a tiny version (under a minute)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    from ..demo import run_demo
+
+    run_demo(args.out, quick=args.quick, seed=args.seed)
+    return 0

@@ -1,0 +1,122 @@
+"""train, cache, train-vae, new-model."""
+
+from __future__ import annotations
+
+from .common import add_config_args, load_config_args
+
+
+def register(sub) -> None:
+    _add_train(sub)
+    _add_cache(sub)
+    _add_train_vae(sub)
+    _add_new_model(sub)
+
+
+def _add_new_model(sub) -> None:
+    p = sub.add_parser("new-model", help="write a micro model folder (random or given parts)",
+                       description="Write a self-contained Framer folder (released layout) "
+                                   "with RANDOM weights, e.g. to test a setup.")
+    p.add_argument("--preset", choices=["micro"], default="micro")
+    p.add_argument("--out", required=True, help="folder to create")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae", help="use this trained VAE folder instead of a random one")
+    p.add_argument("--from-model", help="take unet/controlnet/... from this folder where present")
+    p.add_argument("--fp16", action="store_true", help="store the weights in fp16")
+    p.set_defaults(func=_run_new_model)
+
+
+def _run_new_model(args) -> int:
+    import torch
+
+    from ..models.loading import load_components, random_micro_components, save_components
+
+    parts = random_micro_components(seed=args.seed)
+    random_parts = {"unet", "controlnet", "vae", "image_encoder"}
+    if args.from_model:
+        loaded = {k: v for k, v in load_components(args.from_model, device="cpu",
+                                                   dtype="fp32").items() if v is not None}
+        parts |= loaded
+        random_parts -= set(loaded)
+    if args.vae:
+        from diffusers import AutoencoderKLTemporalDecoder
+
+        parts["vae"] = AutoencoderKLTemporalDecoder.from_pretrained(args.vae)
+        random_parts.discard("vae")
+    folder = save_components(parts, args.out, dtype=torch.float16 if args.fp16 else None)
+    note = f" (random weights: {', '.join(sorted(random_parts))})" if random_parts else ""
+    print(f"wrote {folder}{note}")
+    return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune Framer (LoRA or full) on your clips",
+                       description="Train with the EDM objective on the sampler's conditioning. "
+                                   "Also runs under `accelerate launch -m framerturbo train`.")
+    add_config_args(p)
+    p.add_argument("--resume", nargs="?", const="latest",
+                   help="continue from the latest checkpoint of the run (or a given folder)")
+    p.add_argument("--stop-at-step", type=int,
+                   help="checkpoint and stop at this step (resume later with --resume)")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    cfg = load_config_args(args)
+    if args.print_config:
+        return 0
+    from ..train.loop import train
+
+    run = train(cfg, resume=args.resume, stop_at_step=args.stop_at_step)
+    print(f"run folder: {run}")
+    return 0
+
+
+def _add_cache(sub) -> None:
+    p = sub.add_parser("cache", help="precompute latents + CLIP tokens for training",
+                       description="Build (or verify and complete) the latent cache for a config.")
+    add_config_args(p)
+    p.set_defaults(func=_run_cache)
+
+
+def _run_cache(args) -> int:
+    cfg = load_config_args(args)
+    if args.print_config:
+        return 0
+    if not cfg.data.cache_dir:
+        raise ValueError("data.cache_dir is not set — add it to the config or pass "
+                         "data.cache_dir=DIR")
+    from ..data.cache import build_cache
+    from ..models.loading import load_components
+    from ..train.setup import make_datasets
+
+    train_set, _ = make_datasets(cfg)
+    parts = load_components(cfg.model.pretrained, cfg.model.svd or None, controlnet=False,
+                            dtype="fp32" if cfg.model.base_dtype == "fp16" else cfg.model.base_dtype)
+    fe = parts["feature_extractor"]
+    folder = build_cache(cfg, train_set, parts["vae"], parts["image_encoder"],
+                         getattr(fe, "image_mean", None), getattr(fe, "image_std", None))
+    print(f"cache ready: {folder} ({len(train_set)} clips, "
+          f"{len(train_set.skipped.reasons)} sources skipped)")
+    return 0
+
+
+def _add_train_vae(sub) -> None:
+    p = sub.add_parser("train-vae", help="train the micro model's temporal VAE (recipe stage 1)")
+    p.add_argument("--data", nargs="+", required=True, help="clip folders / manifests")
+    p.add_argument("--out", required=True, help="folder for the VAE (diffusers layout)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--frames", type=int, default=5, help="frames per training clip")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_train_vae)
+
+
+def _run_train_vae(args) -> int:
+    from ..train.vae import train_vae
+
+    train_vae(args.data, args.out, steps=args.steps, frames=args.frames, batch=args.batch,
+              size=args.size, lr=args.lr, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0

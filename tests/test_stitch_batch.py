@@ -1,0 +1,100 @@
+"""stitch (frame counts, fps, positions, trimming) and batch interpolation (resume, bad pairs)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from conftest import textured_image
+from framerturbo.cli import main
+from framerturbo.stitch import plan_frame_count, trim_static
+from framerturbo.video_io import read_video_frames
+from videos import moving_square_frames, write_video
+
+MODEL = ["--model", "random-micro", "--steps", "2", "--height", "64", "--width", "64"]
+
+
+def test_stitch_three_clips(tmp_path):
+    clips = [write_video(tmp_path / f"c{i}.mp4", moving_square_frames(n, seed=i), fps=10)
+             for i, n in enumerate((6, 8, 5))]
+    out = tmp_path / "joined.mp4"
+    assert main(["stitch", *map(str, clips), "-o", str(out), "--transition-frames", "3",
+                 *MODEL]) == 0
+    video = read_video_frames(out)
+    assert len(video) == plan_frame_count([6, 8, 5], 3) == 25
+    meta = json.loads(out.with_name("joined.mp4.json").read_text())
+    assert meta["fps"] == 10 and meta["frames"] == 25
+    kinds = [(s["kind"], s["start_frame"], s["end_frame"]) for s in meta["segments"]]
+    assert kinds == [("clip", 0, 5), ("transition", 6, 8), ("clip", 9, 16),
+                     ("transition", 17, 19), ("clip", 20, 24)]
+    import av
+    with av.open(str(out)) as c:
+        assert float(c.streams.video[0].average_rate) == 10
+
+
+def test_stitch_trims_static_ends(tmp_path):
+    moving = moving_square_frames(6, seed=1)
+    held = np.concatenate([np.repeat(moving[:1], 3, 0), moving, np.repeat(moving[-1:], 2, 0)])
+    assert trim_static(held, 0.5) == (3, 2)
+    a = write_video(tmp_path / "a.mp4", held, fps=8)
+    b = write_video(tmp_path / "b.mp4", moving_square_frames(7, seed=2), fps=8)
+    out = tmp_path / "t.mp4"
+    assert main(["stitch", str(a), str(b), "-o", str(out), "--transition-frames", "2",
+                 "--trim-static", *MODEL]) == 0
+    meta = json.loads(out.with_name("t.mp4.json").read_text())
+    first = meta["segments"][0]
+    assert (first["trimmed_head"], first["trimmed_tail"]) == (3, 2)
+    assert meta["frames"] == len(read_video_frames(out)) == 6 + 2 + 7
+
+
+def test_stitch_conforms_sizes_and_rates(tmp_path, capsys):
+    a = write_video(tmp_path / "a.mp4", moving_square_frames(6, seed=1), fps=10)
+    b = write_video(tmp_path / "b.mp4", moving_square_frames(6, size=96, square=20, seed=2),
+                    fps=5)
+    out = tmp_path / "c.mp4"
+    assert main(["stitch", str(a), str(b), "-o", str(out), "--transition-frames", "2",
+                 *MODEL]) == 0
+    err = capsys.readouterr().err
+    assert "resampled to 10" in err and "resized to 64x64" in err
+    assert read_video_frames(out).shape[1:3] == (64, 64)
+    assert json.loads(out.with_name("c.mp4.json").read_text())["frames"] == 6 + 2 + 12
+
+
+def test_batch_pairs_resume_and_bad_pair(tmp_path, capsys):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for pid in ("a", "b"):
+        Image.fromarray(textured_image(64, 1)).save(pairs / f"{pid}_start.png")
+        Image.fromarray(textured_image(64, 2)).save(pairs / f"{pid}_END.JPG")
+    (pairs / "bad_start.png").write_bytes(b"not an image")
+    Image.fromarray(textured_image(64, 3)).save(pairs / "bad_end.png")
+    Image.fromarray(textured_image(64, 3)).save(pairs / "lonely_start.png")
+    out = tmp_path / "out"
+    argv = ["interpolate", "--pairs", str(pairs), "-o", str(out), "--num-frames", "5", *MODEL]
+    assert main(argv) == 2  # the bad pair is reported, the others are done
+    captured = capsys.readouterr()
+    assert "2 written, 0 already there, 1 failed" in captured.out
+    assert "failed: bad:" in captured.err and "lonely: no lonely_end" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+    stamp = (out / "a.mp4").stat().st_mtime_ns
+    (pairs / "bad_start.png").unlink()
+    (pairs / "bad_end.png").unlink()
+    assert main(argv) == 0
+    assert "0 written, 2 already there, 0 failed" in capsys.readouterr().out
+    assert (out / "a.mp4").stat().st_mtime_ns == stamp
+
+
+def test_batch_from_jsonl(tmp_path):
+    Image.fromarray(textured_image(64, 1)).save(tmp_path / "s.png")
+    Image.fromarray(textured_image(64, 2)).save(tmp_path / "e.png")
+    (tmp_path / "t.json").write_text(json.dumps({"tracks": [{"points": [[10, 10], [30, 20]]}]}))
+    (tmp_path / "list.jsonl").write_text(
+        json.dumps({"start": "s.png", "end": "e.png", "output": "first"}) + "\n"
+        + json.dumps({"start": "s.png", "end": "e.png", "tracks": "t.json",
+                      "output": "second"}) + "\n")
+    out = tmp_path / "out"
+    assert main(["interpolate", "--pairs", str(tmp_path / "list.jsonl"), "-o", str(out),
+                 "--format", "gif", "--num-frames", "5", *MODEL]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["first.gif", "second.gif"]
