@@ -10,6 +10,7 @@ from .common import add_model_args, load_pipeline
 def register(sub) -> None:
     _add_evaluate(sub)
     _add_report(sub)
+    _add_export(sub)
 
 
 def _add_evaluate(sub) -> None:
@@ -57,4 +58,25 @@ def _run_report(args) -> int:
     from ..report import build_report
 
     print(f"wrote {build_report(args.run_dir, args.output)}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a trained LoRA: peft, merged, or comfyui",
+                       description="Export a LoRA (a run folder or its lora/) as a PEFT adapter, "
+                                   "a merged Framer folder, or one ComfyUI safetensors file.")
+    p.add_argument("run", help="run folder or LoRA folder")
+    p.add_argument("--format", required=True, choices=["peft", "merged", "comfyui"])
+    p.add_argument("-o", "--output", required=True,
+                   help="folder (peft, merged) or .safetensors file (comfyui)")
+    p.add_argument("--model", required=True, help="the base model the LoRA was trained on")
+    p.add_argument("--svd", help="SVD-xt folder when --model lacks vae/ etc.")
+    p.add_argument("--scale", type=float, default=1.0, help="LoRA scale to merge at (1.0)")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from ..export import export
+
+    print(f"wrote {export(args.run, args.format, args.output, args.model, args.svd, args.scale)}")
     return 0

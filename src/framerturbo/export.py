@@ -1,0 +1,102 @@
+"""Exporting a trained LoRA for other tools.
+
+* ``peft``    — a PEFT adapter folder (``adapter_config.json`` + ``adapter_model.safetensors``),
+  loadable with ``peft.inject_adapter_in_model(LoraConfig.from_pretrained(folder), unet)`` +
+  ``set_peft_model_state_dict`` (keys carry PEFT's ``base_model.model.`` prefix).
+* ``merged``  — the LoRA folded into the base weights: a Framer folder with a full diffusers
+  ``unet/`` (and the base ``controlnet/`` when there is one), loadable by our loader and by
+  diffusers' ``from_pretrained``.
+* ``comfyui`` — one safetensors file of the merged UNet keyed by the diffusers parameter names, as
+  ComfyUI-FramerWrapper loads a Framer UNet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from .adapters import LORA_WEIGHTS, load_loras
+from .models.loading import load_components
+
+FORMATS = ("peft", "merged", "comfyui")
+
+
+def find_lora(path: str | Path) -> Path:
+    """A run folder (its ``lora/``) or a LoRA folder itself."""
+    path = Path(path)
+    for candidate in (path, path / "lora"):
+        if (candidate / LORA_WEIGHTS).is_file():
+            return candidate
+    raise FileNotFoundError(f"{path}: no {LORA_WEIGHTS} here or in {path / 'lora'} — pass a run "
+                            "folder or a LoRA folder from `framerturbo train`")
+
+
+def merged_unet(model: str, svd: str | None, lora: Path, scale: float = 1.0):
+    """The base UNet with the LoRA fused in at ``scale`` and the adapter layers removed."""
+    parts = load_components(model, svd, controlnet=True, device="cpu", dtype="fp32")
+    unet = parts["unet"]
+    load_loras(unet, [(str(lora), scale)])
+    unet.fuse_lora(lora_scale=1.0)  # set_adapters already applied the scale
+    unet.unload_lora()
+    return unet, parts
+
+
+def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
+           svd: str | None = None, scale: float = 1.0) -> Path:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    lora, out = find_lora(run_or_lora), Path(out)
+    if fmt == "peft":
+        return _export_peft(lora, out, model, svd)
+    unet, parts = merged_unet(model, svd, lora, scale)
+    if fmt == "comfyui":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, tmp,
+                  metadata={"format": "pt", "source": "framerturbo merged Framer UNet"})
+        os.replace(tmp, out)
+        return out
+    return _write_folder(out, {"unet": unet, "controlnet": parts.get("controlnet")})
+
+
+def _export_peft(lora: Path, out: Path, model: str, svd: str | None) -> Path:
+    from peft import get_peft_model_state_dict
+
+    unet = load_components(model, svd, controlnet=False, device="cpu", dtype="fp32")["unet"]
+    (name,) = load_loras(unet, [(str(lora), 1.0)])
+    config = unet.peft_config[name]
+    state = get_peft_model_state_dict(unet, adapter_name=name)
+
+    def write(tmp: Path) -> None:
+        config.save_pretrained(tmp)
+        save_file({f"base_model.model.{k}": v.contiguous() for k, v in state.items()},
+                  tmp / "adapter_model.safetensors")
+    return _atomic_dir(out, write)
+
+
+def _write_folder(out: Path, parts: dict) -> Path:
+    def write(tmp: Path) -> None:
+        for name, part in parts.items():
+            if part is not None:
+                part.save_pretrained(tmp / name)
+    return _atomic_dir(out, write)
+
+
+def _atomic_dir(out: Path, write) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        write(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
