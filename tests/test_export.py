@@ -60,7 +60,7 @@ def test_merged_equals_unmerged_and_reloads(base_and_loras, tmp_path):
     from diffusers import UNetSpatioTemporalConditionModel
     stock = UNetSpatioTemporalConditionModel.from_pretrained(tmp_path / "m" / "unet")
     with torch.no_grad():
-        assert torch.allclose(stock(**x).sample, out, atol=1e-6)
+        assert torch.allclose(stock(**x).sample, out, atol=1e-4)
 
     assert main(["export", str(lora), "--format", "comfyui", "-o", str(tmp_path / "c.safetensors"),
                  "--model", str(base), "--scale", "0.7"]) == 0
@@ -69,7 +69,7 @@ def test_merged_equals_unmerged_and_reloads(base_and_loras, tmp_path):
     fresh = FramerUNet.from_config(merged.config)
     fresh.load_state_dict(flat, strict=True)
     with torch.no_grad():
-        assert torch.allclose(fresh(**x).sample, out, atol=1e-5)
+        assert torch.allclose(fresh(**x).sample, out, atol=1e-4)
 
 
 def test_peft_export_reloads_with_peft(base_and_loras, tmp_path):
@@ -89,7 +89,7 @@ def test_peft_export_reloads_with_peft(base_and_loras, tmp_path):
                for k, v in load_file(tmp_path / "p" / "adapter_model.safetensors").items()}
     assert not set_peft_model_state_dict(model, weights).unexpected_keys
     with torch.no_grad():
-        assert torch.allclose(model(**x).sample, expected, atol=1e-5)
+        assert torch.allclose(model(**x).sample, expected, atol=1e-4)
 
 
 def test_stacking_two_loras_equals_merging_them(base_and_loras):
