@@ -96,6 +96,16 @@ def parse_lora_spec(spec: str) -> tuple[str, float]:
         raise ValueError(f"--lora {spec!r}: the scale after ':' must be a number") from None
 
 
+def find_lora_dir(path: str | Path) -> Path:
+    """A run folder (its ``lora/``) or a LoRA folder itself."""
+    path = Path(path)
+    for candidate in (path, path / "lora"):
+        if (candidate / LORA_WEIGHTS).is_file():
+            return candidate
+    raise FileNotFoundError(f"{path}: no {LORA_WEIGHTS} here or in {path / 'lora'} — pass a run "
+                            "folder or a LoRA folder from `framerturbo train`")
+
+
 def load_loras(model, specs: list[tuple[str, float]]) -> list[str]:
     """Load several LoRA folders into ``model`` and activate them with their scales."""
     names = []

@@ -20,20 +20,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .adapters import LORA_WEIGHTS, load_loras
+from .adapters import find_lora_dir, load_loras
 from .models.loading import load_components
 
 FORMATS = ("peft", "merged", "comfyui")
-
-
-def find_lora(path: str | Path) -> Path:
-    """A run folder (its ``lora/``) or a LoRA folder itself."""
-    path = Path(path)
-    for candidate in (path, path / "lora"):
-        if (candidate / LORA_WEIGHTS).is_file():
-            return candidate
-    raise FileNotFoundError(f"{path}: no {LORA_WEIGHTS} here or in {path / 'lora'} — pass a run "
-                            "folder or a LoRA folder from `framerturbo train`")
 
 
 def merged_unet(model: str, svd: str | None, lora: Path, scale: float = 1.0):
@@ -50,7 +40,7 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
            svd: str | None = None, scale: float = 1.0) -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    lora, out = find_lora(run_or_lora), Path(out)
+    lora, out = find_lora_dir(run_or_lora), Path(out)
     if fmt == "peft":
         return _export_peft(lora, out, model, svd)
     unet, parts = merged_unet(model, svd, lora, scale)

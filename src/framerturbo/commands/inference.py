@@ -14,6 +14,7 @@ def register(sub) -> None:
     _add_demo(sub)
     _add_interpolate(sub)
     _add_stitch(sub)
+    _add_app(sub)
 
 
 def _add_interpolate(sub) -> None:
@@ -167,4 +168,47 @@ def _run_demo(args) -> int:
     from ..demo import run_demo
 
     run_demo(args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
+def _add_app(sub) -> None:
+    p = sub.add_parser("app", help="web UI on 127.0.0.1 (needs the [app] extra)",
+                       description="Gradio app: upload two frames, click trajectory points, "
+                                   "interpolate. Binds 127.0.0.1 unless --host is given.")
+    p.add_argument("--model", default="micro", help="as for interpolate (default: micro)")
+    p.add_argument("--svd")
+    p.add_argument("--lora", action="append", default=[], metavar="[NAME=]DIR",
+                   help="a LoRA the UI may select (repeatable)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-upload-mb", type=int, default=20, help="upload size limit (20 MB)")
+    p.add_argument("--height", type=int, default=320, help="default generation height")
+    p.add_argument("--width", type=int, default=512, help="default generation width")
+    p.add_argument("--num-frames", type=int, default=14, help="default frame count")
+    p.add_argument("--steps", type=int, default=12, help="default steps")
+    p.set_defaults(func=_run_app)
+
+
+def _run_app(args) -> int:
+    try:
+        from ..app import launch
+    except ImportError as e:
+        raise ValueError(f"the app needs Gradio ({e.name} missing) — pip install "
+                         "'framerturbo[app]'") from None
+    from ..adapters import find_lora_dir
+    from ..pipeline import FramerPipeline
+
+    loras = {}
+    for spec in args.lora:
+        name, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
+        folder = find_lora_dir(path)
+        loras[name or (folder.parent.name if folder.name == "lora" else folder.name)] = str(folder)
+    pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device, dtype=args.dtype)
+    pipe.set_progress_bar_config(disable=False)
+    print(f"serving on http://{args.host}:{args.port}")
+    launch(pipe, loras, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
+           defaults={"height": args.height, "width": args.width, "frames": args.num_frames,
+                     "steps": args.steps})
     return 0
