@@ -34,7 +34,8 @@ def app_url(tmp_path_factory):
     log = tmp_path_factory.mktemp("app") / "app.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "framerturbo", "app", "--model", "random-micro", "--port",
-         str(port), "--height", "64", "--width", "64", "--num-frames", "5", "--steps", "2"],
+         str(port), "--height", "64", "--width", "64", "--num-frames", "5", "--steps", "2",
+         "--max-upload-mb", "1"],
         stdout=open(log, "w"), stderr=subprocess.STDOUT,
         env={**__import__("os").environ, "GRADIO_ANALYTICS_ENABLED": "False"})
     url = f"http://127.0.0.1:{port}/"
@@ -98,3 +99,28 @@ def test_upload_point_run_video(app_url, tmp_path):
             raise
         finally:
             browser.close()
+
+
+def _post_file(url: str, payload: bytes) -> int:
+    import urllib.error
+
+    boundary = "framerturbo-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n").encode() + payload + \
+        f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        return urllib.request.urlopen(request, timeout=30).status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_upload_limit_and_no_server_paths(app_url):
+    import urllib.error
+
+    assert _post_file(app_url + "gradio_api/upload", b"x" * 2_000_000) == 413
+    assert _post_file(app_url + "gradio_api/upload", b"x" * 1000) == 200
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(app_url + "gradio_api/file=/etc/passwd", timeout=10)
+    assert err.value.code in (403, 404)

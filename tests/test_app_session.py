@@ -1,0 +1,47 @@
+"""The app's per-session trajectory state survives every click order (the earlier app crashed
+on several) and turns into tracks in start-image pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from framerturbo.app import Session, draw
+
+
+def test_click_orders_never_crash_and_make_sense():
+    s = Session()
+    s.undo()  # nothing to undo
+    s.clear()
+    s.click("end", 5, 5)  # an end before any start: an end-only (stationary) point
+    s.click("start", 10, 10)
+    s.click("start", 20, 20)  # two open tracks
+    s.click("end", 30, 30)  # completes the newest open one
+    s.click("end", 15, 15)  # then the older one
+    s.click("end", 40, 40)  # nothing open: a new end-only point
+    s.click("start", 1, 1)
+    s.click("start", 1, 1)  # identical clicks are fine
+    assert [(t["start"], t["end"]) for t in s.tracks] == [
+        (None, (5, 5)), ((10, 10), (15, 15)), ((20, 20), (30, 30)), (None, (40, 40)),
+        ((1, 1), None), ((1, 1), None)]
+    s.undo()
+    s.undo()
+    assert len(s.tracks) == 4
+    s.clear()
+    assert s.tracks == []
+    s.undo()
+    assert len(s.tracks) == 4
+    ts = s.track_set((64, 48))
+    assert ts.image_size == (64, 48) and len(ts.tracks) == 4
+    assert np.array_equal(ts.tracks[0].points, [[5, 5]])
+    assert np.array_equal(ts.tracks[1].points, [[10, 10], [15, 15]])
+    assert Session().track_set((64, 64)) is None
+
+
+def test_draw_marks_points_without_touching_the_original():
+    img = Image.new("RGB", (64, 64), (128, 128, 128))
+    s = Session(start=img)
+    s.click("start", 32, 32)
+    marked = draw(img, s, "start")
+    assert np.asarray(marked).std() > 0 and np.asarray(img).std() == 0
+    assert draw(None, s, "end") is None
