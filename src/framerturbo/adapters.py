@@ -82,8 +82,12 @@ def add_lora(model, rank: int, alpha: float, dropout: float, regex: str,
 
 
 def save_lora(model, folder: str | Path, adapter_name: str = "default") -> Path:
+    """Write the adapter as a diffusers LoRA folder, atomically."""
+    from .atomic import atomic_dir
+
     folder = Path(folder)
-    model.save_lora_adapter(folder, adapter_name=adapter_name, safe_serialization=True)
+    with atomic_dir(folder) as tmp:
+        model.save_lora_adapter(tmp, adapter_name=adapter_name, safe_serialization=True)
     return folder
 
 

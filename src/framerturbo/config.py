@@ -50,6 +50,7 @@ class DataConfig:
     num_workers: int = 0
     cache_dir: str = ""  # use the latent cache here (`framerturbo cache` builds it)
     aug_variants: int = 4  # endpoint-augmentation draws per clip (cached exactly)
+    cache_shard_size: int = 32  # clips per cache shard (the unit of reuse after a crash)
 
 
 @dataclass
@@ -256,6 +257,8 @@ def validate(cfg: Config) -> None:
         _coerce("data.fps_id", d.fps_id, float)
     if d.aug_variants < 1:
         raise ConfigError("data.aug_variants must be >= 1")
+    if d.cache_shard_size < 1:
+        raise ConfigError("data.cache_shard_size must be >= 1")
     positive = {"train.max_steps": t.max_steps, "train.batch_size": t.batch_size,
                 "train.grad_accum": t.grad_accum, "train.checkpoint_every": t.checkpoint_every,
                 "train.keep_checkpoints": t.keep_checkpoints, "train.log_every": t.log_every,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
 from .config import Config
 from .models.loading import MICRO, MICRO_PATH, RANDOM_MICRO
 
@@ -82,7 +83,8 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     metrics = {"base": base.metrics["base"], "lora": tuned.metrics["lora"],
                "crossfade": base.metrics["crossfade"], "flow": base.metrics["flow"],
                "model": model, "quick": quick, "notes": base.notes}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    with atomic_file(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1))
     gifs = _write_gifs(out, clips, base.outputs["base"], tuned.outputs["lora"],
                        base.outputs["crossfade"])
     _write_report(out, metrics, gifs, run)
@@ -130,4 +132,5 @@ td,th{{padding:2px 10px}}</style></head><body>
 <p>Training run: <a href="run/report.html">run/report.html</a></p>
 <!-- {html.escape(markdown_table({k: metrics[k] for k in ("base", "lora", "crossfade", "flow")}))} -->
 </body></html>"""
-    (out / "report.html").write_text(page)
+    with atomic_file(out / "report.html") as tmp:
+        tmp.write_text(page)

@@ -12,15 +12,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from .adapters import find_lora_dir, load_loras
+from .atomic import atomic_dir, atomic_file
 from .models.loading import load_components
 
 FORMATS = ("peft", "merged", "comfyui")
@@ -45,11 +42,9 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
         return _export_peft(lora, out, model, svd)
     unet, parts = merged_unet(model, svd, lora, scale)
     if fmt == "comfyui":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, tmp,
-                  metadata={"format": "pt", "source": "framerturbo merged Framer UNet"})
-        os.replace(tmp, out)
+        with atomic_file(out) as tmp:
+            save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, tmp,
+                      metadata={"format": "pt", "source": "framerturbo merged Framer UNet"})
         return out
     return _write_folder(out, {"unet": unet, "controlnet": parts.get("controlnet")})
 
@@ -62,31 +57,16 @@ def _export_peft(lora: Path, out: Path, model: str, svd: str | None) -> Path:
     config = unet.peft_config[name]
     state = get_peft_model_state_dict(unet, adapter_name=name)
 
-    def write(tmp: Path) -> None:
+    with atomic_dir(out) as tmp:
         config.save_pretrained(tmp)
         save_file({f"base_model.model.{k}": v.contiguous() for k, v in state.items()},
                   tmp / "adapter_model.safetensors")
-    return _atomic_dir(out, write)
-
-
-def _write_folder(out: Path, parts: dict) -> Path:
-    def write(tmp: Path) -> None:
-        for name, part in parts.items():
-            if part is not None:
-                part.save_pretrained(tmp / name)
-    return _atomic_dir(out, write)
-
-
-def _atomic_dir(out: Path, write) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        write(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
+def _write_folder(out: Path, parts: dict) -> Path:
+    with atomic_dir(out) as tmp:
+        for name, part in parts.items():
+            if part is not None:
+                part.save_pretrained(tmp / name)
+    return out

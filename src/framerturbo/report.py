@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file
+
 
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
@@ -102,7 +104,6 @@ img{{max-width:100%}}table{{border-collapse:collapse}}td{{padding:2px 8px;border
 {body}
 </body></html>"""
     out = Path(out) if out else run_dir / "report.html"
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+    with atomic_file(out) as tmp:
+        tmp.write_text(page)
     return out

@@ -33,7 +33,7 @@ def _run_check_data(args) -> int:
 
     from ..data.check import check_source, format_table, summarise
     from ..data.sources import discover
-    from ..video_io import atomic_path
+    from ..atomic import atomic_file
 
     from tqdm.auto import tqdm
 
@@ -44,9 +44,8 @@ def _run_check_data(args) -> int:
     print(format_table(reports))
     print(" ".join(f"{k}={v}" for k, v in summary["counts"].items()))
     out = Path(args.json)
-    tmp = atomic_path(out)
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(out)
+    with atomic_file(out) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
     print(f"report: {out}")
     return 0 if summary["counts"]["usable"] else EXIT_USAGE
 

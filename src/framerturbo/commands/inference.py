@@ -75,7 +75,7 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
 
 
 def _run_interpolate(args) -> int:
-    from ..video_io import InputError, load_image
+    from ..video_io import InputError, check_writable, load_image
 
     if args.pairs:
         return _run_batch(args)
@@ -85,7 +85,8 @@ def _run_interpolate(args) -> int:
     if out.suffix.lower() not in ("", ".mp4", ".gif"):
         raise InputError(f"{out}: unknown output type {out.suffix!r} — use .mp4, .gif, or a "
                          "folder name (PNG frames)")
-    load_image(args.start), load_image(args.end)  # fail fast, before loading the model
+    check_writable(out)  # fail fast, before loading the model
+    load_image(args.start), load_image(args.end)
     if args.tracks:
         from ..tracks import load_tracks
 
@@ -138,8 +139,13 @@ def _add_stitch(sub) -> None:
 
 
 def _run_stitch(args) -> int:
+    from ..data.video import probe
     from ..stitch import stitch
+    from ..video_io import check_writable
 
+    check_writable(args.output)
+    for clip in args.clips:  # fail fast, before loading the model
+        probe(clip)
     pipe = load_pipeline(args, controlnet=False)
     kwargs = sampling_kwargs(args) | {"seed": args.seed}  # the video keeps the clips' own fps
     with warnings_to_stderr():

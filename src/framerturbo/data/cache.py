@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +22,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
+from ..atomic import atomic_file
 from .dataset import ClipDataset, ClipSettings, stable_seed
 
 logger = logging.getLogger(__name__)
 FORMAT = 1
-SHARD_SIZE = 32
 
 
 def _sha256(path: Path) -> str:
@@ -57,7 +55,7 @@ def cache_fingerprint(cfg, dataset: ClipDataset, encoders: str) -> str:
         sources.append((ref.source.key, st.st_size, int(st.st_mtime)))
     doc = dict(format=FORMAT, sources=sources, encoders=encoders, seed=cfg.train.seed,
                settings=[d.num_frames, d.height, d.width, d.stride, d.target_fps, d.sampling,
-                         d.resize, d.motion_bucket, d.fps_id, d.aug_variants,
+                         d.resize, d.motion_bucket, d.fps_id, d.aug_variants, d.cache_shard_size,
                          o.cond_aug_mean, o.cond_aug_std])
     return hashlib.sha256(json.dumps(doc, default=str).encode()).hexdigest()[:16]
 
@@ -74,13 +72,8 @@ def _shard_ok(folder: Path, n: int) -> dict | None:
 
 
 def _atomic_write(path: Path, writer) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, clip_std=None,
@@ -96,7 +89,8 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
     fp = hashlib.sha256(f"{data_fp}:{encoders}".encode()).hexdigest()[:16]
     folder = Path(cfg.data.cache_dir) / fp
     folder.mkdir(parents=True, exist_ok=True)
-    n_shards = (len(dataset) + SHARD_SIZE - 1) // SHARD_SIZE
+    size = cfg.data.cache_shard_size
+    n_shards = (len(dataset) + size - 1) // size
     stats = dict(reused=0, built=0, skipped=0)
     extra = [x for x in (clip_mean, clip_std) if x is not None]
     for n in tqdm(range(n_shards), desc="cache", unit="shard", disable=not progress):
@@ -104,7 +98,7 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
             stats["reused"] += 1
             continue
         tensors, clips = {}, []
-        for index in range(n * SHARD_SIZE, min((n + 1) * SHARD_SIZE, len(dataset))):
+        for index in range(n * size, min((n + 1) * size, len(dataset))):
             try:
                 sample = dataset.load(index, 0)
             except ValueError as e:  # unreadable / too short: keep going

@@ -98,14 +98,11 @@ def markdown_table(metrics: dict[str, dict]) -> str:
 
 
 def write_report(result: EvalResult, out: Path) -> None:
-    from ..video_io import atomic_path
+    from ..atomic import atomic_file
 
     out = Path(out)
-    tmp = atomic_path(out)
-    tmp.write_text(json.dumps({**result.metrics, "notes": result.notes}, indent=1))
-    tmp.replace(out)
-    md = out.with_suffix(".md")
-    tmp = atomic_path(md)
-    tmp.write_text(markdown_table(result.metrics) + "\n\n" + "\n".join(
-        f"- {n}" for n in result.notes) + "\n")
-    tmp.replace(md)
+    with atomic_file(out) as tmp:
+        tmp.write_text(json.dumps({**result.metrics, "notes": result.notes}, indent=1))
+    with atomic_file(out.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown_table(result.metrics) + "\n\n" + "\n".join(
+            f"- {n}" for n in result.notes) + "\n")

@@ -18,13 +18,12 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_dir
 from .configs import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER, config
 from .controlnet import FramerControlNet
 from .unet import FramerUNet
@@ -100,11 +99,21 @@ class _Source:
                 p for p in folder.glob("*.safetensors") if ".fp16." not in p.name):
             return "fp16"
         if not any(folder.glob("*.safetensors")) and component not in (
-                "feature_extractor", "scheduler"):
-            raise ModelNotFoundError(
-                f"{folder}: no .safetensors weights — convert the checkpoint to safetensors "
-                "(pickled .bin files are not loaded)")
+                "feature_extractor", "scheduler") and not self.legacy_bin(component):
+            raise ModelNotFoundError(f"{folder}: no .safetensors weights — is this a model "
+                                     "folder in the diffusers layout?")
         return None
+
+    def legacy_bin(self, component: str) -> bool:
+        """Only a pickled ``.bin`` here: loaded with torch.load(weights_only=True), warned."""
+        if not self.is_local:
+            return False
+        folder = Path(self.location) / component
+        if any(folder.glob("*.safetensors")) or not any(folder.glob("*.bin")):
+            return False
+        logger.warning("%s: loading a legacy .bin checkpoint (tensors only, weights_only=True); "
+                       "convert it to safetensors", folder)
+        return True
 
 
 def _source(location: str | os.PathLike | None, what: str) -> _Source | None:
@@ -158,22 +167,20 @@ def _load_from_sources(model, svd, want_controlnet: bool, dtype) -> dict:
 
     def kwargs(component):
         src = found[component]
-        variant = src.variant(component)
         return dict(pretrained_model_name_or_path=src.location, subfolder=component,
-                    variant=variant, torch_dtype=dtype)
+                    variant=src.variant(component),
+                    use_safetensors=not src.legacy_bin(component))
 
     parts = {
-        "unet": FramerUNet.from_pretrained(**kwargs("unet"), use_safetensors=True),
-        "vae": AutoencoderKLTemporalDecoder.from_pretrained(**kwargs("vae"),
-                                                            use_safetensors=True),
-        "image_encoder": CLIPVisionModelWithProjection.from_pretrained(
-            found["image_encoder"].location, subfolder="image_encoder", dtype=dtype,
-            variant=found["image_encoder"].variant("image_encoder"), use_safetensors=True),
+        "unet": FramerUNet.from_pretrained(**kwargs("unet"), torch_dtype=dtype),
+        "vae": AutoencoderKLTemporalDecoder.from_pretrained(**kwargs("vae"), torch_dtype=dtype),
+        "image_encoder": CLIPVisionModelWithProjection.from_pretrained(**kwargs("image_encoder"),
+                                                                       dtype=dtype),
         "controlnet": None,
     }
     if want_controlnet and found["controlnet"] is not None:
         parts["controlnet"] = FramerControlNet.from_pretrained(**kwargs("controlnet"),
-                                                               use_safetensors=True)
+                                                               torch_dtype=dtype)
     elif want_controlnet:
         logger.info("no controlnet/ in %s: trajectory control is unavailable", looked)
     if found["scheduler"] is not None:
@@ -239,9 +246,7 @@ def save_components(parts: dict, folder: str | os.PathLike,
     """Write a self-contained folder in the released layout, atomically (all or nothing);
     ``dtype`` stores the weights in that precision (the embedded micro model uses fp16)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         index = {}
         for name, part in parts.items():
             if part is None:
@@ -252,14 +257,4 @@ def save_components(parts: dict, folder: str | os.PathLike,
             index[name] = [type(part).__module__.split(".")[0], type(part).__name__]
         (tmp / "model_index.json").write_text(json.dumps(
             {"_class_name": "FramerPipeline", **index}, indent=2))
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder

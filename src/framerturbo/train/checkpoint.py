@@ -10,13 +10,13 @@ half-checkpoint that ``--resume`` could pick up.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..atomic import atomic_dir, remove_stale
 
 PREFIX = "step-"
 
@@ -39,22 +39,14 @@ def save_checkpoint(run_dir: Path, step: int, trainable: dict[str, torch.Tensor]
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
+    remove_stale(root, PREFIX)  # what a killed save left behind
+    with atomic_dir(final) as tmp:
         save_file({k: v.contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
         if ema is not None:
             save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
         torch.save({"optimizer": optimizer_state, "scheduler": scheduler_state},
                    tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=1))
-        for f in tmp.iterdir():  # durable before the rename makes it visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from .. import adapters, edm
+from ..atomic import atomic_file
 from ..config import Config
 from ..data.dataset import stable_seed
 from . import checkpoint as ckpt
@@ -82,10 +83,16 @@ class MetricsLog:
         self.writer = None
         if not enabled:
             return
-        if self.path.exists():  # drop lines written after the checkpoint we resume from
-            keep = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln)["step"] <= step]
-            self.path.write_text("".join(k + "\n" for k in keep))
+        if self.path.exists():  # keep what precedes the checkpoint we resume from
+            keep = []
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= step:
+                        keep.append(line)
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    pass  # a line cut short by a crash
+            with atomic_file(self.path) as tmp:
+                tmp.write_text("".join(k + "\n" for k in keep))
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))

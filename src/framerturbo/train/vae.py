@@ -8,13 +8,11 @@ that keeps the latent distribution usable for diffusion. Deterministic in (seed,
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_dir
 from ..data.dataset import ClipDataset, ClipSettings, stable_seed
 from ..data.sources import discover
 from ..models.configs import config as model_config
@@ -23,15 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 def save_atomically(model, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: int = 5,

@@ -1,0 +1,71 @@
+"""All-or-nothing writes: a file or folder appears under its final name only when complete.
+
+Write into a temporary sibling, flush it to disk, then ``os.replace`` it onto the final name (an
+atomic rename on POSIX file systems). A crash at any moment leaves either the old content or the
+new, plus at worst a hidden ``.name.*`` temporary that :func:`remove_stale` cleans up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _fsync_tree(path: Path) -> None:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for f in files:
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """``with atomic_file(p) as tmp: write(tmp)`` — ``p`` appears only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: str | Path):
+    """``with atomic_dir(p) as tmp: fill(tmp)`` — the folder ``p`` is replaced only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale(folder: str | Path, name: str) -> None:
+    """Delete temporaries a killed writer left for ``name`` in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    old, final = folder / f".{name}.old", folder / name
+    if old.exists() and not final.exists():  # killed between the two renames: keep the old one
+        os.replace(old, final)
+    for p in folder.glob(f".{name}*"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)

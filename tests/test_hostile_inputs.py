@@ -1,0 +1,190 @@
+"""Hostile inputs: each gets a one-line message naming the file and the fix, and nothing made
+before is lost."""
+
+from __future__ import annotations
+
+import errno
+import struct
+import zlib
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import textured_image
+from framerturbo.cli import main
+from framerturbo.data.dataset import ClipDataset, ClipSettings
+from framerturbo.data.sources import discover
+from framerturbo.data.video import probe, read_frames_at
+from framerturbo.train import checkpoint as ckpt
+from framerturbo.video_io import InputError, load_image, write_frames
+from videos import moving_square_frames, write_video
+
+
+def one_line_error(capsys, argv, expected: str) -> None:
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
+def write_raw_video(path: Path, frames: np.ndarray, times: list[float], codec="ffv1",
+                    pix_fmt="yuv444p", rotate: int | None = None) -> Path:
+    """Frames at arbitrary timestamps (variable frame rate), any size (ffv1 allows odd)."""
+    with av.open(str(path), mode="w") as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        s.time_base = Fraction(1, 1000)
+        if rotate is not None:
+            s.metadata["rotate"] = str(rotate)
+        for f, t in zip(frames, times):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for packet in s.encode(vf):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "CMYK", "P"])
+def test_unusual_endpoint_formats_load_as_rgb(tmp_path, mode):
+    rgb = Image.fromarray(textured_image(48, 1))
+    if mode == "I;16":
+        img = Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257))
+    elif mode == "RGBA":
+        img = rgb.convert("RGBA")
+        img.putalpha(128)
+    else:
+        img = rgb.convert(mode)
+    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+    img.save(path)
+    out = load_image(path)
+    assert out.mode == "RGB" and out.size == (48, 48) and np.asarray(out).std() > 5
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid 1-bit PNG of the given size whose data streams as zeros (small on disk)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    comp, row, body = zlib.compressobj(9), b"\x00" * (1 + (width + 7) // 8), []
+    for _ in range(height):
+        body.append(comp.compress(row))
+    body.append(comp.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(body))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_huge_image_is_rejected_without_decoding(tmp_path, capsys):
+    big = _png_header_only(tmp_path / "big.png", 20000, 20000)
+    with pytest.raises(InputError, match="too large"):
+        load_image(big)
+    one_line_error(capsys, ["interpolate", str(big), str(big), "-o", str(tmp_path / "o.mp4"),
+                            "--model", "random-micro"], "big.png: ")
+
+
+def test_huge_jpeg_is_downscaled_while_decoding(tmp_path, monkeypatch):
+    import framerturbo.video_io as vio
+
+    monkeypatch.setattr(vio, "MAX_PIXELS", 64 * 64)
+    path = tmp_path / "j.jpg"
+    Image.fromarray(textured_image(256, 2)).save(path)
+    assert max(load_image(path).size) < 256
+
+
+def test_odd_size_one_frame_and_vfr_videos(tmp_path):
+    odd = write_raw_video(tmp_path / "odd.mkv", moving_square_frames(12, size=64)[:, :47, :63],
+                          [i / 10 for i in range(12)])
+    assert (probe(odd).width, probe(odd).height) == (63, 47)
+    single = write_video(tmp_path / "single.mp4", moving_square_frames(1))
+    times = np.cumsum([0, 0.05, 0.2, 0.05, 0.3, 0.1, 0.05, 0.25, 0.1, 0.1, 0.05, 0.2])
+    frames = moving_square_frames(12, size=64)
+    frames[:, :4, :4] = np.arange(12)[:, None, None, None] * 20
+    vfr = write_raw_video(tmp_path / "vfr.mkv", frames, list(times))
+    got = read_frames_at(vfr, [times[3], times[7], times[10]], 25.0)
+    assert list(np.round(got[:, 1, 1].mean(axis=1) / 20).astype(int)) == [3, 7, 10]
+    ds = ClipDataset(discover([tmp_path]), ClipSettings(num_frames=4, height=64, width=64,
+                                                        stride=1))
+    assert "single.mp4" in " ".join(ds.skipped.reasons)
+    names = sorted(Path(r.source.path).name for r in ds.items)
+    assert names == ["odd.mkv", "vfr.mkv"]
+    assert ds[(names.index("odd.mkv"), 0)]["frames"].shape == (4, 3, 64, 64)
+
+
+def test_non_video_named_mp4_and_bad_images(tmp_path, capsys):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("this is not a video")
+    ds = ClipDataset(discover([tmp_path]), ClipSettings(num_frames=3, height=64, width=64))
+    assert len(ds) == 0 and "unreadable" in ds.skipped.reasons[str(fake)]
+    txt = tmp_path / "img.png"
+    txt.write_text("nope")
+    one_line_error(capsys, ["interpolate", str(txt), str(txt), "-o", str(tmp_path / "o.mp4"),
+                            "--model", "random-micro"], "img.png: not a readable image")
+    one_line_error(capsys, ["stitch", str(fake), str(fake), "-o", str(tmp_path / "s.mp4"),
+                            "--model", "random-micro", "--height", "64", "--width", "64"],
+                   "fake.mp4: cannot open as video")
+
+
+def test_tracks_outside_the_image_and_malformed(tmp_path, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(textured_image(64, 1)).save(img)
+    outside = tmp_path / "out.json"
+    outside.write_text('{"tracks": [{"points": [[-50, -50], [500, 500]]}, {"points": [[5, 5]]}]}')
+    assert main(["interpolate", str(img), str(img), "-o", str(tmp_path / "ok"), "--model",
+                 "random-micro", "--tracks", str(outside), "--num-frames", "3", "--steps", "1",
+                 "--height", "64", "--width", "64"]) == 0
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"tracks": [{"points": []}]}')
+    one_line_error(capsys, ["interpolate", str(img), str(img), "-o", str(tmp_path / "x"),
+                            "--model", "random-micro", "--tracks", str(empty)],
+                   "empty.json: track 0 has no valid")
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot write the output"):
+        write_frames(np.zeros((2, 8, 8, 3), np.uint8), blocker / "out.gif")
+    img = tmp_path / "a.png"
+    Image.fromarray(textured_image(64, 1)).save(img)
+    one_line_error(capsys, ["interpolate", str(img), str(img), "-o", str(blocker / "o.mp4"),
+                            "--model", "random-micro", "--num-frames", "3", "--steps", "1",
+                            "--height", "64", "--width", "64"], "cannot write the output")
+
+
+def test_full_disk_during_checkpoint_save_keeps_the_previous_one(tmp_path, monkeypatch):
+    weights = {"w": torch.ones(3)}
+    first = ckpt.save_checkpoint(tmp_path, 1, weights, {}, {}, {})
+    real = ckpt.save_file
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_file", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        ckpt.save_checkpoint(tmp_path, 2, {"w": torch.zeros(3)}, {}, {}, {})
+    monkeypatch.setattr(ckpt, "save_file", real)
+    assert ckpt.list_checkpoints(tmp_path) == [first]
+    assert torch.equal(ckpt.load_checkpoint(first)["trainable"]["w"], torch.ones(3))
+    assert not [p for p in ckpt.checkpoint_dir(tmp_path).iterdir() if p.name.startswith(".")]
+
+
+def test_legacy_bin_weights_load_with_a_warning(tmp_path, micro_parts, caplog):
+    from framerturbo.models.loading import load_components, save_components
+
+    folder = save_components(micro_parts, tmp_path / "m")
+    unet_dir = folder / "unet"
+    state = load_components(folder, device="cpu")["unet"].state_dict()
+    (unet_dir / "diffusion_pytorch_model.safetensors").unlink()
+    torch.save(state, unet_dir / "diffusion_pytorch_model.bin")
+    with caplog.at_level("WARNING"):
+        unet = load_components(folder, device="cpu")["unet"]
+    assert "legacy .bin" in caplog.text
+    assert all(torch.equal(unet.state_dict()[k], v) for k, v in state.items())
