@@ -75,3 +75,12 @@ def test_dtype_and_device_resolution():
     assert resolve_dtype("bf16") == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):
         resolve_dtype("int8")
+
+
+def test_random_micro_parts_do_not_depend_on_the_controlnet_flag():
+    from framerturbo.models.loading import random_micro_components
+
+    a, b = random_micro_components(controlnet=True), random_micro_components(controlnet=False)
+    for name in ("unet", "vae", "image_encoder"):
+        sa, sb = a[name].state_dict(), b[name].state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), name

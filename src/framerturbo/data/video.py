@@ -129,13 +129,15 @@ def read_frames_at(path: str | Path, times: list[float], fps: float) -> np.ndarr
                 if want == len(times):
                     break
             arrays = [f.to_ndarray(format="rgb24") for f in picked]
+            if picked and getattr(picked[0], "rotation", 0):  # display matrix (PyAV >= 13)
+                rotation = int(round(picked[0].rotation)) % 360
     except Exception as e:  # noqa: BLE001
         raise UnreadableError(f"{path}: decoding failed ({e.__class__.__name__})") from None
     if len(arrays) < len(times):
         raise TooShortError(f"{path}: decoded {len(arrays)} of {len(times)} needed frames")
     frames = np.stack(arrays)
-    if rotation:
-        frames = np.rot90(frames, k=rotation // 90, axes=(1, 2)).copy()
+    if rotation:  # counter-clockwise degrees, as the display matrix gives them
+        frames = np.rot90(frames, k=(rotation // 90) % 4, axes=(1, 2)).copy()
     return frames
 
 

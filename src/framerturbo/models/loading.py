@@ -219,23 +219,31 @@ def random_micro_components(controlnet: bool = True, seed: int = 0) -> dict:
     from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    # each part from its own seed, so asking for the ControlNet or not changes nothing else
     torch.manual_seed(seed)
     unet = FramerUNet(**config("micro-unet"))
     control = None
     if controlnet:
+        torch.manual_seed(seed + 1)
         control = FramerControlNet.from_unet(unet, **{
             k: v for k, v in config("micro-controlnet").items() if k.startswith("conditioning")})
     with torch.no_grad():
+        torch.manual_seed(seed + 2)
         unet.mask_token.normal_()
         if control is not None:  # random model: let trajectories have a visible effect
             for name, p in control.named_parameters():
-                if name.startswith(("controlnet_down", "controlnet_mid", "controlnet_cond_embedding.conv_out")):
+                if name.startswith(("controlnet_down", "controlnet_mid",
+                                    "controlnet_cond_embedding.conv_out")):
                     p.normal_(0.0, 0.05)
+    torch.manual_seed(seed + 3)
+    vae = AutoencoderKLTemporalDecoder(**config("micro-vae"))
+    torch.manual_seed(seed + 4)
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config("micro-clip")))
     return {
         "unet": unet,
         "controlnet": control,
-        "vae": AutoencoderKLTemporalDecoder(**config("micro-vae")),
-        "image_encoder": CLIPVisionModelWithProjection(CLIPVisionConfig(**config("micro-clip"))),
+        "vae": vae,
+        "image_encoder": image_encoder,
         "scheduler": EulerDiscreteScheduler.from_config(SVD_SCHEDULER),
         "feature_extractor": make_feature_extractor(),
     }
