@@ -64,10 +64,12 @@ def test_training_survives_sigkill(tmp_path):
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
 
 
-def test_cache_build_survives_sigkill(tmp_path, micro_parts):
+def test_cache_build_survives_sigkill(tmp_path):
     from framerturbo.data.cache import build_cache, open_cache
+    from framerturbo.models.loading import random_micro_components
     from framerturbo.train.setup import make_datasets
 
+    micro_parts = random_micro_components(controlnet=False)  # what `cache` loads
     clips = make_dataset(tmp_path / "clips", n=8)
     overrides = [f"data.sources={clips}", *COMMON, "data.sampling=every-window",
                  "data.cache_shard_size=2", "data.aug_variants=2"]
@@ -82,7 +84,12 @@ def test_cache_build_survives_sigkill(tmp_path, micro_parts):
                         progress=False)
     resumed = open_cache(load_config(None, [*overrides,
                                             f"data.cache_dir={tmp_path / 'killed'}"])).train
-    assert resumed.folder.name == clean.name  # same fingerprint: same data, same encoders
+    import json
+
+    got, want = (json.loads((f / "index.json").read_text()) for f in (resumed.folder, clean))
+    assert got["data_fingerprint"] == want["data_fingerprint"]
+    assert (got["encoders"], got["clips"], got["shards"]) == (
+        want["encoders"], want["clips"], want["shards"]), (got, want)
     for shard in sorted(clean.glob("shard-*.safetensors")):
         a, b = load_file(shard), load_file(resumed.folder / shard.name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), shard.name

@@ -188,3 +188,20 @@ def test_legacy_bin_weights_load_with_a_warning(tmp_path, micro_parts, caplog):
         unet = load_components(folder, device="cpu")["unet"]
     assert "legacy .bin" in caplog.text
     assert all(torch.equal(unet.state_dict()[k], v) for k, v in state.items())
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    """An mp4 whose track header carries a 90° display matrix (patched in: the encoders here
+    cannot write one) is read upright."""
+    frames = np.zeros((4, 32, 48, 3), np.uint8)
+    frames[:, :8, :8] = 255  # a white top-left corner
+    path = write_video(tmp_path / "r.mp4", frames, fps=10)
+    data = bytearray(path.read_bytes())
+    i = data.find(b"tkhd")
+    matrix = i + 8 + (32 if data[i + 4] == 1 else 20) + 16
+    assert struct.unpack(">9i", bytes(data[matrix:matrix + 36]))[0] == 65536  # identity
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    got = read_frames_at(path, [0.0, 0.1], 10)
+    assert got.shape == (2, 48, 32, 3)  # portrait now
+    assert got[0, :6, -6:].mean() > 200 and got[0, -6:, :6].mean() < 50  # corner turned 90° cw

@@ -27,6 +27,9 @@ from .dataset import ClipDataset, ClipSettings, stable_seed
 
 logger = logging.getLogger(__name__)
 FORMAT = 1
+# config entries that say how a model was loaded or saved, not what it computes
+VOLATILE_CONFIG_KEYS = {"dtype", "torch_dtype", "_name_or_path", "transformers_version",
+                        "_diffusers_version", "_commit_hash", "_use_default_values"}
 
 
 def _sha256(path: Path) -> str:
@@ -41,6 +44,7 @@ def encoder_fingerprint(*models) -> str:
     h = hashlib.sha256()
     for m in models:
         config = m.config.to_dict() if hasattr(m.config, "to_dict") else dict(m.config)
+        config = {k: v for k, v in config.items() if k not in VOLATILE_CONFIG_KEYS}
         h.update(json.dumps(config, sort_keys=True, default=str).encode())
         for name, t in m.state_dict().items():
             h.update(f"{name}:{tuple(t.shape)}:{float(t.double().sum()):.10e}".encode())
