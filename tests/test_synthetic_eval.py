@@ -93,3 +93,15 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
     page = (tmp_path / "demo" / "report.html").read_text()
     assert page.count("data:image/gif;base64,") == 2 and "run/report.html" in page
     assert (tmp_path / "demo" / "run" / "report.html").exists()
+
+
+def test_train_vae_tiny_run_calibrates_its_scale(tmp_path):
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    assert main(["synth", "--domain", "signer", "--n", "2", "--out", str(tmp_path / "d"),
+                 "--num-frames", "5"]) == 0
+    assert main(["train-vae", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "vae"),
+                 "--steps", "2", "--frames", "3", "--batch", "1", "--down-blocks", "3"]) == 0
+    vae = AutoencoderKLTemporalDecoder.from_pretrained(tmp_path / "vae")
+    assert len(vae.config.block_out_channels) == 3  # ×4
+    assert vae.config.scaling_factor != 0.18215 and vae.config.scaling_factor > 0

@@ -110,6 +110,8 @@ def _add_train_vae(sub) -> None:
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--down-blocks", type=int, default=4, choices=[3, 4],
+                   help="4 = ×8 spatial factor (as released), 3 = ×4")
     p.set_defaults(func=_run_train_vae)
 
 
@@ -117,6 +119,6 @@ def _run_train_vae(args) -> int:
     from ..train.vae import train_vae
 
     train_vae(args.data, args.out, steps=args.steps, frames=args.frames, batch=args.batch,
-              size=args.size, lr=args.lr, seed=args.seed)
+              size=args.size, lr=args.lr, seed=args.seed, down_blocks=args.down_blocks)
     print(f"wrote {args.out}")
     return 0

@@ -27,13 +27,19 @@ def save_atomically(model, folder: Path) -> None:
 
 def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: int = 5,
               batch: int = 2, size: int = 64, lr: float = 1e-3, kl_weight: float = 1e-6,
-              seed: int = 0, progress: bool = True):
-    """Train an ``AutoencoderKLTemporalDecoder`` on clips from ``data``; saves to ``out``."""
+              seed: int = 0, down_blocks: int = 4, progress: bool = True):
+    """Train an ``AutoencoderKLTemporalDecoder`` on clips from ``data``; saves to ``out``.
+    ``down_blocks`` 4 gives the released ×8 spatial factor, 3 gives ×4 (the pipeline reads the
+    factor from the config)."""
     from diffusers import AutoencoderKLTemporalDecoder
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
-    vae = AutoencoderKLTemporalDecoder(**{**model_config("micro-vae"), "sample_size": size})
+    base = model_config("micro-vae")
+    vae = AutoencoderKLTemporalDecoder(**{
+        **base, "sample_size": size,
+        "down_block_types": base["down_block_types"][:down_blocks],
+        "block_out_channels": base["block_out_channels"][:down_blocks]})
     dataset = ClipDataset(discover(data), ClipSettings(num_frames=frames, height=size,
                                                        width=size, stride=1, seed=seed))
     if len(dataset) == 0:
