@@ -21,6 +21,9 @@ from framerturbo.train.loop import train
 from videos import make_dataset
 
 KILLS = 20
+# CPU kernels split reductions by thread count, so bit-equality needs one count everywhere:
+# every process here, killed or not, runs with one thread
+ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 COMMON = ["data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
           "data.validation_clips=0", "lora.rank=4", "lora.alpha=4", "train.batch_size=2",
           "train.lr=1e-3", "train.log_every=1"]
@@ -30,10 +33,9 @@ def kill_repeatedly(argv: list[str], kills: int, window=(2.5, 6.0), seed: int = 
     """Start ``argv`` and SIGKILL it after a random delay, ``kills`` times; returns how many
     runs were really killed (not finished before the signal)."""
     rng = random.Random(seed)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     killed = 0
     for _ in range(kills):
-        proc = subprocess.Popen([sys.executable, "-m", "framerturbo", *argv], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "framerturbo", *argv], env=ONE_THREAD,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(*window))
         if proc.poll() is None:
@@ -43,7 +45,16 @@ def kill_repeatedly(argv: list[str], kills: int, window=(2.5, 6.0), seed: int = 
     return killed
 
 
-def test_training_survives_sigkill(tmp_path):
+@pytest.fixture
+def one_thread():
+    """The in-process reference runs with the subprocesses' thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_training_survives_sigkill(tmp_path, one_thread):
     clips = make_dataset(tmp_path / "clips", n=3)
     run = tmp_path / "killed"
     overrides = [f"data.sources={clips}", *COMMON, "train.max_steps=40",
@@ -55,7 +66,7 @@ def test_training_survives_sigkill(tmp_path):
         ckpt.load_checkpoint(path)
     result = subprocess.run([sys.executable, "-m", "framerturbo", "train", *overrides,
                              f"train.output_dir={run}", "--resume"], capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=600, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-2000:]
     straight = train(load_config(None, [*overrides, f"train.output_dir={tmp_path / 'straight'}"]))
     a = load_file(straight / "lora" / "pytorch_lora_weights.safetensors")
@@ -64,7 +75,7 @@ def test_training_survives_sigkill(tmp_path):
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
 
 
-def test_cache_build_survives_sigkill(tmp_path):
+def test_cache_build_survives_sigkill(tmp_path, one_thread):
     from framerturbo.data.cache import build_cache, open_cache
     from framerturbo.models.loading import random_micro_components
     from framerturbo.train.setup import make_datasets
@@ -77,7 +88,8 @@ def test_cache_build_survives_sigkill(tmp_path):
                              KILLS, window=(2.0, 5.0), seed=1)
     assert killed >= KILLS // 2
     assert subprocess.run([sys.executable, "-m", "framerturbo", "cache", *overrides,
-                           f"data.cache_dir={tmp_path / 'killed'}"], timeout=600).returncode == 0
+                           f"data.cache_dir={tmp_path / 'killed'}"], timeout=600,
+                          env=ONE_THREAD).returncode == 0
     cfg = load_config(None, [*overrides, f"data.cache_dir={tmp_path / 'clean'}"])
     train_set, _ = make_datasets(cfg)
     clean = build_cache(cfg, train_set, micro_parts["vae"], micro_parts["image_encoder"],

@@ -58,6 +58,23 @@ def test_resume_continues_exactly(clips, tmp_path):
     assert (straight / "lora" / "pytorch_lora_weights.safetensors").exists()
 
 
+def test_new_weights_come_from_the_seed_not_the_global_rng(clips, tmp_path, released_layout):
+    from framerturbo.train.setup import load_models
+
+    framer, svd = released_layout  # loading saved weights draws nothing from the global RNG
+
+    def lora_a(seed, disturb):
+        torch.manual_seed(disturb)  # whatever ran before must not matter
+        cfg = config(clips, tmp_path, f"train.seed={seed}", f"model.pretrained={framer}",
+                     f"model.svd={svd}", "control.use=true", "control.train=lora")
+        models = load_models(cfg, torch.device("cpu"), need_encoders=False)
+        return [p.detach().clone() for group in models.trainable.values() for p in group]
+
+    a, b, other = lora_a(1, 10), lora_a(1, 20), lora_a(2, 10)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, other))
+
+
 def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
     run = train(config(clips, tmp_path / "run", "train.max_steps=3", "lora.preset=framer",
                        "data.validation_clips=1", "validation.steps=2"))

@@ -9,7 +9,7 @@ import torch
 
 from .. import adapters
 from ..config import Config, ConfigError
-from ..data.dataset import ClipDataset, ClipSettings
+from ..data.dataset import ClipDataset, ClipSettings, stable_seed
 from ..data.sources import discover
 from ..models.loading import load_components, resolve_dtype
 
@@ -27,9 +27,12 @@ class Models:
 
 
 def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Models:
+    """New weights (LoRA A matrices, a ControlNet started from the UNet) are drawn after
+    seeding from ``train.seed``, so two runs of one config start from the same weights."""
     base_dtype = resolve_dtype(cfg.model.base_dtype)
     parts = load_components(cfg.model.pretrained, cfg.model.svd or None,
                             controlnet=cfg.control.use, device=device, dtype=base_dtype)
+    torch.manual_seed(stable_seed("init", cfg.train.seed))  # new weights draw from here on
     if cfg.control.use and parts["controlnet"] is None:
         if cfg.control.train != "full":
             raise ConfigError("control.use = true but the model has no controlnet/ folder — "
