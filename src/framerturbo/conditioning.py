@@ -108,7 +108,7 @@ def encode_endpoint_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
     finally:
         if upcast:
             vae.to(dtype=torch.float16)
-    return latents
+    return latents.to(pixels.device)  # the VAE may live elsewhere (sampling offload="vae")
 
 
 def build_cond_video(start_latents: torch.Tensor, end_latents: torch.Tensor,

@@ -30,6 +30,7 @@ class ModelConfig:
     pretrained: str = "random-micro"  # Framer folder / Hub id, or random-micro
     svd: str = ""  # SVD-xt folder / Hub id when `pretrained` lacks vae/, image_encoder/
     base_dtype: str = "fp32"  # frozen weights: fp32, bf16 or fp16 (trainable weights stay fp32)
+    attention: str = "sdpa"  # sdpa (PyTorch fused attention) | xformers (when installed)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # no | bf16 | fp16
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile the UNet (slow first steps, faster after)
     use_8bit_adam: bool = False  # bitsandbytes on CUDA only
     ema_decay: float = 0.0  # 0 = off
     checkpoint_every: int = 500
@@ -141,6 +143,7 @@ class Config:
 
 CHOICES = {
     "model.base_dtype": ("fp32", "bf16", "fp16"),
+    "model.attention": ("sdpa", "xformers"),
     "data.sampling": ("random", "uniform", "every-window"),
     "data.resize": ("crop", "squash"),
     "objective.loss_frames": ("all", "middle"),

@@ -100,6 +100,14 @@ class FramerPipeline(DiffusionPipeline):
         return cls(**load_components(model, svd, **kwargs))
 
     @property
+    def _execution_device(self) -> torch.device:
+        """Where the denoising runs: the UNet's device, even when the VAE stays on the CPU
+        (``levers.apply_offload(pipe, "vae")``); diffusers' own rule under model offload."""
+        if getattr(self.unet, "_hf_hook", None) is not None:
+            return super()._execution_device
+        return self.unet.device
+
+    @property
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
@@ -294,10 +302,10 @@ class FramerPipeline(DiffusionPipeline):
         scaled = latents / self.vae.config.scaling_factor
         videos = []
         for video in scaled:
-            parts = [self.vae.decode(video[i:i + chunk].to(self.vae.dtype),
+            parts = [self.vae.decode(video[i:i + chunk].to(self.vae.device, self.vae.dtype),
                                      num_frames=len(video[i:i + chunk])).sample
                      for i in range(0, len(video), chunk)]
-            videos.append(torch.cat(parts).to(latents.dtype))
+            videos.append(torch.cat(parts).to(latents.device, latents.dtype))
         return ((torch.stack(videos) + 1) / 2).clamp(0, 1)
 
     @staticmethod

@@ -21,6 +21,13 @@ def add_model_args(p, required: bool = True) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     p.add_argument("--dtype", default="auto",
                    help="auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+    p.add_argument("--attention", default="sdpa", choices=["sdpa", "xformers"],
+                   help="attention kernel: sdpa (PyTorch's fused attention) or xformers")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet (slow first call, faster after)")
+    p.add_argument("--offload", default="none", choices=["none", "vae", "model", "sequential"],
+                   help="for small GPUs: vae = VAE stays on the CPU; model = each model on the "
+                        "GPU only while it runs; sequential = layer by layer (least memory)")
 
 
 def add_sampling_args(p) -> None:
@@ -51,6 +58,7 @@ def sampling_kwargs(args) -> dict:
 
 def load_pipeline(args, controlnet: bool):
     """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights."""
+    from .. import levers
     from ..adapters import load_loras, parse_lora_spec
     from ..models.loading import RANDOM_MICRO
     from ..pipeline import FramerPipeline
@@ -58,10 +66,18 @@ def load_pipeline(args, controlnet: bool):
 
     if hasattr(args, "sampler"):
         canonical_name(args.sampler)
-    pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device, dtype=args.dtype,
-                                      controlnet=controlnet)
+    offload = getattr(args, "offload", "none")
+    moving = offload in ("model", "sequential")  # diffusers moves the parts itself
+    pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu" if moving else args.device,
+                                      dtype=args.dtype, controlnet=controlnet)
     if args.lora:
         load_loras(pipe.unet, [parse_lora_spec(x) for x in args.lora])
+    for model in (pipe.unet, pipe.controlnet):
+        if model is not None:
+            levers.set_attention(model, getattr(args, "attention", "sdpa"))
+    if getattr(args, "compile", False):
+        levers.compile_model(pipe.unet)
+    levers.apply_offload(pipe, offload, None if args.device == "auto" else args.device)
     if hasattr(args, "height"):
         pipe.check_size(args.height, args.width)
     if args.model == RANDOM_MICRO:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import adapters
+from .. import adapters, levers
 from ..config import Config, ConfigError
 from ..data.dataset import ClipDataset, ClipSettings, stable_seed
 from ..data.sources import discover
@@ -57,10 +57,14 @@ def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Model
         trainable["unet"] = _trainable(unet, cfg.lora.mode, cfg)
     if controlnet is not None and cfg.control.train != "none":
         trainable["controlnet"] = _trainable(controlnet, cfg.control.train, cfg)
-    if cfg.train.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-        if controlnet is not None:
-            controlnet.enable_gradient_checkpointing()
+    for model in (unet, controlnet):
+        if model is None:
+            continue
+        levers.set_attention(model, cfg.model.attention)
+        if cfg.train.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+    if cfg.train.compile:  # after LoRA injection: compile what will actually run
+        levers.compile_model(unet)
     return Models(unet, controlnet, parts["vae"], parts["image_encoder"],
                   parts["feature_extractor"], trainable)
 

@@ -1,0 +1,58 @@
+"""Memory and speed levers shared by training and sampling: the attention kernel,
+``torch.compile`` and CPU offload. Each is chosen by name; one whose package or hardware is
+missing fails with a single line that says what to install or pick instead."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+ATTENTION = ("sdpa", "xformers")
+OFFLOAD = ("none", "vae", "model", "sequential")
+
+
+class LeverError(ValueError):
+    """A lever that cannot work here; the message names the fix."""
+
+
+def set_attention(model: torch.nn.Module, kind: str) -> None:
+    """``sdpa``: PyTorch's fused scaled-dot-product attention (flash / memory-efficient kernels
+    on CUDA, picked by PyTorch); ``xformers``: xformers' memory-efficient kernel."""
+    if kind == "sdpa":
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        model.set_attn_processor(AttnProcessor2_0())
+    elif kind == "xformers":
+        if importlib.util.find_spec("xformers") is None:
+            raise LeverError("attention = xformers needs the xformers package (pip install "
+                             "xformers) — or use sdpa, PyTorch's own fused attention")
+        model.enable_xformers_memory_efficient_attention()
+    else:
+        raise LeverError(f"attention must be one of {', '.join(ATTENTION)}, got {kind!r}")
+
+
+def compile_model(model: torch.nn.Module) -> None:
+    """Compile the forward in place (names and state dict unchanged, so checkpoints, LoRA
+    saving and PEFT keep working); the first steps are slow while kernels are built."""
+    model.compile()
+
+
+def apply_offload(pipe, mode: str, device: str | torch.device | None = None) -> None:
+    """Sampling on small GPUs. ``vae``: the VAE stays on the CPU (endpoint encoding and the
+    final decode run there); ``model``: each model visits the GPU only while it runs
+    (diffusers' model CPU offload); ``sequential``: layer by layer (slowest, least memory)."""
+    if mode == "none":
+        return
+    if mode not in OFFLOAD:
+        raise LeverError(f"offload must be one of {', '.join(OFFLOAD)}, got {mode!r}")
+    if mode == "vae":
+        pipe.vae.to("cpu")
+        return
+    if not torch.cuda.is_available():
+        raise LeverError(f"offload = {mode} moves models between the CPU and a GPU, and there "
+                         "is no GPU here — use offload none")
+    if mode == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.enable_sequential_cpu_offload(device=device)
