@@ -18,18 +18,21 @@ class LeverError(ValueError):
 
 def set_attention(model: torch.nn.Module, kind: str) -> None:
     """``sdpa``: PyTorch's fused scaled-dot-product attention (flash / memory-efficient kernels
-    on CUDA, picked by PyTorch); ``xformers``: xformers' memory-efficient kernel."""
-    if kind == "sdpa":
-        from diffusers.models.attention_processor import AttnProcessor2_0
+    on CUDA, picked by PyTorch); ``xformers``: xformers' memory-efficient kernel. Works on any
+    model built from diffusers' ``Attention`` layers (the UNet and our ControlNet alike)."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-        model.set_attn_processor(AttnProcessor2_0())
-    elif kind == "xformers":
-        if importlib.util.find_spec("xformers") is None:
-            raise LeverError("attention = xformers needs the xformers package (pip install "
-                             "xformers) — or use sdpa, PyTorch's own fused attention")
-        model.enable_xformers_memory_efficient_attention()
-    else:
+    if kind not in ATTENTION:
         raise LeverError(f"attention must be one of {', '.join(ATTENTION)}, got {kind!r}")
+    if kind == "xformers" and importlib.util.find_spec("xformers") is None:
+        raise LeverError("attention = xformers needs the xformers package (pip install "
+                         "xformers) — or use sdpa, PyTorch's own fused attention")
+    for module in model.modules():
+        if isinstance(module, Attention):
+            if kind == "sdpa":
+                module.set_processor(AttnProcessor2_0())
+            else:
+                module.set_use_memory_efficient_attention_xformers(True)
 
 
 def compile_model(model: torch.nn.Module) -> None:

@@ -10,6 +10,7 @@ half-checkpoint that ``--resume`` could pick up.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from ..atomic import atomic_dir, remove_stale
 
 PREFIX = "step-"
+ENGINE = "engine"  # DeepSpeed/FSDP: accelerate's per-rank state, inside the checkpoint folder
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -33,14 +35,26 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name[len(PREFIX):]))
 
 
+def engine_staging_dir(run_dir: Path, step: int) -> Path:
+    """Where all ranks of a sharded engine write their state before it moves into the
+    checkpoint (a hidden name: never mistaken for a checkpoint, cleaned by the next save)."""
+    return checkpoint_dir(run_dir) / f".{ENGINE}-{step:08d}"
+
+
 def save_checkpoint(run_dir: Path, step: int, trainable: dict[str, torch.Tensor],
                     optimizer_state: dict, scheduler_state: dict, state: dict,
-                    ema: dict[str, torch.Tensor] | None = None, keep: int = 3) -> Path:
+                    ema: dict[str, torch.Tensor] | None = None, keep: int = 3,
+                    engine_dir: Path | None = None) -> Path:
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
     remove_stale(root, PREFIX)  # what a killed save left behind
+    for stale in root.glob(f".{ENGINE}-*"):
+        if stale != engine_dir:
+            shutil.rmtree(stale, ignore_errors=True)
     with atomic_dir(final) as tmp:
+        if engine_dir is not None:
+            os.replace(engine_dir, tmp / ENGINE)
         save_file({k: v.contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
         if ema is not None:
             save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")

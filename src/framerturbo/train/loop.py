@@ -11,7 +11,6 @@ checkpoint continues exactly as the unbroken run would have.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -31,6 +30,8 @@ from .objective import StepNoise, diffusion_loss, predict
 from .setup import load_models, make_datasets, make_optimizer
 
 logger = logging.getLogger(__name__)
+SHARDED = ("DEEPSPEED", "FSDP")  # engines that shard weights or optimizer state across ranks
+ENGINE = ckpt.ENGINE
 
 
 class AddressSampler(Sampler):
@@ -123,7 +124,9 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     """Run (or resume) training; returns the run folder."""
     from accelerate import Accelerator
 
+    check_launch_precision(cfg)
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision,
+                              gradient_accumulation_steps=cfg.train.grad_accum,
                               cpu=not torch.cuda.is_available())
     run_dir = Path(cfg.train.output_dir)
     is_main = accelerator.is_main_process
@@ -139,8 +142,14 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     models = load_models(cfg, device, need_encoders=cached is None)
     params = [p for group in models.trainable.values() for p in group]
     optimizer, scheduler = make_optimizer(cfg, params, device)
-    wrapped = {name: accelerator.prepare_model(getattr(models, name))
-               for name in models.trainable}
+    if accelerator.distributed_type in SHARDED and len(models.trainable) > 1:
+        raise ValueError("DeepSpeed/FSDP train one model at a time — set lora.mode = \"none\" "
+                         "or control.train = \"none\", or launch with plain DDP")
+    # model(s) and optimizer together, as every engine (DDP, DeepSpeed, FSDP) needs them; the LR
+    # schedule stays ours: one step per optimizer step, whatever the number of processes
+    *prepared, optimizer = accelerator.prepare(*(getattr(models, n) for n in models.trainable),
+                                               optimizer)
+    wrapped = dict(zip(models.trainable, prepared))
     unet = wrapped.get("unet", models.unet)
     controlnet = wrapped.get("controlnet", models.controlnet)
     ema = {n: p.detach().clone() for n, p in _named_trainable(models)} \
@@ -151,7 +160,10 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     if source is not None:
         state = ckpt.load_checkpoint(source)
         _load_trainable(models, state["trainable"])
-        optimizer.load_state_dict(state["optimizer"])
+        if (source / ENGINE).is_dir():  # DeepSpeed/FSDP: each rank's shard of the state
+            accelerator.load_state(str(source / ENGINE))
+        else:
+            optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None and state["ema"] is not None:
             ema = {k: v.to(device) for k, v in state["ema"].items()}
@@ -183,17 +195,13 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
             draw = StepNoise.draw(batch.latents, torch.Generator().manual_seed(seed),
                                   cfg.objective.p_mean, cfg.objective.p_std,
                                   cfg.objective.conditioning_dropout)
-            sync = micro == ga - 1
-            ctx = contextlib.ExitStack()
-            if not sync:
-                for m in wrapped.values():
-                    ctx.enter_context(accelerator.no_sync(m))
-            with ctx, accelerator.autocast():
+            # gradients sync (and, under DeepSpeed, the engine steps) on the last micro-batch
+            with accelerator.accumulate(*wrapped.values()), accelerator.autocast():
                 output = predict(unet, controlnet, batch, draw, cfg.control.scale,
                                  unet_core=models.unet)
                 per_sample = diffusion_loss(output, batch, draw, cfg.objective.loss_frames)
                 loss = per_sample.mean()
-            accelerator.backward(loss / ga)
+                accelerator.backward(loss)  # divided by grad_accum inside
             losses.append(per_sample.detach())
             sigmas.append(draw.sigma.detach())
 
@@ -224,7 +232,8 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
         bar.set_postfix(loss=f"{step_loss:.4f}")
 
         values = {"loss": step_loss, "lr": scheduler.get_last_lr()[0],
-                  "grad_norm": float(grad_norm), "skipped_samples": skipped,
+                  "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+                  "skipped_samples": skipped,
                   "nan_skipped_steps": nan_skips}
         values |= _sigma_buckets(accelerator.gather(torch.cat(sigmas)),
                                  accelerator.gather(torch.cat(losses)))
@@ -262,6 +271,18 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     return run_dir
 
 
+def check_launch_precision(cfg: Config) -> None:
+    """``accelerate launch --config_file`` passes its precision in the environment; a launch
+    config that disagrees with ``train.mixed_precision`` is a mistake, not a choice."""
+    import os
+
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if launched and launched != cfg.train.mixed_precision:
+        raise ValueError(f"the accelerate launch config says mixed_precision {launched!r} but "
+                         f"train.mixed_precision = {cfg.train.mixed_precision!r} — make them "
+                         "agree (configs/accelerate/*.yaml use bf16, as the GPU configs do)")
+
+
 def _to_encoded(raw: dict, models, cfg: Config, device) -> EncodedBatch:
     if "latents" in raw:  # from the cache
         return EncodedBatch(**{k: (torch.as_tensor(raw[k]).to(device) if raw.get(k) is not None
@@ -295,13 +316,26 @@ def _load_trainable(models, tensors: dict[str, torch.Tensor]) -> None:
 
 def _save(run_dir, step, models, optimizer, scheduler, ema, cfg, is_main, accelerator, skipped):
     accelerator.wait_for_everyone()
+    engine = None
+    if accelerator.distributed_type in SHARDED:
+        # every rank writes its shard next to the checkpoint; the main rank then moves it in,
+        # so the checkpoint still appears all at once
+        engine = ckpt.engine_staging_dir(run_dir, step)
+        accelerator.save_state(str(engine))
+        weights = {}
+        for group in models.trainable:
+            full = accelerator.get_state_dict(getattr(models, group))  # gathered; collective
+            weights |= {f"{group}.{k}": v.cpu() for k, v in full.items()}
+        trainable = {n: weights[n] for n, _ in _named_trainable(models)}
+        accelerator.wait_for_everyone()
+    else:
+        trainable = {n: p.detach().cpu() for n, p in _named_trainable(models)}
     if is_main:
-        ckpt.save_checkpoint(run_dir, step, {n: p.detach().cpu() for n, p in
-                                             _named_trainable(models)},
-                             optimizer.state_dict(), scheduler.state_dict(),
+        ckpt.save_checkpoint(run_dir, step, trainable,
+                             {} if engine else optimizer.state_dict(), scheduler.state_dict(),
                              {"skipped_samples": skipped}, ema=None if ema is None else
                              {k: v.cpu() for k, v in ema.items()},
-                             keep=cfg.train.keep_checkpoints)
+                             keep=cfg.train.keep_checkpoints, engine_dir=engine)
     accelerator.wait_for_everyone()
 
 
