@@ -128,6 +128,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision,
                               gradient_accumulation_steps=cfg.train.grad_accum,
                               cpu=not torch.cuda.is_available())
+    check_engine(cfg, accelerator)
     run_dir = Path(cfg.train.output_dir)
     is_main = accelerator.is_main_process
     if is_main:
@@ -281,6 +282,21 @@ def check_launch_precision(cfg: Config) -> None:
         raise ValueError(f"the accelerate launch config says mixed_precision {launched!r} but "
                          f"train.mixed_precision = {cfg.train.mixed_precision!r} — make them "
                          "agree (configs/accelerate/*.yaml use bf16, as the GPU configs do)")
+
+
+def check_engine(cfg: Config, accelerator) -> None:
+    """DeepSpeed runs accumulation and clipping itself, from its own config: those numbers
+    must be the training config's, or the run silently trains something else."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    ds = plugin.deepspeed_config
+    for key, ours, name in (("gradient_accumulation_steps", cfg.train.grad_accum, "grad_accum"),
+                            ("gradient_clipping", cfg.train.max_grad_norm, "max_grad_norm")):
+        theirs = ds.get(key, "auto")
+        if theirs != "auto" and float(theirs) != float(ours):
+            raise ValueError(f"the DeepSpeed config sets {key} = {theirs} but train.{name} = "
+                             f"{ours} — make them agree")
 
 
 def _to_encoded(raw: dict, models, cfg: Config, device) -> EncodedBatch:
