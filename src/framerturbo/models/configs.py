@@ -44,6 +44,15 @@ MICRO_VAE = dict(
 MICRO_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                   image_size=224, patch_size=32, projection_dim=32)
 
+# SVD-xt's VAE (diffusers' AutoencoderKLTemporalDecoder defaults, 97,742,847 parameters) and
+# image encoder (CLIP ViT-H/14 vision + projection, 632,076,800): for benchmarks on random weights.
+RELEASED_VAE = dict(down_block_types=["DownEncoderBlock2D"] * 4,
+                    block_out_channels=[128, 256, 512, 512], layers_per_block=2, latent_channels=4,
+                    sample_size=768, scaling_factor=0.18215, force_upcast=True)
+RELEASED_CLIP = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+                     num_attention_heads=16, image_size=224, patch_size=14, projection_dim=1024,
+                     hidden_act="gelu")
+
 # SVD-xt's scheduler_config.json (EulerDiscreteScheduler, EDM σ range, continuous c_noise).
 SVD_SCHEDULER = dict(
     beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
@@ -60,7 +69,8 @@ def config(name: str) -> dict:
     """A fresh copy of a named config (so callers may edit it)."""
     table = {"released-unet": RELEASED_UNET, "released-controlnet": RELEASED_CONTROLNET,
              "micro-unet": MICRO_UNET, "micro-controlnet": MICRO_CONTROLNET,
-             "micro-vae": MICRO_VAE, "micro-clip": MICRO_CLIP, "svd-scheduler": SVD_SCHEDULER}
+             "micro-vae": MICRO_VAE, "micro-clip": MICRO_CLIP, "svd-scheduler": SVD_SCHEDULER,
+             "released-vae": RELEASED_VAE, "released-clip": RELEASED_CLIP}
     if name not in table:
         raise KeyError(f"unknown config {name!r}; known: {', '.join(sorted(table))}")
     return copy.deepcopy(table[name])

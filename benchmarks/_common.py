@@ -1,0 +1,93 @@
+"""Shared by the benchmark scripts: the device and its name, a measured matmul peak, timing,
+and the results file (benchmarks/results/<card>.json, one section per script)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def device_and_name(tiny: bool) -> tuple[torch.device, str]:
+    if torch.cuda.is_available() and not tiny:
+        return torch.device("cuda"), torch.cuda.get_device_name()
+    return torch.device("cpu"), f"cpu-{os.cpu_count()}core-{platform.machine()}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median seconds per call of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, n: int) -> float:
+    """Measured dense matmul throughput of this device at ``dtype``: the MFU denominator."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = timed(lambda: a @ b, device, repeats=10, warmup=3)
+    return 2 * n**3 / seconds / 1e12
+
+
+def peak_memory_gb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def versions() -> dict:
+    import diffusers
+
+    out = {"torch": torch.__version__, "diffusers": diffusers.__version__,
+           "python": platform.python_version()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.version.cuda
+    return out
+
+
+def record(section: str, card: str, rows: list[dict], extra: dict | None = None,
+           out_dir: Path | None = None) -> Path:
+    """Merge this script's rows into results/<card>.json (written atomically)."""
+    out_dir = Path(out_dir or RESULTS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / (card.replace(" ", "_").replace("/", "_") + ".json")
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.update(card=card, versions=versions())
+    data[section] = {"date": datetime.date.today().isoformat(), "rows": rows, **(extra or {})}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    def cell(v):
+        return f"{v:.3g}" if isinstance(v, float) else ("—" if v is None else str(v))
+
+    widths = [max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(cell(r.get(c)).ljust(w) for c, w in zip(columns, widths)))

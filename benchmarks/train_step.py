@@ -1,0 +1,152 @@
+"""One LoRA training step of the released Framer architecture (random weights, no download),
+with the memory/speed levers on and off, next to the earlier toolkit's setting (VAE + CLIP
+encoding inside every step, no latent cache) as the baseline row. Prints step time, peak
+memory, achieved TFLOP/s (torch.utils.flop_counter) and MFU against this card's measured bf16
+matmul peak; speedups are ratios to the baseline row of the same run.
+
+    python benchmarks/train_step.py                 # GPU: 512×320×14 and 576×576×14, LoRA r64
+    python benchmarks/train_step.py --tiny          # CPU smoke test on the micro architecture
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import (device_and_name, matmul_peak_tflops, peak_memory_gb, print_table,  # noqa: E402
+                     record, reset_peak, timed)
+
+from framerturbo import adapters, levers  # noqa: E402
+from framerturbo.models import FramerUNet  # noqa: E402
+from framerturbo.models.configs import config  # noqa: E402
+from framerturbo.train.encode import EncodedBatch, encode_batch  # noqa: E402
+from framerturbo.train.objective import StepNoise, diffusion_loss, predict  # noqa: E402
+
+# name → (cache, gradient checkpointing, compile); all rows: bf16 frozen base, fp32 LoRA, SDPA
+SETTINGS = {
+    "baseline: encode every step": (False, True, False),
+    "cache + checkpointing": (True, True, False),
+    "cache, no checkpointing": (True, False, False),
+    "cache + checkpointing + compile": (True, True, True),
+}
+
+
+def random_model(cls, cfg: dict, device, dtype):
+    """The architecture with random weights, built on the meta device and materialised once
+    on ``device`` (a 1.5 B model would take minutes to initialise on the CPU)."""
+    with torch.device("meta"):
+        model = cls(**cfg) if not isinstance(cfg, tuple) else cls(cfg[0](**cfg[1]))
+    model.to_empty(device=device)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(0, 0.02) if p.dim() > 1 else p.zero_()
+        for b in model.buffers():
+            b.zero_()
+    return model.to(dtype)
+
+
+def build_encoders(kind: str, device, dtype):
+    from diffusers import AutoencoderKLTemporalDecoder
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    vae = random_model(AutoencoderKLTemporalDecoder, config(f"{kind}-vae"), device, dtype)
+    clip = random_model(CLIPVisionModelWithProjection,
+                        (CLIPVisionConfig, config(f"{kind}-clip")), device, dtype)
+    return vae, clip
+
+
+def raw_batch(frames: int, height: int, width: int, device) -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {"frames": torch.randint(0, 256, (1, frames, 3, height, width), generator=g,
+                                    dtype=torch.uint8),
+            "key": ["bench"], "aug_index": [0], "fps": [7.0], "motion_bucket": [100.0]}
+
+
+def run_setting(name, kind, vae, clip, size, frames, rank, device, dtype, steps):
+    """One row. Only what that setting keeps on the device is there while it is measured:
+    cached rows train with the VAE and CLIP on the CPU, as `framerturbo train` does."""
+    cache, checkpointing, compile_ = SETTINGS[name]
+    unet = random_model(FramerUNet, config(f"{kind}-unet"), device, dtype)
+    params = adapters.add_lora(unet, rank, rank, 0.0, adapters.target_regex("attn"))
+    levers.set_attention(unet, "sdpa")
+    if checkpointing:
+        unet.enable_gradient_checkpointing()
+    if compile_:
+        levers.compile_model(unet)
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    height, width = size
+    raw = raw_batch(frames, height, width, device)
+    vae.to(device), clip.to(device)
+    with torch.no_grad():
+        cached = encode_batch(vae, clip, raw, -3.0, 0.5)
+    if cache:
+        vae.to("cpu"), clip.to("cpu")
+
+    def step():
+        with torch.no_grad():
+            batch = cached if cache else encode_batch(vae, clip, raw, -3.0, 0.5)
+        draw = StepNoise.draw(batch.latents.float().cpu(), torch.Generator().manual_seed(0),
+                              0.7, 1.6, 0.1)
+        draw = StepNoise(**{k: v.to(device) for k, v in vars(draw).items()})
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            loss = diffusion_loss(predict(unet, None, batch, draw), batch, draw).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step()  # warm-up (compiles when compile is on)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    reset_peak(device)
+    seconds = timed(step, device, repeats=steps, warmup=0)
+    del unet, optimizer
+    return {"setting": name, "size": f"{width}x{height}x{frames}", "step_s": seconds,
+            "peak_gb": peak_memory_gb(device), "tflops": counter.get_total_flops() / seconds / 1e12}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tiny", action="store_true", help="micro architecture on the CPU, 2 rows")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per row (median)")
+    p.add_argument("--rank", type=int, default=64)
+    p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
+    p.add_argument("--no-record", action="store_true")
+    args = p.parse_args(argv)
+    device, card = device_and_name(args.tiny)
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    sizes = [(64, 64)] if args.tiny else [(320, 512), (576, 576)]
+    frames = 5 if args.tiny else 14
+    names = list(SETTINGS)[:2] if args.tiny else list(SETTINGS)
+    peak = matmul_peak_tflops(device, dtype, 1024 if args.tiny else 8192)
+    kind = "micro" if args.tiny else "released"
+    vae, clip = build_encoders(kind, device, dtype)
+    rows = []
+    for size in sizes:
+        base = None
+        for name in names:
+            row = run_setting(name, kind, vae, clip, size, frames, args.rank, device, dtype,
+                              args.steps)
+            base = base or row["step_s"]
+            row["speedup"] = base / row["step_s"]
+            row["mfu"] = row["tflops"] / peak
+            rows.append(row)
+            print(f"  {row['size']} {name}: {row['step_s']:.3f} s", flush=True)
+    print(f"{card}: LoRA r{args.rank} (preset attn), batch 1, measured {dtype} matmul peak "
+          f"{peak:.1f} TFLOP/s")
+    print_table(rows, ["size", "setting", "step_s", "speedup", "peak_gb", "tflops", "mfu"])
+    if not args.no_record:
+        print("recorded in", record("train_step" + ("-tiny" if args.tiny else ""), card, rows,
+                                    {"matmul_peak_tflops": peak, "lora_rank": args.rank},
+                                    args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
