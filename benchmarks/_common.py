@@ -3,6 +3,7 @@ and the results file (benchmarks/results/<card>.json, one section per script).""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -13,6 +14,15 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def arg_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark has; each script adds its own."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--tiny", action="store_true", help="micro sizes on the CPU (smoke test)")
+    p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
+    p.add_argument("--no-record", action="store_true", help="print only, write no results")
+    return p
 
 
 def device_and_name(tiny: bool) -> tuple[torch.device, str]:

@@ -8,7 +8,6 @@ and their ratio.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import device_and_name, print_table, record  # noqa: E402
+from _common import arg_parser, device_and_name, print_table, record  # noqa: E402
 
 from framerturbo.data.dataset import ClipDataset, ClipSettings  # noqa: E402
 from framerturbo.data.sources import discover  # noqa: E402
@@ -42,11 +41,8 @@ def whole_video_clip(path: Path, start: int, num_frames: int, stride: int) -> np
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tiny", action="store_true")
+    p = arg_parser(__doc__)
     p.add_argument("--samples", type=int, default=20)
-    p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
-    p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     frames, size, samples = (150, 64, 3) if args.tiny else (1000, 256, args.samples)
     num_frames, stride = 14, 4

@@ -9,7 +9,6 @@ denoising, VAE decode).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import device_and_name, peak_memory_gb, print_table, record, reset_peak, timed  # noqa: E402
+from _common import (arg_parser, device_and_name, peak_memory_gb, print_table,  # noqa: E402
+                     record, reset_peak, timed)
 from train_step import build_encoders, random_model  # noqa: E402
 
 from framerturbo.models import FramerControlNet, FramerUNet  # noqa: E402
@@ -44,11 +44,8 @@ def build_pipeline(kind: str, device, dtype):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tiny", action="store_true")
+    p = arg_parser(__doc__)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
-    p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny)
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16

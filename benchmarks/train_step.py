@@ -10,15 +10,14 @@ matmul peak; speedups are ratios to the baseline row of the same run.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import (device_and_name, matmul_peak_tflops, peak_memory_gb, print_table,  # noqa: E402
-                     record, reset_peak, timed)
+from _common import (arg_parser, device_and_name, matmul_peak_tflops,  # noqa: E402
+                     peak_memory_gb, print_table, record, reset_peak, timed)
 
 from framerturbo import adapters, levers  # noqa: E402
 from framerturbo.models import FramerUNet  # noqa: E402
@@ -112,12 +111,9 @@ def run_setting(name, kind, vae, clip, size, frames, rank, device, dtype, steps)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tiny", action="store_true", help="micro architecture on the CPU, 2 rows")
+    p = arg_parser(__doc__)
     p.add_argument("--steps", type=int, default=5, help="timed steps per row (median)")
     p.add_argument("--rank", type=int, default=64)
-    p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
-    p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny)
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16

@@ -9,10 +9,11 @@ from contextlib import contextmanager
 EXIT_USAGE = 2
 
 
-def add_model_args(p, required: bool = True) -> None:
-    p.add_argument("--model", required=required,
+def add_model_args(p) -> None:
+    p.add_argument("--model", default="micro",
                    help="Framer folder or Hub id (unet/ [+ controlnet/]); a self-contained folder "
-                        "needs no --svd. 'random-micro' = tiny model with RANDOM weights")
+                        "needs no --svd. Default 'micro': the embedded micro Framer (64×64); "
+                        "'random-micro' = the same architecture with RANDOM weights")
     p.add_argument("--svd", help="SVD-xt folder or Hub id for vae/, image_encoder/, "
                                  "feature_extractor/, scheduler/ when --model lacks them")
     p.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",

@@ -1,0 +1,60 @@
+"""The trained micro Framer shipped inside the package: released layout, fp16, small, loads
+with the standard loader as the default model, and is trained (not random)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from framerturbo.models.loading import MICRO, MICRO_PATH, load_components, resolve_model
+from framerturbo.pipeline import FramerPipeline
+from framerturbo.video_io import read_video_frames
+
+
+def test_shipped_in_the_released_layout_small_and_fp16():
+    assert resolve_model(MICRO) == str(MICRO_PATH)
+    for part in ("unet", "controlnet", "vae", "image_encoder", "feature_extractor", "scheduler"):
+        assert (MICRO_PATH / part).is_dir(), part
+    weights = list(MICRO_PATH.glob("*/*.safetensors"))
+    assert sum(p.stat().st_size for p in MICRO_PATH.rglob("*") if p.is_file()) < 20 * 2**20
+    from safetensors import safe_open
+
+    for path in weights:
+        with safe_open(str(path), "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}, path
+
+
+def test_loads_and_samples_quickly_and_is_trained():
+    parts = load_components(MICRO, device="cpu", dtype="fp32")
+    assert parts["controlnet"] is not None
+    pipe = FramerPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    rng = np.random.default_rng(0)
+    frame = np.zeros((64, 64, 3), np.uint8) + np.array([40, 90, 160], np.uint8)
+    frame[16:40, 20:44] = rng.integers(0, 255, 3, dtype=np.uint8)  # a flat square on a flat field
+    start = time.perf_counter()
+    out = pipe(frame, frame, num_frames=9, height=64, width=64, num_inference_steps=12,
+               sampler="dpm++", output_type="np", generator=torch.Generator().manual_seed(0))
+    seconds = time.perf_counter() - start
+    assert seconds < 60, seconds  # a gross-regression guard, not a benchmark (benchmarks/)
+    # between two identical frames a trained interpolator holds still; random weights do not
+    mse = float(((out.frames[0][1:-1] - frame / 255.0) ** 2).mean())
+    assert 10 * np.log10(1 / mse) > 20, mse
+
+
+def test_interpolate_uses_it_by_default(tmp_path):
+    from PIL import Image
+
+    from framerturbo.cli import main
+
+    from conftest import textured_image
+
+    for name, shift in (("a", (0, 0)), ("b", (4, 2))):
+        Image.fromarray(textured_image(64, 1, shift)).save(tmp_path / f"{name}.png")
+    out = tmp_path / "o.mp4"
+    assert main(["interpolate", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out),
+                 "--height", "64", "--width", "64", "--num-frames", "5", "--steps", "4",
+                 "--sampler", "dpm++"]) == 0
+    assert read_video_frames(out).shape[:3] == (5, 64, 64)
