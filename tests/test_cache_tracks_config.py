@@ -22,7 +22,7 @@ def cache_setup(tmp_path_factory, micro_parts):
     root = tmp_path_factory.mktemp("cache")
     clips = make_dataset(root / "clips", n=3)
     cfg = load_config(None, [f"data.sources={clips}", f"data.cache_dir={root / 'cache'}",
-                             "data.num_frames=5", "data.height=64", "data.width=64",
+                             "model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64",
                              "data.stride=2", "data.validation_clips=0", "data.aug_variants=3",
                              "data.sampling=every-window", f"train.output_dir={root / 'run'}",
                              "lora.rank=4", "train.max_steps=2"])
@@ -107,9 +107,9 @@ def test_training_with_tracks_feeds_the_controlnet(tmp_path):
     clips = make_dataset(tmp_path / "clips", n=2)
     for video in sorted(Path(clips).glob("*.mp4")):
         track_video(video, video.with_name(video.name + ".tracks.npz"))
-    cfg = load_config(None, [f"data.sources={clips}", "data.num_frames=5", "data.height=64",
-                             "data.width=64", "data.stride=2", "data.validation_clips=0",
-                             "control.use=true", "control.train=lora", "lora.rank=4",
+    cfg = load_config(None, [f"data.sources={clips}", "model.pretrained=random-micro",
+                             "data.num_frames=5", "data.height=64", "data.width=64",
+                             "data.stride=2", "data.validation_clips=0", "control.use=true", "control.train=lora", "lora.rank=4",
                              "train.max_steps=2", f"train.output_dir={tmp_path / 'run'}"])
     train_set, _ = make_datasets(cfg)
     heat = train_set[(0, 0)]["heatmaps"]

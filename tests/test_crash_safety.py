@@ -24,7 +24,7 @@ KILLS = 20
 # CPU kernels split reductions by thread count, so bit-equality needs one count everywhere:
 # every process here, killed or not, runs with one thread
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-COMMON = ["data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
+COMMON = ["model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
           "data.validation_clips=0", "lora.rank=4", "lora.alpha=4", "train.batch_size=2",
           "train.lr=1e-3", "train.log_every=1"]
 

@@ -82,7 +82,7 @@ def test_compiled_unet_trains_like_the_eager_one(tmp_path):
     from safetensors.torch import load_file
 
     clips = make_dataset(tmp_path / "clips", n=2)
-    common = [f"data.sources={clips}", "data.num_frames=5", "data.height=64", "data.width=64",
+    common = [f"data.sources={clips}", "model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64",
               "data.stride=2", "data.validation_clips=0", "lora.rank=4", "lora.alpha=4",
               "train.max_steps=2", "train.batch_size=1", "train.log_every=1"]
     runs = {c: train(load_config(None, [*common, f"train.compile={c}",

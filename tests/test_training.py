@@ -18,7 +18,7 @@ from framerturbo.config import load_config
 from framerturbo.train.loop import train
 from videos import make_dataset
 
-BASE = ["data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
+BASE = ["model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
         "data.validation_clips=0", "lora.rank=4", "lora.alpha=4", "train.log_every=1",
         "train.lr=1e-3", "train.batch_size=2"]
 

@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    pretrained: str = "random-micro"  # Framer folder / Hub id, or random-micro
+    pretrained: str = "micro"  # Framer folder / Hub id; micro (embedded) or random-micro
     svd: str = ""  # SVD-xt folder / Hub id when `pretrained` lacks vae/, image_encoder/
     base_dtype: str = "fp32"  # frozen weights: fp32, bf16 or fp16 (trainable weights stay fp32)
     attention: str = "sdpa"  # sdpa (PyTorch fused attention) | xformers (when installed)
