@@ -215,7 +215,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                 scheduler.step()
                 bar.update()
                 continue
-            _save(run_dir, step, models, optimizer, scheduler, ema, cfg, is_main, accelerator,
+            _save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, accelerator,
                   skipped)
             raise FloatingPointError(f"loss became {step_loss} at step {step + 1}; the last "
                                      f"good state is saved in {ckpt.checkpoint_dir(run_dir)} — "
@@ -247,7 +247,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
             window, t_start = [], time.perf_counter()
         log.log(step, values)
         if step % cfg.train.checkpoint_every == 0 or step == last_step:
-            _save(run_dir, step, models, optimizer, scheduler, ema, cfg, is_main, accelerator,
+            _save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, accelerator,
                   skipped)
         if val_set is not None and is_main and (
                 (cfg.validation.every and step % cfg.validation.every == 0)
@@ -330,7 +330,7 @@ def _load_trainable(models, tensors: dict[str, torch.Tensor]) -> None:
             p.copy_(tensors[n])
 
 
-def _save(run_dir, step, models, optimizer, scheduler, ema, cfg, is_main, accelerator, skipped):
+def _save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, accelerator, skipped):
     accelerator.wait_for_everyone()
     engine = None
     if accelerator.distributed_type in SHARDED:
@@ -339,14 +339,14 @@ def _save(run_dir, step, models, optimizer, scheduler, ema, cfg, is_main, accele
         engine = ckpt.engine_staging_dir(run_dir, step)
         accelerator.save_state(str(engine))
         weights = {}
-        for group in models.trainable:
-            full = accelerator.get_state_dict(getattr(models, group))  # gathered; collective
+        for group, engine_model in wrapped.items():
+            full = accelerator.get_state_dict(engine_model)  # gathered, unwrapped; collective
             weights |= {f"{group}.{k}": v.cpu() for k, v in full.items()}
         trainable = {n: weights[n] for n, _ in _named_trainable(models)}
         accelerator.wait_for_everyone()
     else:
         trainable = {n: p.detach().cpu() for n, p in _named_trainable(models)}
-    if is_main:
+    if accelerator.is_main_process:
         ckpt.save_checkpoint(run_dir, step, trainable,
                              {} if engine else optimizer.state_dict(), scheduler.state_dict(),
                              {"skipped_samples": skipped}, ema=None if ema is None else
