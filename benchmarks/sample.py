@@ -35,8 +35,9 @@ def build_pipeline(kind: str, device, dtype):
     vae, clip = build_encoders(kind, device, dtype)
     pipe = FramerPipeline(
         vae=vae, image_encoder=clip,
-        unet=random_model(FramerUNet, config(f"{kind}-unet"), device, dtype),
-        controlnet=random_model(FramerControlNet, config(f"{kind}-controlnet"), device, dtype),
+        unet=random_model(lambda: FramerUNet(**config(f"{kind}-unet")), device, dtype),
+        controlnet=random_model(lambda: FramerControlNet(**config(f"{kind}-controlnet")), device,
+                                dtype),
         scheduler=EulerDiscreteScheduler.from_config(config("svd-scheduler")),
         feature_extractor=make_feature_extractor())
     pipe.set_progress_bar_config(disable=True)

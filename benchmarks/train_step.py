@@ -34,14 +34,14 @@ SETTINGS = {
 }
 
 
-def random_model(cls, cfg: dict, device, dtype):
-    """The architecture with random weights, built on the meta device and materialised once
-    on ``device`` (a 1.5 B model would take minutes to initialise on the CPU)."""
+def random_model(build, device, dtype):
+    """``build()``'s architecture with random weights, built on the meta device and
+    materialised once on ``device`` (a 1.5 B model would take minutes to initialise on a CPU)."""
     with torch.device("meta"):
-        model = cls(**cfg) if not isinstance(cfg, tuple) else cls(cfg[0](**cfg[1]))
+        model = build()
     model.to_empty(device=device)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             p.normal_(0, 0.02) if p.dim() > 1 else p.zero_()
         for b in model.buffers():
             b.zero_()
@@ -52,13 +52,14 @@ def build_encoders(kind: str, device, dtype):
     from diffusers import AutoencoderKLTemporalDecoder
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    vae = random_model(AutoencoderKLTemporalDecoder, config(f"{kind}-vae"), device, dtype)
-    clip = random_model(CLIPVisionModelWithProjection,
-                        (CLIPVisionConfig, config(f"{kind}-clip")), device, dtype)
+    vae = random_model(lambda: AutoencoderKLTemporalDecoder(**config(f"{kind}-vae")), device,
+                       dtype)
+    clip = random_model(lambda: CLIPVisionModelWithProjection(
+        CLIPVisionConfig(**config(f"{kind}-clip"))), device, dtype)
     return vae, clip
 
 
-def raw_batch(frames: int, height: int, width: int, device) -> dict:
+def raw_batch(frames: int, height: int, width: int) -> dict:
     g = torch.Generator().manual_seed(0)
     return {"frames": torch.randint(0, 256, (1, frames, 3, height, width), generator=g,
                                     dtype=torch.uint8),
@@ -69,16 +70,14 @@ def run_setting(name, kind, vae, clip, size, frames, rank, device, dtype, steps)
     """One row. Only what that setting keeps on the device is there while it is measured:
     cached rows train with the VAE and CLIP on the CPU, as `framerturbo train` does."""
     cache, checkpointing, compile_ = SETTINGS[name]
-    unet = random_model(FramerUNet, config(f"{kind}-unet"), device, dtype)
+    unet = random_model(lambda: FramerUNet(**config(f"{kind}-unet")), device, dtype)
     params = adapters.add_lora(unet, rank, rank, 0.0, adapters.target_regex("attn"))
-    levers.set_attention(unet, "sdpa")
     if checkpointing:
         unet.enable_gradient_checkpointing()
-    if compile_:
-        levers.compile_model(unet)
+    levers.apply_kernels(unet, None, "sdpa", compile_)
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     height, width = size
-    raw = raw_batch(frames, height, width, device)
+    raw = raw_batch(frames, height, width)
     vae.to(device), clip.to(device)
     with torch.no_grad():
         cached = encode_batch(vae, clip, raw, -3.0, 0.5)
@@ -88,9 +87,7 @@ def run_setting(name, kind, vae, clip, size, frames, rank, device, dtype, steps)
     def step():
         with torch.no_grad():
             batch = cached if cache else encode_batch(vae, clip, raw, -3.0, 0.5)
-        draw = StepNoise.draw(batch.latents.float().cpu(), torch.Generator().manual_seed(0),
-                              0.7, 1.6, 0.1)
-        draw = StepNoise(**{k: v.to(device) for k, v in vars(draw).items()})
+        draw = StepNoise.draw(batch.latents, torch.Generator().manual_seed(0), 0.7, 1.6, 0.1)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             loss = diffusion_loss(predict(unet, None, batch, draw), batch, draw).mean()
         loss.backward()

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from .levers import ATTENTION
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -143,7 +145,7 @@ class Config:
 
 CHOICES = {
     "model.base_dtype": ("fp32", "bf16", "fp16"),
-    "model.attention": ("sdpa", "xformers"),
+    "model.attention": ATTENTION,
     "data.sampling": ("random", "uniform", "every-window"),
     "data.resize": ("crop", "squash"),
     "objective.loss_frames": ("all", "middle"),

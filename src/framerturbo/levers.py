@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import importlib.util
 
-import torch
-
 ATTENTION = ("sdpa", "xformers")
 OFFLOAD = ("none", "vae", "model", "sequential")
 
 
 class LeverError(ValueError):
     """A lever that cannot work here; the message names the fix."""
+
+
+def apply_kernels(unet, controlnet, attention: str, compile_unet: bool) -> None:
+    """The attention kernel on both networks, then (optionally) compile the UNet — after any
+    LoRA injection, so what is compiled is what runs. Training and sampling both call this."""
+    for model in (unet, controlnet):
+        if model is not None:
+            set_attention(model, attention)
+    if compile_unet:
+        compile_model(unet)
 
 
 def set_attention(model: torch.nn.Module, kind: str) -> None:
@@ -52,6 +60,8 @@ def apply_offload(pipe, mode: str, device: str | torch.device | None = None) -> 
     if mode == "vae":
         pipe.vae.to("cpu")
         return
+    import torch
+
     if not torch.cuda.is_available():
         raise LeverError(f"offload = {mode} moves models between the CPU and a GPU, and there "
                          "is no GPU here — use offload none")

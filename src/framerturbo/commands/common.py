@@ -6,6 +6,8 @@ import sys
 import warnings
 from contextlib import contextmanager
 
+from ..levers import ATTENTION, OFFLOAD
+
 EXIT_USAGE = 2
 
 
@@ -22,11 +24,11 @@ def add_model_args(p) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     p.add_argument("--dtype", default="auto",
                    help="auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
-    p.add_argument("--attention", default="sdpa", choices=["sdpa", "xformers"],
+    p.add_argument("--attention", default="sdpa", choices=ATTENTION,
                    help="attention kernel: sdpa (PyTorch's fused attention) or xformers")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the UNet (slow first call, faster after)")
-    p.add_argument("--offload", default="none", choices=["none", "vae", "model", "sequential"],
+    p.add_argument("--offload", default="none", choices=OFFLOAD,
                    help="for small GPUs: vae = VAE stays on the CPU; model = each model on the "
                         "GPU only while it runs; sequential = layer by layer (least memory)")
 
@@ -73,11 +75,8 @@ def load_pipeline(args, controlnet: bool):
                                       dtype=args.dtype, controlnet=controlnet)
     if args.lora:
         load_loras(pipe.unet, [parse_lora_spec(x) for x in args.lora])
-    for model in (pipe.unet, pipe.controlnet):
-        if model is not None:
-            levers.set_attention(model, getattr(args, "attention", "sdpa"))
-    if getattr(args, "compile", False):
-        levers.compile_model(pipe.unet)
+    levers.apply_kernels(pipe.unet, pipe.controlnet, getattr(args, "attention", "sdpa"),
+                         getattr(args, "compile", False))
     levers.apply_offload(pipe, offload, None if args.device == "auto" else args.device)
     if hasattr(args, "height"):
         pipe.check_size(args.height, args.width)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -31,7 +32,6 @@ from .setup import load_models, make_datasets, make_optimizer
 
 logger = logging.getLogger(__name__)
 SHARDED = ("DEEPSPEED", "FSDP")  # engines that shard weights or optimizer state across ranks
-ENGINE = ckpt.ENGINE
 
 
 class AddressSampler(Sampler):
@@ -161,8 +161,8 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     if source is not None:
         state = ckpt.load_checkpoint(source)
         _load_trainable(models, state["trainable"])
-        if (source / ENGINE).is_dir():  # DeepSpeed/FSDP: each rank's shard of the state
-            accelerator.load_state(str(source / ENGINE))
+        if (source / ckpt.ENGINE).is_dir():  # DeepSpeed/FSDP: each rank's shard of the state
+            accelerator.load_state(str(source / ckpt.ENGINE))
         else:
             optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -275,8 +275,6 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
 def check_launch_precision(cfg: Config) -> None:
     """``accelerate launch --config_file`` passes its precision in the environment; a launch
     config that disagrees with ``train.mixed_precision`` is a mistake, not a choice."""
-    import os
-
     launched = os.environ.get("ACCELERATE_MIXED_PRECISION")
     if launched and launched != cfg.train.mixed_precision:
         raise ValueError(f"the accelerate launch config says mixed_precision {launched!r} but "

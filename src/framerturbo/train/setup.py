@@ -57,14 +57,11 @@ def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Model
         trainable["unet"] = _trainable(unet, cfg.lora.mode, cfg)
     if controlnet is not None and cfg.control.train != "none":
         trainable["controlnet"] = _trainable(controlnet, cfg.control.train, cfg)
-    for model in (unet, controlnet):
-        if model is None:
-            continue
-        levers.set_attention(model, cfg.model.attention)
-        if cfg.train.gradient_checkpointing:
-            model.enable_gradient_checkpointing()
-    if cfg.train.compile:  # after LoRA injection: compile what will actually run
-        levers.compile_model(unet)
+    if cfg.train.gradient_checkpointing:
+        for model in (unet, controlnet):
+            if model is not None:
+                model.enable_gradient_checkpointing()
+    levers.apply_kernels(unet, controlnet, cfg.model.attention, cfg.train.compile)
     return Models(unet, controlnet, parts["vae"], parts["image_encoder"],
                   parts["feature_extractor"], trainable)
 
