@@ -22,7 +22,8 @@ from _common import (arg_parser, device_and_name, matmul_peak_tflops,  # noqa: E
 from framerturbo import adapters, levers  # noqa: E402
 from framerturbo.models import FramerUNet  # noqa: E402
 from framerturbo.models.configs import config  # noqa: E402
-from framerturbo.train.encode import EncodedBatch, encode_batch  # noqa: E402
+from framerturbo.encoding import EncodedBatch, encode_batch  # noqa: E402
+from framerturbo.denoiser import FramerDenoiser  # noqa: E402
 from framerturbo.train.objective import StepNoise, diffusion_loss, predict  # noqa: E402
 
 # name → (cache, gradient checkpointing, compile); all rows: bf16 frozen base, fp32 LoRA, SDPA
@@ -89,7 +90,8 @@ def run_setting(name, kind, vae, clip, size, frames, rank, device, dtype, steps)
             batch = cached if cache else encode_batch(vae, clip, raw, -3.0, 0.5)
         draw = StepNoise.draw(batch.latents, torch.Generator().manual_seed(0), 0.7, 1.6, 0.1)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            loss = diffusion_loss(predict(unet, None, batch, draw), batch, draw).mean()
+            loss = diffusion_loss(predict(FramerDenoiser(unet), batch, draw).output, batch,
+                                  draw).mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -11,7 +11,7 @@ import torch
 from framerturbo.config import ConfigError, load_config
 from framerturbo.data.cache import CachedClipDataset, build_cache, open_cache
 from framerturbo.data.tracking import klt_tracks, track_video
-from framerturbo.train.encode import encode_batch
+from framerturbo.encoding import encode_batch
 from framerturbo.train.loop import collate, train
 from framerturbo.train.setup import make_datasets
 from videos import make_dataset, moving_square_frames, square_positions, write_video

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from framerturbo import conditioning as C
+from framerturbo import encoding as E
 from framerturbo.models.configs import CLIP_MEAN, CLIP_STD
 
 
@@ -47,7 +48,7 @@ def test_time_ids_use_fps_minus_one():
 
 def test_clip_preprocessing_normalises_a_flat_image():
     img = torch.full((1, 3, 100, 60), 0.2)  # [-1, 1] pixels
-    px = C.clip_pixel_values(img)
+    px = E.clip_pixel_values(img)
     assert px.shape == (1, 3, 224, 224)
     expected = (torch.tensor(0.6) - torch.tensor(CLIP_MEAN)) / torch.tensor(CLIP_STD)
     assert torch.allclose(px[0, :, 50, 50], expected, atol=1e-4)
@@ -58,10 +59,8 @@ def test_endpoint_latents_are_unscaled_mode_of_pixel_augmented_frames(micro_part
     g = torch.Generator().manual_seed(0)
     start, end = torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, torch.rand(1, 3, 64, 64, generator=g) * 2 - 1
     noise = (torch.randn(1, 3, 64, 64, generator=g), torch.randn(1, 3, 64, 64, generator=g))
-    cond = C.build_conditioning(vae=vae, image_encoder=micro_parts["image_encoder"],
-                                mask_token=micro_parts["unet"].mask_token, start=start, end=end,
-                                num_frames=5, fps=7, motion_bucket_id=100, noise_aug_strength=0.1,
-                                aug_noise=noise)
+    endpoints = E.encode_endpoints(vae, micro_parts["image_encoder"], start, end, 0.1, noise)
+    cond = C.assemble(endpoints, micro_parts["unet"].mask_token, 5, fps=7, motion_bucket_id=100)
     with torch.no_grad():
         expect_start = vae.encode(start + 0.1 * noise[0]).latent_dist.mode()
         expect_end = vae.encode(end + 0.1 * noise[1]).latent_dist.mode()
@@ -70,5 +69,5 @@ def test_endpoint_latents_are_unscaled_mode_of_pixel_augmented_frames(micro_part
     assert torch.allclose(cond.added_time_ids, torch.tensor([[6.0, 100.0, 0.1]]))
     assert cond.image_embeddings.shape == (1, 2, 32)
     with torch.no_grad():
-        tokens = micro_parts["image_encoder"](C.clip_pixel_values(start)).image_embeds
+        tokens = micro_parts["image_encoder"](E.clip_pixel_values(start)).image_embeds
     assert torch.allclose(cond.image_embeddings[:, 0], tokens, atol=1e-5)

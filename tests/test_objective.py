@@ -7,9 +7,9 @@ import torch
 
 from conftest import textured_image
 from framerturbo import edm
-from framerturbo.train.encode import EncodedBatch, encode_endpoints, encode_tokens, to_pixels
-from framerturbo.train.objective import (StepNoise, diffusion_loss, model_input_at,
-                                         model_inputs, predict)
+from framerturbo.denoiser import FramerDenoiser
+from framerturbo.encoding import EncodedBatch, encode_endpoints, pixels_from_uint8
+from framerturbo.train.objective import StepNoise, diffusion_loss, predict, training_conditioning
 
 
 def capture_unet_calls(pipe):
@@ -21,15 +21,14 @@ def capture_unet_calls(pipe):
 
 def trainer_batch(micro_parts, start, end, aug_noise, num_frames, aug=0.02):
     vae, enc = micro_parts["vae"], micro_parts["image_encoder"]
-    ends = to_pixels(torch.from_numpy(start).permute(2, 0, 1))[None], \
-        to_pixels(torch.from_numpy(end).permute(2, 0, 1))[None]
-    ends = torch.stack(ends, dim=1)  # (1, 2, 3, H, W)
-    noise = torch.stack([aug_noise[0], aug_noise[1]], dim=1)
+    start_px = pixels_from_uint8(torch.from_numpy(start).permute(2, 0, 1))[None]
+    end_px = pixels_from_uint8(torch.from_numpy(end).permute(2, 0, 1))[None]
+    ends = encode_endpoints(vae, enc, start_px, end_px, torch.tensor([aug]), aug_noise)
     h = start.shape[0] // 8
     return EncodedBatch(
-        latents=torch.zeros(1, num_frames, 4, h, h),  # unused by model_input_at
-        endpoint_latents=encode_endpoints(vae, ends, torch.tensor([aug]), noise),
-        aug_sigma=torch.tensor([aug]), image_embeddings=encode_tokens(enc, ends),
+        latents=torch.zeros(1, num_frames, 4, h, h),  # replaced by the pipeline's x_σ below
+        endpoint_latents=ends.endpoint_latents, aug_sigma=ends.aug_sigma,
+        image_embeddings=ends.image_embeddings,
         fps=torch.tensor([7.0]), motion_bucket=torch.tensor([100.0]))
 
 
@@ -53,19 +52,27 @@ def test_trainer_model_input_equals_pipeline_model_input(micro_pipe, micro_parts
     sched = make_scheduler("euler")
     sched.set_timesteps(3)
     x_states = [first * sched.init_noise_sigma] + states[:-1]
+    doubled = EncodedBatch(**{**vars(batch), **{k: torch.cat([getattr(batch, k)] * 2) for k in (
+        "latents", "endpoint_latents", "aug_sigma", "image_embeddings", "fps", "motion_bucket")}})
     for step, (args, kwargs) in enumerate(calls):
-        x_pipe, t_pipe, tokens_pipe, ids_pipe = args[:4]
-        x_sigma = x_states[step].repeat(2, 1, 1, 1, 1)
+        # the trainer's network call at the pipeline's x_σ and σ, dropout = [uncond, cond]
         sigma = sched.sigmas[step].repeat(2)
-        x, t, cond = model_input_at(micro_parts["unet"], EncodedBatch(**{
-            **vars(batch), **{k: torch.cat([getattr(batch, k)] * 2) for k in (
-                "latents", "endpoint_latents", "aug_sigma", "image_embeddings", "fps",
-                "motion_bucket")}}), x_sigma, sigma,
-            drop_tokens=torch.tensor([True, False]), drop_endpoints=torch.tensor([True, False]))
+        x_sigma = x_states[step].repeat(2, 1, 1, 1, 1)
+        draw = StepNoise(sigma, torch.zeros_like(x_sigma), torch.tensor([True, False]),
+                         torch.tensor([True, False]))
+        denoiser = FramerDenoiser(micro_parts["unet"])
+        trainer_calls, handle = capture_unet_calls(micro_pipe)
+        try:
+            with torch.no_grad():
+                denoiser(x_sigma, sigma, training_conditioning(denoiser, doubled, draw))
+        finally:
+            handle.remove()
+        (x, t, tokens, ids), (x_pipe, t_pipe, tokens_pipe, ids_pipe) = \
+            trainer_calls[0][0][:4], args[:4]
         assert torch.equal(x, x_pipe), step  # [uncond, cond], bit for bit
-        assert torch.equal(cond.image_embeddings, tokens_pipe)
-        assert torch.equal(cond.added_time_ids, ids_pipe)
-        assert torch.allclose(t, torch.as_tensor(t_pipe, dtype=t.dtype).expand(2), atol=1e-6)
+        assert torch.equal(tokens, tokens_pipe)
+        assert torch.equal(ids, ids_pipe)
+        assert torch.equal(t, torch.as_tensor(t_pipe).expand(2)), step  # c_noise, exactly
 
 
 def test_loss_is_the_v_objective_computed_from_the_formulas(micro_parts):
@@ -79,7 +86,7 @@ def test_loss_is_the_v_objective_computed_from_the_formulas(micro_parts):
     draw = StepNoise.draw(batch.latents, torch.Generator().manual_seed(1), 0.7, 1.6, 0.1)
     unet = micro_parts["unet"]
     with torch.no_grad():
-        out = predict(unet, None, batch, draw)
+        out = predict(FramerDenoiser(unet), batch, draw).output
         loss = diffusion_loss(out, batch, draw)
     # independent: x = x0 + σε; F_target = (ε − σx0)/√(σ²+1); loss = mean (F − F_target)²
     s = draw.sigma.view(b, 1, 1, 1, 1)
@@ -98,7 +105,7 @@ def test_loss_is_the_v_objective_computed_from_the_formulas(micro_parts):
                           ((out - target) ** 2)[:, 1:-1].mean(dim=(1, 2, 3, 4)), rtol=1e-5)
 
 
-def test_model_inputs_use_the_sampled_sigma_and_c_noise(micro_parts):
+def test_training_step_uses_the_sampled_sigma_and_c_noise(micro_parts):
     g = torch.Generator().manual_seed(3)
     batch = EncodedBatch(latents=torch.randn(1, 5, 4, 8, 8, generator=g),
                          endpoint_latents=torch.randn(1, 2, 4, 8, 8, generator=g),
@@ -106,13 +113,26 @@ def test_model_inputs_use_the_sampled_sigma_and_c_noise(micro_parts):
                          fps=torch.tensor([8.0]), motion_bucket=torch.tensor([60.0]))
     draw = StepNoise(torch.tensor([2.5]), torch.randn(1, 5, 4, 8, 8, generator=g),
                      torch.tensor([True]), torch.tensor([False]))
-    x_sigma, x, t, cond = model_inputs(micro_parts["unet"], batch, draw)
-    assert torch.allclose(x_sigma, batch.latents + 2.5 * draw.noise)
+    unet = micro_parts["unet"]
+    seen = []
+    handle = unet.register_forward_pre_hook(lambda m, a, k: seen.append(a), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            out = predict(FramerDenoiser(unet), batch, draw)
+    finally:
+        handle.remove()
+    x, t, tokens, ids = seen[0][:4]
+    x_sigma = batch.latents + 2.5 * draw.noise
     assert torch.allclose(x[:, :, :4], x_sigma / (2.5**2 + 1) ** 0.5)
     assert torch.allclose(t, torch.tensor([0.25 * torch.log(torch.tensor(2.5))]))
-    assert float(cond.image_embeddings.abs().max()) == 0  # tokens dropped
+    assert float(tokens.abs().max()) == 0  # tokens dropped
     assert torch.equal(x[:, 0, 4:8], batch.endpoint_latents[:, 0])  # endpoints kept
-    assert torch.allclose(cond.added_time_ids, torch.tensor([[7.0, 60.0, 0.05]]))
+    assert torch.allclose(ids, torch.tensor([[7.0, 60.0, 0.05]]))
+    # D(x_σ) = c_skip·x_σ + c_out·F
+    expect = x_sigma / (2.5**2 + 1) - 2.5 / (2.5**2 + 1) ** 0.5 * out.output
+    assert torch.allclose(out.denoised, expect, atol=1e-6)
+    cond = training_conditioning(FramerDenoiser(unet), batch, draw)
+    assert float(cond.image_embeddings.abs().max()) == 0
 
 
 def test_dropout_probabilities_follow_the_svd_xtend_scheme():

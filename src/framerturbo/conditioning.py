@@ -19,13 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
-    _resize_with_antialiasing,
-)
-
-from .models.configs import CLIP_MEAN, CLIP_STD
-
-CLIP_SIZE = 224
+from .encoding import EncodedEndpoints
 
 
 @dataclass
@@ -65,52 +59,6 @@ def _as_mask(value, batch, device) -> torch.Tensor:
     return torch.full((batch,), bool(value), device=device)
 
 
-def pixels_from_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 0–255 → float [−1, 1]; the one conversion both the sampler and the trainer use."""
-    return images.float() / 127.5 - 1.0
-
-
-def clip_pixel_values(images: torch.Tensor, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
-    """CLIP preprocessing of (B, 3, H, W) images in [−1, 1]: antialiased resize to 224 (the
-    aspect ratio is squashed, as in SVD), back to [0, 1], then CLIP mean/std."""
-    x = _resize_with_antialiasing(images.float(), (CLIP_SIZE, CLIP_SIZE))
-    x = ((x + 1.0) / 2.0).clamp(0, 1)
-    mean = torch.tensor(mean, device=x.device)[None, :, None, None]
-    std = torch.tensor(std, device=x.device)[None, :, None, None]
-    return (x - mean) / std
-
-
-def encode_image_tokens(image_encoder, start: torch.Tensor, end: torch.Tensor,
-                        mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
-    """(B, 2, D) CLIP ``image_embeds`` of the start and end frames."""
-    pixels = clip_pixel_values(torch.cat([start, end]), mean, std)
-    embeds = image_encoder(pixels.to(device=image_encoder.device,
-                                     dtype=image_encoder.dtype)).image_embeds
-    batch = start.shape[0]
-    return torch.stack([embeds[:batch], embeds[batch:]], dim=1)
-
-
-def augment_endpoints(pixels: torch.Tensor, strength, noise: torch.Tensor) -> torch.Tensor:
-    """Pixel-space noise augmentation x + σ_c·n; ``strength`` is a float or a (B,) tensor."""
-    strength = torch.as_tensor(strength, dtype=pixels.dtype, device=pixels.device)
-    return pixels + strength.reshape(-1, 1, 1, 1) * noise
-
-
-def encode_endpoint_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """Unscaled VAE ``mode()`` latents of (B, 3, H, W) pixels, upcasting an fp16 VAE that asks
-    for it (``force_upcast``), as diffusers' SVD pipeline does."""
-    upcast = vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
-    dtype = torch.float32 if upcast else vae.dtype
-    if upcast:
-        vae.to(dtype=torch.float32)
-    try:
-        latents = vae.encode(pixels.to(device=vae.device, dtype=dtype)).latent_dist.mode()
-    finally:
-        if upcast:
-            vae.to(dtype=torch.float16)
-    return latents.to(pixels.device)  # the VAE may live elsewhere (sampling offload="vae")
-
-
 def build_cond_video(start_latents: torch.Tensor, end_latents: torch.Tensor,
                      mask_token: torch.Tensor, num_frames: int) -> torch.Tensor:
     """(B, F, 5, h, w): [start, mask_token × (F−2), end] plus the mask channel [0, 1…1, 0]."""
@@ -135,24 +83,16 @@ def make_time_ids(fps, motion_bucket_id, noise_aug_strength, batch_size: int,
     return torch.stack(columns, dim=1)
 
 
-def build_conditioning(*, vae, image_encoder, mask_token: torch.Tensor, start: torch.Tensor,
-                       end: torch.Tensor, num_frames: int, fps, motion_bucket_id,
-                       noise_aug_strength, aug_noise: tuple[torch.Tensor, torch.Tensor],
-                       clip_mean=CLIP_MEAN, clip_std=CLIP_STD,
-                       image_embeddings: torch.Tensor | None = None) -> FramerConditioning:
-    """The full conditional branch from clean endpoints in [−1, 1] and their augmentation noise.
-
-    ``image_embeddings`` may be passed in when already computed (e.g. from a cache)."""
-    if image_embeddings is None:
-        image_embeddings = encode_image_tokens(image_encoder, start, end, clip_mean, clip_std)
-    aug_start = augment_endpoints(start, noise_aug_strength, aug_noise[0])
-    aug_end = augment_endpoints(end, noise_aug_strength, aug_noise[1])
-    latents = encode_endpoint_latents(vae, torch.cat([aug_start, aug_end]))
-    batch = start.shape[0]
-    cond_video = build_cond_video(latents[:batch], latents[batch:], mask_token, num_frames)
-    time_ids = make_time_ids(fps, motion_bucket_id, noise_aug_strength, batch,
+def assemble(endpoints: EncodedEndpoints, mask_token: torch.Tensor, num_frames: int, fps,
+             motion_bucket_id) -> FramerConditioning:
+    """Stage two: the conditional branch from encoded endpoints — [start, mask tokens, end] with
+    the mask channel, and the time ids [fps − 1, motion bucket, σ_c]. Cheap and model-bound (the
+    mask token is a UNet weight), so it runs at every training step and once per sampling call."""
+    latents = endpoints.endpoint_latents
+    cond_video = build_cond_video(latents[:, 0], latents[:, 1], mask_token, num_frames)
+    time_ids = make_time_ids(fps, motion_bucket_id, endpoints.aug_sigma, latents.shape[0],
                              device=cond_video.device)
-    return FramerConditioning(image_embeddings, cond_video, time_ids)
+    return FramerConditioning(endpoints.image_embeddings, cond_video, time_ids)
 
 
 def unet_input(scaled_latents: torch.Tensor, cond: FramerConditioning) -> torch.Tensor:

@@ -23,7 +23,9 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from . import conditioning as C
-from . import edm
+from .denoiser import FramerDenoiser, combine_guidance
+from .encoding import encode_endpoints, pixels_from_uint8
+from .models.configs import CLIP_MEAN, CLIP_STD
 from .autopilot import AutopilotState, refine_tracks
 from .schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
 from .tracks import TrackSet, match_sift, rasterize_heatmaps, rescale_points, resample_tracks
@@ -61,7 +63,7 @@ def _to_pixels(image, height: int, width: int) -> torch.Tensor:
             raise ValueError(f"image arrays must be (H, W, 3), got {image.shape}")
         if image.dtype != np.uint8:
             image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-        pixels = C.pixels_from_uint8(torch.from_numpy(image).permute(2, 0, 1))
+        pixels = pixels_from_uint8(torch.from_numpy(image).permute(2, 0, 1))
     elif isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"image tensors must be (3, H, W) in [0, 1], got {tuple(image.shape)}")
@@ -124,8 +126,8 @@ class FramerPipeline(DiffusionPipeline):
 
     def _clip_stats(self):
         fe = self.feature_extractor
-        return (getattr(fe, "image_mean", None) or C.CLIP_MEAN,
-                getattr(fe, "image_std", None) or C.CLIP_STD)
+        return (getattr(fe, "image_mean", None) or CLIP_MEAN,
+                getattr(fe, "image_std", None) or CLIP_STD)
 
     @torch.no_grad()
     def __call__(self, start, end, *, num_frames: int = 14, height: int = 320, width: int = 512,
@@ -173,13 +175,10 @@ class FramerPipeline(DiffusionPipeline):
                                   dtype=state_dtype))
 
         mean, std = self._clip_stats()
-        cond = C.build_conditioning(
-            vae=self.vae, image_encoder=self.image_encoder, mask_token=self.unet.mask_token,
-            start=start_px, end=end_px, num_frames=num_frames, fps=fps,
-            motion_bucket_id=motion_bucket_id, noise_aug_strength=noise_aug_strength,
-            aug_noise=aug_noise, clip_mean=mean, clip_std=std)
+        endpoints = encode_endpoints(self.vae, self.image_encoder, start_px, end_px,
+                                     noise_aug_strength, aug_noise, mean, std)
+        cond = C.assemble(endpoints, self.unet.mask_token, num_frames, fps, motion_bucket_id)
         do_cfg = max_guidance_scale > 1.0
-        model_cond = cond.drop().cat(cond) if do_cfg else cond
         weights = guidance_weights(min_guidance_scale, max_guidance_scale, num_frames,
                                    middle_max_guidance).to(device)[None, :, None, None, None]
 
@@ -190,39 +189,25 @@ class FramerPipeline(DiffusionPipeline):
         use_control = self.controlnet is not None and any(t is not None for t in track_list)
         heatmaps = self._heatmaps(track_list, num_frames, height, width) if use_control else None
 
-        dtype = self.unet.dtype
+        denoiser = FramerDenoiser(self.unet, self.controlnet)
+        want_features = any(s is not None for s in states)
         lo, hi = control_step_range
         with self.progress_bar(total=steps) as progress:
             for i, t in enumerate(scheduler.timesteps):
-                latent_in = torch.cat([latents] * 2) if do_cfg else latents
-                # c_in·x through edm.py — the trainer's code path (equal to the scheduler's own
-                # scale_model_input; tests pin it), so model inputs match training bit for bit.
-                scaled = edm.scale_input(latent_in, scheduler.sigmas[i].to(latent_in))
+                # the scheduler's timestep is edm.c_noise of its σ (tests pin it); the denoiser
+                # derives it from σ, as the trainer does
                 scheduler.is_scale_input_called = True
-                x = C.unet_input(scaled, model_cond).to(dtype)
-                tokens = model_cond.image_embeddings.to(dtype)
-                time_ids = model_cond.added_time_ids.to(dtype)
-                residuals = {}
-                if use_control and lo <= i / steps < hi:
-                    hm = torch.cat([heatmaps] * 2) if do_cfg else heatmaps
-                    down, mid = self.controlnet(x, t, tokens, time_ids, controlnet_cond=hm.to(dtype),
-                                                conditioning_scale=control_scale,
-                                                return_dict=False)
-                    residuals = dict(down_block_additional_residuals=down,
-                                     mid_block_additional_residual=mid)
-                want_features = any(s is not None for s in states)
-                out = self.unet(x, t, tokens, time_ids, **residuals,
-                                return_up_block_features=want_features, return_dict=False)
-                pred = out[0].to(state_dtype)
-                if do_cfg:
-                    uncond, condp = pred.chunk(2)
-                    pred = uncond + weights * (condp - uncond)
+                step = denoiser(latents, scheduler.sigmas[i], cond,
+                                heatmaps=heatmaps if use_control and lo <= i / steps < hi
+                                else None, control_scale=control_scale,
+                                guidance=weights if do_cfg else None,
+                                return_features=want_features)
                 if want_features:
-                    heatmaps = self._autopilot_step(out[1], states, weights, do_cfg, batch,
-                                                    num_frames, (width, height), heatmaps,
+                    heatmaps = self._autopilot_step(step.features, states, weights, do_cfg,
+                                                    num_frames, (width, height),
                                                     autopilot_search_radius,
                                                     autopilot_consistency_px)
-                latents = scheduler.step(pred, t, latents).prev_sample
+                latents = scheduler.step(step.output, t, latents).prev_sample
                 if callback_on_step_end is not None:
                     callback_on_step_end(self, i, t, {"heatmaps": heatmaps, "latents": latents})
                 progress.update()
@@ -283,13 +268,12 @@ class FramerPipeline(DiffusionPipeline):
                 for t in track_list]
         return torch.stack(maps).to(self._execution_device, dtype=torch.float32)
 
-    def _autopilot_step(self, features, states, weights, do_cfg, batch, num_frames, size,
-                        heatmaps, radius, consistency):
+    def _autopilot_step(self, features, states, weights, do_cfg, num_frames, size, radius,
+                        consistency):
         feats = features[self.unet.autopilot_feature_index].float()
         feats = feats.reshape(-1, num_frames, *feats.shape[1:])
         if do_cfg:
-            uncond, condf = feats.chunk(2)
-            feats = uncond + weights * (condf - uncond)
+            feats = combine_guidance(feats, weights)
         for b, state in enumerate(states):
             if state is not None:
                 refine_tracks(state, feats[b].cpu(), size, radius, consistency)

@@ -1,5 +1,5 @@
 """The latent cache: per clip, the scaled target latents, ``aug_variants`` exact endpoint
-encodings (see ``train/encode.py`` for why this is exact), the two CLIP tokens, fps and motion.
+encodings (see ``encoding.py`` for why this is exact), the two CLIP tokens, fps and motion.
 
 Layout: ``<cache_dir>/<fingerprint>/shard-NNNNN.safetensors`` + ``shard-NNNNN.json`` (its clips
 and the shard's SHA-256). The fingerprint covers the sources (path, size, mtime), every data and
@@ -23,7 +23,10 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..atomic import atomic_file
-from .dataset import ClipDataset, ClipSettings, stable_seed
+from ..encoding import (augmentation_draw, encode_endpoints, encode_image_tokens,
+                        encode_target_latents, pixels_from_uint8)
+from ..seeding import stable_seed
+from .dataset import ClipDataset, ClipSettings
 
 logger = logging.getLogger(__name__)
 FORMAT = 1
@@ -85,8 +88,6 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
     """Encode every clip of ``dataset`` (epoch-0 windows) into the cache; returns its folder."""
     from tqdm.auto import tqdm
 
-    from ..train.encode import (augmentation_draw, encode_endpoints, encode_target_latents,
-                                encode_tokens, to_pixels)
 
     data_fp = cache_fingerprint(cfg, dataset, "")
     encoders = encoder_fingerprint(vae, image_encoder)
@@ -109,8 +110,8 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
                 logger.warning("cache: skipping clip %d (%s)", index, e)
                 stats["skipped"] += 1
                 continue
-            pixels = to_pixels(sample["frames"][None]).to(vae.device)
-            ends = torch.stack([pixels[:, 0], pixels[:, -1]], dim=1)
+            pixels = pixels_from_uint8(sample["frames"][None]).to(vae.device)
+            start, end = pixels[:, 0], pixels[:, -1]
             draws = [augmentation_draw(sample["key"], v, cfg.objective.cond_aug_mean,
                                        cfg.objective.cond_aug_std, pixels.shape[2:])
                      for v in range(cfg.data.aug_variants)]
@@ -118,9 +119,13 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
             noise = torch.stack([d[1] for d in draws]).to(vae.device)
             slot = str(index)
             tensors[f"{slot}.latents"] = encode_target_latents(vae, pixels)[0].cpu()
-            tensors[f"{slot}.tokens"] = encode_tokens(image_encoder, ends, *extra)[0].cpu()
-            tensors[f"{slot}.endpoints"] = encode_endpoints(
-                vae, ends.expand(len(draws), -1, -1, -1, -1), sigma, noise).cpu()
+            tokens = encode_image_tokens(image_encoder, start, end, *extra)
+            variants = encode_endpoints(vae, image_encoder, start.expand(len(draws), -1, -1, -1),
+                                        end.expand(len(draws), -1, -1, -1), sigma,
+                                        (noise[:, 0], noise[:, 1]),
+                                        image_embeddings=tokens.expand(len(draws), -1, -1))
+            tensors[f"{slot}.tokens"] = variants.image_embeddings[0].cpu()
+            tensors[f"{slot}.endpoints"] = variants.endpoint_latents.cpu()
             tensors[f"{slot}.aug_sigma"] = sigma.cpu()
             clips.append(dict(index=index, key=sample["key"], fps=sample["fps"],
                               motion_bucket=sample["motion_bucket"],
@@ -142,7 +147,7 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
 
 
 class CachedClipDataset(Dataset):
-    """Cached clips as :class:`~framerturbo.train.encode.EncodedBatch` fields; the augmentation
+    """Cached clips as :class:`~framerturbo.encoding.EncodedBatch` fields; the augmentation
     variant (and track choice) per visit comes from the same plan as the uncached dataset."""
 
     def __init__(self, folder: Path, dataset: ClipDataset):

@@ -10,7 +10,6 @@ through to the next source — never fatal.
 from __future__ import annotations
 
 import logging
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..seeding import stable_seed
 from ..tracks import rasterize_heatmaps
 from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
 from .sources import ClipSource
@@ -25,11 +25,6 @@ from .video import (TooShortError, UnreadableError, crop_transform, probe, read_
                     resize_frames)
 
 logger = logging.getLogger(__name__)
-
-
-def stable_seed(*parts) -> int:
-    """A 63-bit seed from any parts (stable across processes, unlike ``hash``)."""
-    return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63)
 
 
 def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

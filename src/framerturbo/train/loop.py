@@ -24,9 +24,10 @@ from torch.utils.data import DataLoader, Sampler
 from .. import adapters, edm
 from ..atomic import atomic_file
 from ..config import Config
-from ..data.dataset import stable_seed
+from ..seeding import stable_seed
 from . import checkpoint as ckpt
-from .encode import EncodedBatch, encode_batch
+from ..denoiser import FramerDenoiser
+from ..encoding import EncodedBatch, encode_batch
 from .objective import StepNoise, diffusion_loss, predict
 from .setup import load_models, make_datasets, make_optimizer
 
@@ -153,6 +154,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     wrapped = dict(zip(models.trainable, prepared))
     unet = wrapped.get("unet", models.unet)
     controlnet = wrapped.get("controlnet", models.controlnet)
+    denoiser = FramerDenoiser(unet, controlnet, core=models.unet)
     ema = {n: p.detach().clone() for n, p in _named_trainable(models)} \
         if cfg.train.ema_decay > 0 else None
 
@@ -198,8 +200,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                                   cfg.objective.conditioning_dropout)
             # gradients sync (and, under DeepSpeed, the engine steps) on the last micro-batch
             with accelerator.accumulate(*wrapped.values()), accelerator.autocast():
-                output = predict(unet, controlnet, batch, draw, cfg.control.scale,
-                                 unet_core=models.unet)
+                output = predict(denoiser, batch, draw, cfg.control.scale).output
                 per_sample = diffusion_loss(output, batch, draw, cfg.objective.loss_frames)
                 loss = per_sample.mean()
                 accelerator.backward(loss)  # divided by grad_accum inside

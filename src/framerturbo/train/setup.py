@@ -9,7 +9,8 @@ import torch
 
 from .. import adapters, levers
 from ..config import Config, ConfigError
-from ..data.dataset import ClipDataset, ClipSettings, stable_seed
+from ..data.dataset import ClipDataset, ClipSettings
+from ..seeding import stable_seed
 from ..data.sources import discover
 from ..models.loading import load_components, resolve_dtype
 

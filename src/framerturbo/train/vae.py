@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_dir
-from ..data.dataset import ClipDataset, ClipSettings, stable_seed
+from ..data.dataset import ClipDataset, ClipSettings
+from ..seeding import stable_seed
 from ..data.sources import discover
 from ..models.configs import config as model_config
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import stable_seed
+from ..seeding import stable_seed
 from ..video_io import write_gif
-from .encode import encode_batch
+from ..denoiser import FramerDenoiser
+from ..encoding import encode_batch
 from .objective import StepNoise, diffusion_loss, predict
 
 
@@ -33,7 +34,8 @@ def validate(cfg, models, val_set, run_dir: Path, step: int, device) -> dict:
         draw = StepNoise(torch.full((b,), float(sigma), device=device), noise,
                          torch.zeros(b, dtype=torch.bool, device=device),
                          torch.zeros(b, dtype=torch.bool, device=device))
-        output = predict(models.unet, models.controlnet, batch, draw, cfg.control.scale)
+        output = predict(FramerDenoiser(models.unet, models.controlnet), batch, draw,
+                         cfg.control.scale).output
         out[f"val/loss_sigma_{sigma:g}"] = float(diffusion_loss(output, batch, draw).mean())
     if cfg.validation.sample:
         out |= _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step)
