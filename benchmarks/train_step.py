@@ -22,7 +22,7 @@ from _common import (arg_parser, device_and_name, matmul_peak_tflops,  # noqa: E
 from framerturbo import adapters, levers  # noqa: E402
 from framerturbo.models import FramerUNet  # noqa: E402
 from framerturbo.models.configs import config  # noqa: E402
-from framerturbo.encoding import EncodedBatch, encode_batch  # noqa: E402
+from framerturbo.encoding import encode_batch  # noqa: E402
 from framerturbo.denoiser import FramerDenoiser  # noqa: E402
 from framerturbo.train.objective import StepNoise, diffusion_loss, predict  # noqa: E402
 

@@ -12,8 +12,9 @@ from framerturbo.config import ConfigError, load_config
 from framerturbo.data.cache import CachedClipDataset, build_cache, open_cache
 from framerturbo.data.tracking import klt_tracks, track_video
 from framerturbo.encoding import encode_batch
-from framerturbo.train.loop import collate, train
-from framerturbo.train.setup import make_datasets
+from framerturbo.data.batching import collate
+from framerturbo.data.splits import make_datasets
+from framerturbo.train.loop import train
 from videos import make_dataset, moving_square_frames, square_positions, write_video
 
 

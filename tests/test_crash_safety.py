@@ -78,7 +78,7 @@ def test_training_survives_sigkill(tmp_path, one_thread):
 def test_cache_build_survives_sigkill(tmp_path, one_thread):
     from framerturbo.data.cache import build_cache, open_cache
     from framerturbo.models.loading import random_micro_components
-    from framerturbo.train.setup import make_datasets
+    from framerturbo.data.splits import make_datasets
 
     micro_parts = random_micro_components(controlnet=False)  # what `cache` loads
     clips = make_dataset(tmp_path / "clips", n=8)

@@ -87,7 +87,7 @@ def _run_cache(args) -> int:
                          "data.cache_dir=DIR")
     from ..data.cache import build_cache
     from ..models.loading import load_components
-    from ..train.setup import make_datasets
+    from ..data.splits import make_datasets
 
     train_set, _ = make_datasets(cfg)
     parts = load_components(cfg.model.pretrained, cfg.model.svd or None, controlnet=False,

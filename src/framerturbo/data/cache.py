@@ -16,7 +16,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -25,8 +24,8 @@ from torch.utils.data import Dataset
 from ..atomic import atomic_file
 from ..encoding import (augmentation_draw, encode_endpoints, encode_image_tokens,
                         encode_target_latents, pixels_from_uint8)
-from ..seeding import stable_seed
-from .dataset import ClipDataset, ClipSettings
+from .dataset import ClipDataset
+from .splits import make_datasets
 
 logger = logging.getLogger(__name__)
 FORMAT = 1
@@ -196,8 +195,6 @@ class OpenedCache:
 
 def open_cache(cfg) -> OpenedCache:
     """The cache built for this config (by ``framerturbo cache``); a clear error otherwise."""
-    from ..train.setup import make_datasets
-
     if cfg.data.flip:
         raise ValueError("data.flip cannot be used with data.cache_dir (latents of flipped "
                          "frames are not flipped latents) — turn one of them off")

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..seeding import stable_seed
 from ..tracks import rasterize_heatmaps
 from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
 from .sources import ClipSource

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .. import adapters
 from ..atomic import atomic_dir, remove_stale
+from ..config import Config
 
 PREFIX = "step-"
 ENGINE = "engine"  # DeepSpeed/FSDP: accelerate's per-rank state, inside the checkpoint folder
@@ -87,3 +89,97 @@ def load_checkpoint(path: Path) -> dict:
         "scheduler": opt["scheduler"],
         "state": json.loads((path / "state.json").read_text()),
     }
+
+
+# --- the run's state: what trains, saved and restored through the engine ---------------------
+
+SHARDED = ("DEEPSPEED", "FSDP")  # engines that shard weights or optimizer state across ranks
+
+
+def named_trainable(models):
+    for group, model in (("unet", models.unet), ("controlnet", models.controlnet)):
+        if group in models.trainable:
+            for n, p in model.named_parameters():
+                if p.requires_grad:
+                    yield f"{group}.{n}", p
+
+
+def load_trainable(models, tensors: dict[str, torch.Tensor]) -> None:
+    named = dict(named_trainable(models))
+    missing = set(named) - set(tensors)
+    if missing:
+        raise ValueError(f"checkpoint lacks {len(missing)} trainable tensors (e.g. "
+                         f"{sorted(missing)[0]}) — was it written with another lora/control "
+                         "configuration?")
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(tensors[n])
+
+
+def save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, accelerator, skipped):
+    accelerator.wait_for_everyone()
+    engine = None
+    if accelerator.distributed_type in SHARDED:
+        # every rank writes its shard next to the checkpoint; the main rank then moves it in,
+        # so the checkpoint still appears all at once
+        engine = engine_staging_dir(run_dir, step)
+        accelerator.save_state(str(engine))
+        weights = {}
+        for group, engine_model in wrapped.items():
+            full = accelerator.get_state_dict(engine_model)  # gathered, unwrapped; collective
+            weights |= {f"{group}.{k}": v.cpu() for k, v in full.items()}
+        trainable = {n: weights[n] for n, _ in named_trainable(models)}
+        accelerator.wait_for_everyone()
+    else:
+        trainable = {n: p.detach().cpu() for n, p in named_trainable(models)}
+    if accelerator.is_main_process:
+        save_checkpoint(run_dir, step, trainable,
+                             {} if engine else optimizer.state_dict(), scheduler.state_dict(),
+                             {"skipped_samples": skipped}, ema=None if ema is None else
+                             {k: v.cpu() for k, v in ema.items()},
+                             keep=cfg.train.keep_checkpoints, engine_dir=engine)
+    accelerator.wait_for_everyone()
+
+
+def restore(run_dir: Path, resume: str | None, models, optimizer, scheduler, ema, accelerator):
+    """Load the checkpoint ``resume`` names into the models, optimizer, LR schedule and EMA;
+    returns (step, ema) — (0, ema) for a fresh run."""
+    source = resolve_resume(run_dir, resume) if resume else None
+    if source is None:
+        if resume:
+            accelerator.print(f"no checkpoint in {checkpoint_dir(run_dir)}; starting at step 0")
+        return 0, ema
+    state = load_checkpoint(source)
+    load_trainable(models, state["trainable"])
+    if (source / ENGINE).is_dir():  # DeepSpeed/FSDP: each rank's shard of the state
+        accelerator.load_state(str(source / ENGINE))
+    else:
+        optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if ema is not None and state["ema"] is not None:
+        ema = {k: v.to(accelerator.device) for k, v in state["ema"].items()}
+    step = state["state"]["step"]
+    accelerator.print(f"resumed from {source} at step {step}")
+    return step, ema
+
+
+def export_result(run_dir: Path, models, ema, cfg: Config) -> None:
+    """The run's product: LoRA folders (``lora/``, ``controlnet_lora/``) or, for full training,
+    a self-contained model folder (``model/``); EMA weights replace the raw ones when on."""
+    from ..models.loading import load_components, save_components
+
+    if ema is not None:
+        load_trainable(models, ema)
+    if cfg.lora.mode == "lora":
+        adapters.save_lora(models.unet, run_dir / "lora")
+    if cfg.control.train == "lora":
+        adapters.save_lora(models.controlnet, run_dir / "controlnet_lora")
+    if cfg.lora.mode == "full" or cfg.control.train == "full":
+        parts = load_components(cfg.model.pretrained, cfg.model.svd or None,
+                                controlnet=models.controlnet is not None, device="cpu",
+                                dtype="fp32")
+        if cfg.lora.mode == "full":
+            parts["unet"] = models.unet.to("cpu", torch.float32)
+        if cfg.control.train == "full":
+            parts["controlnet"] = models.controlnet.to("cpu", torch.float32)
+        save_components(parts, run_dir / "model")

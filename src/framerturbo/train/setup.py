@@ -9,10 +9,8 @@ import torch
 
 from .. import adapters, levers
 from ..config import Config, ConfigError
-from ..data.dataset import ClipDataset, ClipSettings
-from ..seeding import stable_seed
-from ..data.sources import discover
 from ..models.loading import load_components, resolve_dtype
+from ..seeding import stable_seed
 
 logger = logging.getLogger(__name__)
 
@@ -94,24 +92,3 @@ def make_optimizer(cfg: Config, params: list[torch.nn.Parameter], device: torch.
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
                               num_training_steps=t.max_steps)
     return optimizer, scheduler
-
-
-def make_datasets(cfg: Config):
-    """(train, validation) datasets; validation clips come from validation_sources, else the
-    last ``validation_clips`` sources are held out of training."""
-    if not cfg.data.sources:
-        raise ConfigError("data.sources is empty — list video folders, frame folders or "
-                          ".jsonl manifests")
-    settings = ClipSettings.from_config(cfg)
-    sources = discover(cfg.data.sources)
-    held = discover(cfg.data.validation_sources) if cfg.data.validation_sources else []
-    if not held and cfg.data.validation_clips and len(sources) > cfg.data.validation_clips:
-        sources, held = sources[:-cfg.data.validation_clips], sources[-cfg.data.validation_clips:]
-    train = ClipDataset(sources, settings)
-    val_settings = ClipSettings(**{**vars(settings), "sampling": "uniform", "flip": False})
-    val = ClipDataset(held[:cfg.data.validation_clips], val_settings) if held else None
-    if len(train) == 0:
-        raise ConfigError(f"no usable training clips in {cfg.data.sources} "
-                          f"({len(train.skipped.reasons)} skipped) — run `framerturbo "
-                          "check-data` on them")
-    return train, val

@@ -11,6 +11,7 @@ import torch
 
 from ..seeding import stable_seed
 from ..video_io import write_gif
+from ..data.batching import collate
 from ..denoiser import FramerDenoiser
 from ..encoding import encode_batch
 from .objective import StepNoise, diffusion_loss, predict
@@ -23,8 +24,6 @@ def validate(cfg, models, val_set, run_dir: Path, step: int, device) -> dict:
     models.unet.eval()
     out: dict[str, float] = {}
     items = [val_set[(i, 0)] for i in range(len(val_set))]
-    from .loop import collate  # noqa: PLC0415
-
     batch = encode_batch(vae, image_encoder, collate(items), cfg.objective.cond_aug_mean,
                          cfg.objective.cond_aug_std)
     for sigma in cfg.validation.sigmas:

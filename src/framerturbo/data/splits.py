@@ -1,0 +1,28 @@
+"""The training and validation datasets of a config: which sources train, which are held out."""
+
+from __future__ import annotations
+
+from ..config import Config, ConfigError
+from .dataset import ClipDataset, ClipSettings
+from .sources import discover
+
+
+def make_datasets(cfg: Config):
+    """(train, validation) datasets; validation clips come from validation_sources, else the
+    last ``validation_clips`` sources are held out of training."""
+    if not cfg.data.sources:
+        raise ConfigError("data.sources is empty — list video folders, frame folders or "
+                          ".jsonl manifests")
+    settings = ClipSettings.from_config(cfg)
+    sources = discover(cfg.data.sources)
+    held = discover(cfg.data.validation_sources) if cfg.data.validation_sources else []
+    if not held and cfg.data.validation_clips and len(sources) > cfg.data.validation_clips:
+        sources, held = sources[:-cfg.data.validation_clips], sources[-cfg.data.validation_clips:]
+    train = ClipDataset(sources, settings)
+    val_settings = ClipSettings(**{**vars(settings), "sampling": "uniform", "flip": False})
+    val = ClipDataset(held[:cfg.data.validation_clips], val_settings) if held else None
+    if len(train) == 0:
+        raise ConfigError(f"no usable training clips in {cfg.data.sources} "
+                          f"({len(train.skipped.reasons)} skipped) — run `framerturbo "
+                          "check-data` on them")
+    return train, val
