@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from .levers import ATTENTION
-
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+# the lever choices (models/levers.py applies them; the CLI and this config offer them)
+ATTENTION = ("sdpa", "xformers")
+OFFLOAD = ("none", "vae", "model", "sequential")
 
 
 class ConfigError(ValueError):

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 
-ATTENTION = ("sdpa", "xformers")
-OFFLOAD = ("none", "vae", "model", "sequential")
+from .config import ATTENTION, OFFLOAD  # the choices, named once
 
 
 class LeverError(ValueError):

@@ -6,7 +6,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 
-from ..levers import ATTENTION, OFFLOAD
+from ..config import ATTENTION, OFFLOAD
 
 EXIT_USAGE = 2
 
