@@ -21,7 +21,7 @@ from _common import arg_parser, device_and_name, print_table, record  # noqa: E4
 
 from framerturbo.data.dataset import ClipDataset, ClipSettings  # noqa: E402
 from framerturbo.data.sources import discover  # noqa: E402
-from framerturbo.video_io import write_mp4  # noqa: E402
+from framerturbo.media.files import write_mp4  # noqa: E402
 
 
 def make_video(path: Path, frames: int, size: int, fps: float = 30.0) -> None:

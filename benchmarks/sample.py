@@ -30,7 +30,7 @@ def build_pipeline(kind: str, device, dtype):
     from diffusers import EulerDiscreteScheduler
 
     from framerturbo.models.loading import make_feature_extractor
-    from framerturbo.pipeline import FramerPipeline
+    from framerturbo.sampling.pipeline import FramerPipeline
 
     vae, clip = build_encoders(kind, device, dtype)
     pipe = FramerPipeline(

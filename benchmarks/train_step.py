@@ -19,11 +19,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import (arg_parser, device_and_name, matmul_peak_tflops,  # noqa: E402
                      peak_memory_gb, print_table, record, reset_peak, timed)
 
-from framerturbo import adapters, levers  # noqa: E402
+from framerturbo.models import adapters
+from framerturbo import levers  # noqa: E402
 from framerturbo.models import FramerUNet  # noqa: E402
 from framerturbo.models.configs import config  # noqa: E402
-from framerturbo.encoding import encode_batch  # noqa: E402
-from framerturbo.denoiser import FramerDenoiser  # noqa: E402
+from framerturbo.denoising.encoding import encode_batch  # noqa: E402
+from framerturbo.denoising.denoiser import FramerDenoiser  # noqa: E402
 from framerturbo.train.objective import StepNoise, diffusion_loss, predict  # noqa: E402
 
 # name → (cache, gradient checkpointing, compile); all rows: bf16 frozen base, fp32 LoRA, SDPA

@@ -29,7 +29,7 @@ def micro_parts():
 
 @pytest.fixture(scope="session")
 def micro_pipe(micro_parts):
-    from framerturbo.pipeline import FramerPipeline
+    from framerturbo.sampling.pipeline import FramerPipeline
 
     pipe = FramerPipeline(**micro_parts)
     pipe.set_progress_bar_config(disable=True)

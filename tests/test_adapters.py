@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from framerturbo.adapters import (add_lora, lora_parameter_count, load_loras, matching_modules,
+from framerturbo.models.adapters import (add_lora, lora_parameter_count, load_loras, matching_modules,
                                   parse_lora_spec, save_lora, target_regex)
 from framerturbo.models import FramerUNet, config
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from framerturbo.app import Session, draw
+from framerturbo.cli.app import Session, draw
 
 
 def test_click_orders_never_crash_and_make_sense():

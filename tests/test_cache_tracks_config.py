@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from framerturbo.config import ConfigError, load_config
+from framerturbo.core.config import ConfigError, load_config
 from framerturbo.data.cache import CachedClipDataset, build_cache, open_cache
 from framerturbo.data.tracking import klt_tracks, track_video
-from framerturbo.encoding import encode_batch
+from framerturbo.denoising.encoding import encode_batch
 from framerturbo.data.batching import collate
 from framerturbo.data.splits import make_datasets
 from framerturbo.train.loop import train

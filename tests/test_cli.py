@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import textured_image
-from framerturbo.cli import main
-from framerturbo.video_io import read_video_frames
+from framerturbo.cli.main import main
+from framerturbo.media.files import read_video_frames
 
 FAST = ["--num-frames", "5", "--steps", "2", "--height", "64", "--width", "64"]
 
@@ -91,10 +91,10 @@ def test_bad_inputs_exit_2_with_one_line(endpoints, tmp_path, capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "framerturbo.cli", "--version"],
+    out = subprocess.run([sys.executable, "-m", "framerturbo.cli.main", "--version"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.startswith("framerturbo ")
-    usage = subprocess.run([sys.executable, "-m", "framerturbo.cli", "interpolate"],
+    usage = subprocess.run([sys.executable, "-m", "framerturbo.cli.main", "interpolate"],
                            capture_output=True, text=True)
     assert usage.returncode == 2
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from framerturbo import conditioning as C
-from framerturbo import encoding as E
+from framerturbo.denoising import conditioning as C
+from framerturbo.denoising import encoding as E
 from framerturbo.models.configs import CLIP_MEAN, CLIP_STD
 
 

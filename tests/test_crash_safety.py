@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from framerturbo.config import load_config
+from framerturbo.core.config import load_config
 from framerturbo.train import checkpoint as ckpt
 from framerturbo.train.loop import train
 from videos import make_dataset

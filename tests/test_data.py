@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from framerturbo.cli import main
+from framerturbo.cli.main import main
 from framerturbo.data.clips import Span, clip_times, frame_step, num_windows
 from framerturbo.data.dataset import ClipDataset, ClipSettings
 from framerturbo.data.sources import discover
-from framerturbo.data.video import probe, read_frames_at, resize_frames
+from framerturbo.media.video import probe, read_frames_at, resize_frames
 from videos import moving_square_frames, write_video
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from framerturbo import denoiser as D
-from framerturbo import edm
-from framerturbo.conditioning import FramerConditioning
-from framerturbo.denoiser import FramerDenoiser, combine_guidance
-from framerturbo.schedulers import SAMPLERS, make_scheduler
+from framerturbo.denoising import denoiser as D
+from framerturbo.core import edm
+from framerturbo.denoising.conditioning import FramerConditioning
+from framerturbo.denoising.denoiser import FramerDenoiser, combine_guidance
+from framerturbo.models.schedulers import SAMPLERS, make_scheduler
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -62,7 +62,7 @@ def test_denoised_is_c_skip_x_plus_c_out_f():
 
 def test_pipeline_and_trainer_both_call_the_denoiser(micro_pipe, micro_parts, monkeypatch,
                                                      tmp_path):
-    from framerturbo.config import load_config
+    from framerturbo.core.config import load_config
     from framerturbo.train.loop import train
     from videos import make_dataset
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler
 
-from framerturbo import edm
-from framerturbo.schedulers import make_scheduler
+from framerturbo.core import edm
+from framerturbo.models.schedulers import make_scheduler
 
 # SVD-xt's scheduler_config.json, written out here independently of the package.
 SVD_XT_SCHEDULER = {

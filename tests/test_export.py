@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from framerturbo.adapters import add_lora, load_loras, save_lora, target_regex
-from framerturbo.cli import main
+from framerturbo.models.adapters import add_lora, load_loras, save_lora, target_regex
+from framerturbo.cli.main import main
 from framerturbo.models import FramerUNet
 from framerturbo.models.loading import load_components
 

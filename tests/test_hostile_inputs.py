@@ -16,12 +16,12 @@ import torch
 from PIL import Image
 
 from conftest import textured_image
-from framerturbo.cli import main
+from framerturbo.cli.main import main
 from framerturbo.data.dataset import ClipDataset, ClipSettings
 from framerturbo.data.sources import discover
-from framerturbo.data.video import probe, read_frames_at
+from framerturbo.media.video import probe, read_frames_at
 from framerturbo.train import checkpoint as ckpt
-from framerturbo.video_io import InputError, load_image, write_frames
+from framerturbo.media.files import InputError, load_image, write_frames
 from videos import moving_square_frames, write_video
 
 
@@ -91,7 +91,7 @@ def test_huge_image_is_rejected_without_decoding(tmp_path, capsys):
 
 
 def test_huge_jpeg_is_downscaled_while_decoding(tmp_path, monkeypatch):
-    import framerturbo.video_io as vio
+    import framerturbo.media.files as vio
 
     monkeypatch.setattr(vio, "MAX_PIXELS", 64 * 64)
     path = tmp_path / "j.jpg"

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import textured_image
-from framerturbo import levers
-from framerturbo.cli import main
-from framerturbo.config import ConfigError, load_config
+from framerturbo.models import levers
+from framerturbo.cli.main import main
+from framerturbo.core.config import ConfigError, load_config
 
 RUN = dict(num_frames=5, height=64, width=64, num_inference_steps=2, output_type="np")
 START, END = textured_image(64, seed=3), textured_image(64, seed=3, shift=(5, 2))
@@ -27,7 +27,7 @@ def sample(pipe):
 def test_sdpa_is_the_default_kernel_and_setting_it_changes_nothing(micro_parts):
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from framerturbo.adapters import add_lora
+    from framerturbo.models.adapters import add_lora
 
     unet = copy.deepcopy(micro_parts["unet"])
     add_lora(unet, 4, 4, 0.0, r".*attn.*\.to_q")  # the kernel swap must not undo LoRA wrapping
@@ -49,7 +49,7 @@ def test_xformers_without_the_package_says_what_to_install(micro_parts):
 
 
 def test_vae_offload_samples_the_same_frames(micro_parts):
-    from framerturbo.pipeline import FramerPipeline
+    from framerturbo.sampling.pipeline import FramerPipeline
 
     pipe = FramerPipeline(**{k: copy.deepcopy(v) for k, v in micro_parts.items()})
     pipe.set_progress_bar_config(disable=True)

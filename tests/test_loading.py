@@ -10,7 +10,7 @@ import torch
 
 from conftest import textured_image
 from framerturbo.models.loading import ModelNotFoundError, load_components, save_components
-from framerturbo.pipeline import FramerPipeline
+from framerturbo.sampling.pipeline import FramerPipeline
 
 RUN = dict(num_frames=5, height=64, width=64, num_inference_steps=2, output_type="np")
 

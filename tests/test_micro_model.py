@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from framerturbo.models.loading import MICRO, MICRO_PATH, load_components, resolve_model
-from framerturbo.pipeline import FramerPipeline
-from framerturbo.video_io import read_video_frames
+from framerturbo.sampling.pipeline import FramerPipeline
+from framerturbo.media.files import read_video_frames
 
 
 def test_shipped_in_the_released_layout_small_and_fp16():
@@ -55,7 +55,7 @@ def test_loads_and_samples_quickly_and_is_trained(micro_parts):
 def test_interpolate_uses_it_by_default(tmp_path):
     from PIL import Image
 
-    from framerturbo.cli import main
+    from framerturbo.cli.main import main
 
     from conftest import textured_image
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 
 from conftest import textured_image
-from framerturbo import edm
-from framerturbo.denoiser import FramerDenoiser
-from framerturbo.encoding import EncodedBatch, encode_endpoints, pixels_from_uint8
+from framerturbo.core import edm
+from framerturbo.denoising.denoiser import FramerDenoiser
+from framerturbo.denoising.encoding import EncodedBatch, encode_endpoints, pixels_from_uint8
 from framerturbo.train.objective import StepNoise, diffusion_loss, predict, training_conditioning
 
 
@@ -48,7 +48,7 @@ def test_trainer_model_input_equals_pipeline_model_input(micro_pipe, micro_parts
     aug = (torch.randn(1, 3, 64, 64, generator=g), torch.randn(1, 3, 64, 64, generator=g))
     batch = trainer_batch(micro_parts, start, end, aug, 5)
 
-    from framerturbo.schedulers import make_scheduler
+    from framerturbo.models.schedulers import make_scheduler
     sched = make_scheduler("euler")
     sched.set_timesteps(3)
     x_states = [first * sched.init_noise_sigma] + states[:-1]

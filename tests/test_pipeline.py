@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import textured_image
-from framerturbo.pipeline import guidance_weights
-from framerturbo.tracks import TrackSet, Track
+from framerturbo.sampling.pipeline import guidance_weights
+from framerturbo.core.tracks import TrackSet, Track
 
 START = textured_image(64, seed=3)
 END = textured_image(64, seed=3, shift=(5, 2))
@@ -88,7 +88,7 @@ def test_batch_of_two_equals_two_single_runs(micro_parts):
     """Checked in float64, where a batch equals single runs to ~1e-9; in fp32 the random micro
     model's 3-step trajectory amplifies kernel reordering (1e-4 in one UNet call) to ~1e-2.
     The batch mix-up of diffusers < 0.28 differed by ~0.3 in a single UNet call."""
-    from framerturbo.pipeline import FramerPipeline
+    from framerturbo.sampling.pipeline import FramerPipeline
 
     pipe = FramerPipeline(**{k: copy.deepcopy(v).double() if isinstance(v, torch.nn.Module)
                              else v for k, v in micro_parts.items()})

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framerturbo.config import ConfigError, load_config
+from framerturbo.core.config import ConfigError, load_config
 from framerturbo.data.clips import Span, clip_times, frame_step, num_windows
 from framerturbo.data.sources import read_manifest
-from framerturbo.tracks import parse_tracks, resample_tracks
+from framerturbo.core.tracks import parse_tracks, resample_tracks
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=5),

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from framerturbo.video_io import read_video_frames
+from framerturbo.media.files import read_video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def test_readme_main_command_runs(tmp_path):
     assert argv[0] == "framerturbo"
     out = tmp_path / "out.mp4"
     argv[argv.index("-o") + 1] = str(out)
-    result = subprocess.run([sys.executable, "-m", "framerturbo.cli", *argv[1:]], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "framerturbo.cli.main", *argv[1:]], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert read_video_frames(out).shape[0] == int(argv[argv.index("--num-frames") + 1])

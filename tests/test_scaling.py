@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from framerturbo.config import load_config
+from framerturbo.core.config import load_config
 from framerturbo.train.loop import check_engine, check_launch_precision
 
 ROOT = Path(__file__).resolve().parents[1]

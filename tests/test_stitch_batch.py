@@ -8,9 +8,9 @@ import numpy as np
 from PIL import Image
 
 from conftest import textured_image
-from framerturbo.cli import main
-from framerturbo.stitch import plan_frame_count, trim_static
-from framerturbo.video_io import read_video_frames
+from framerturbo.cli.main import main
+from framerturbo.tasks.stitch import plan_frame_count, trim_static
+from framerturbo.media.files import read_video_frames
 from videos import moving_square_frames, write_video
 
 MODEL = ["--model", "random-micro", "--steps", "2", "--height", "64", "--width", "64"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from framerturbo.cli import main
+from framerturbo.cli.main import main
 from framerturbo.data.synthetic import render, write_dataset
 from framerturbo.eval.baselines import crossfade, flow_interpolate
 from framerturbo.eval.metrics import frame_metrics
@@ -66,7 +66,7 @@ def test_report_writes_html_with_embedded_plots(tmp_path):
     import base64
     import re
 
-    from framerturbo.video_io import write_gif
+    from framerturbo.media.files import write_gif
 
     run = tmp_path / "run"
     (run / "samples").mkdir(parents=True)

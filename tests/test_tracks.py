@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import textured_image
-from framerturbo.tracks import (Track, load_tracks, match_sift, parse_tracks, rasterize_heatmaps,
+from framerturbo.core.tracks import (Track, load_tracks, match_sift, parse_tracks, rasterize_heatmaps,
                                 rescale_points, resample_track, resample_tracks)
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from framerturbo.cli import main
-from framerturbo.config import load_config
+from framerturbo.cli.main import main
+from framerturbo.core.config import load_config
 from framerturbo.train.loop import train
 from videos import make_dataset
 

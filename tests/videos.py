@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framerturbo.video_io import write_mp4
+from framerturbo.media.files import write_mp4
 
 
 def _bounce(v: float, limit: float) -> float:

@@ -7,7 +7,7 @@ __all__ = ["FramerPipeline", "FramerUNet", "FramerControlNet", "__version__"]
 
 def __getattr__(name):  # lazy: `framerturbo --version` should not import torch
     if name == "FramerPipeline":
-        from .pipeline import FramerPipeline
+        from .sampling.pipeline import FramerPipeline
         return FramerPipeline
     if name in ("FramerUNet", "FramerControlNet"):
         from . import models

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Sampler
 
-from ..seeding import stable_seed
+from ..core.seeding import stable_seed
 
 
 class AddressSampler(Sampler):

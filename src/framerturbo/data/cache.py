@@ -21,9 +21,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from ..atomic import atomic_file
-from ..encoding import (augmentation_draw, encode_endpoints, encode_image_tokens,
-                        encode_target_latents, pixels_from_uint8)
+from ..core.atomic import atomic_file
+from ..denoising.encoding import (augmentation_draw, encode_endpoints, encode_image_tokens,
+    encode_target_latents, pixels_from_uint8)
 from .dataset import ClipDataset
 from .splits import make_datasets
 

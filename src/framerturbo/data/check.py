@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from .clips import frame_step, num_windows, source_span
 from .dataset import motion_score
 from .sources import ClipSource
-from .video import TooShortError, UnreadableError, probe, read_frames_at
+from ..media.video import TooShortError, UnreadableError, probe, read_frames_at
 
 STATUSES = ("usable", "too_short", "unreadable", "static", "tiny")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .sources import ClipSource
-from .video import VideoInfo
+from ..media.video import VideoInfo
 
 
 @dataclass

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..tracks import rasterize_heatmaps
+from ..core.tracks import rasterize_heatmaps
 from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
 from .sources import ClipSource
-from .video import (TooShortError, UnreadableError, crop_transform, probe, read_frames_at,
-                    resize_frames)
+from ..media.video import (TooShortError, UnreadableError, crop_transform, probe, read_frames_at,
+    resize_frames)
 
 logger = logging.getLogger(__name__)
 

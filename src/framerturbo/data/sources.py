@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .video import IMAGE_EXTS, VIDEO_EXTS
+from ..media.video import IMAGE_EXTS, VIDEO_EXTS
 
 
 @dataclass

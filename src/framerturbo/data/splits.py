@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import Config, ConfigError
+from ..core.config import Config, ConfigError
 from .dataset import ClipDataset, ClipSettings
 from .sources import discover
 

@@ -227,7 +227,7 @@ def write_dataset(domain: str, n: int, out: str | Path, num_frames: int = 9, siz
     ``.tracks.json`` (the ``--tracks`` format, all frames as anchors)."""
     from tqdm.auto import tqdm
 
-    from ..video_io import write_mp4
+    from ..media.files import write_mp4
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

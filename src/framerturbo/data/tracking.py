@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .video import probe, read_frames_at
+from ..media.video import probe, read_frames_at
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..data.sources import discover
-from ..data.video import probe, read_frames_at, resize_frames
+from ..media.video import probe, read_frames_at, resize_frames
 from .baselines import BASELINES
 from .metrics import frame_metrics, lpips_status
 
@@ -98,7 +98,7 @@ def markdown_table(metrics: dict[str, dict]) -> str:
 
 
 def write_report(result: EvalResult, out: Path) -> None:
-    from ..atomic import atomic_file
+    from ..core.atomic import atomic_file
 
     out = Path(out)
     with atomic_file(out) as tmp:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_dir
+from ..core.atomic import atomic_dir
 from .configs import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER, config
 from .controlnet import FramerControlNet
 from .unet import FramerUNet

@@ -22,13 +22,13 @@ from accelerate.state import AcceleratorState
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..config import Config
+from ..core.config import Config
 from ..data.batching import AddressSampler, collate
 from ..data.cache import open_cache
 from ..data.splits import make_datasets
-from ..denoiser import FramerDenoiser
-from ..encoding import EncodedBatch, encode_batch
-from ..seeding import stable_seed
+from ..denoising.denoiser import FramerDenoiser
+from ..denoising.encoding import EncodedBatch, encode_batch
+from ..core.seeding import stable_seed
 from . import checkpoint as ckpt
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
 from .objective import StepNoise, diffusion_loss, predict

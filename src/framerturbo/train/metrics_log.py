@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .. import edm
-from ..atomic import atomic_file
+from ..core import edm
+from ..core.atomic import atomic_file
 
 logger = logging.getLogger(__name__)
 

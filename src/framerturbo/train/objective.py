@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import conditioning as C
-from .. import edm
-from ..denoiser import DenoiserOutput, FramerDenoiser
-from ..encoding import EncodedBatch
+from ..denoising import conditioning as C
+from ..core import edm
+from ..denoising.denoiser import DenoiserOutput, FramerDenoiser
+from ..denoising.encoding import EncodedBatch
 
 
 @dataclass

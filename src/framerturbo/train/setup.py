@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import adapters, levers
-from ..config import Config, ConfigError
+from ..models import adapters, levers
+from ..core.config import Config, ConfigError
 from ..models.loading import load_components, resolve_dtype
-from ..seeding import stable_seed
+from ..core.seeding import stable_seed
 
 logger = logging.getLogger(__name__)
 

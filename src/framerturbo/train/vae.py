@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_dir
+from ..core.atomic import atomic_dir
 from ..data.dataset import ClipDataset, ClipSettings
-from ..seeding import stable_seed
+from ..core.seeding import stable_seed
 from ..data.sources import discover
 from ..models.configs import config as model_config
 

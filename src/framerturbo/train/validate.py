@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..seeding import stable_seed
-from ..video_io import write_gif
+from ..core.seeding import stable_seed
+from ..media.files import write_gif
 from ..data.batching import collate
-from ..denoiser import FramerDenoiser
-from ..encoding import encode_batch
+from ..denoising.denoiser import FramerDenoiser
+from ..denoising.encoding import encode_batch
 from .objective import StepNoise, diffusion_loss, predict
 
 
@@ -56,8 +56,8 @@ def _encoders(cfg, models, device):
 def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> dict:
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-    from ..pipeline import FramerPipeline
-    from ..schedulers import make_scheduler
+    from ..sampling.pipeline import FramerPipeline
+    from ..models.schedulers import make_scheduler
 
     pipe = FramerPipeline(vae=vae, image_encoder=image_encoder, unet=models.unet,
                           scheduler=make_scheduler("euler"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from . import conditioning as C
-from . import edm
+from ..core import edm
 
 
 @dataclass

@@ -17,8 +17,8 @@ from __future__ import annotations
 from diffusers import EDMDPMSolverMultistepScheduler, EulerDiscreteScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from . import edm
-from .models.configs import SVD_SCHEDULER
+from ..core import edm
+from .configs import SVD_SCHEDULER
 
 DEFAULT_STEPS = {"euler": 30, "dpm++": 12}
 _ALIASES = {"dpmpp": "dpm++", "dpm++2m": "dpm++", "dpmpp-2m": "dpm++"}

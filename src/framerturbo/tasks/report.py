@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_file
+from ..core.atomic import atomic_file
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

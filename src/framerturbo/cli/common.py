@@ -6,7 +6,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 
-from ..config import ATTENTION, OFFLOAD
+from ..core.config import ATTENTION, OFFLOAD
 
 EXIT_USAGE = 2
 
@@ -61,11 +61,11 @@ def sampling_kwargs(args) -> dict:
 
 def load_pipeline(args, controlnet: bool):
     """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights."""
-    from .. import levers
-    from ..adapters import load_loras, parse_lora_spec
+    from ..models import levers
+    from ..models.adapters import load_loras, parse_lora_spec
     from ..models.loading import RANDOM_MICRO
-    from ..pipeline import FramerPipeline
-    from ..schedulers import canonical_name
+    from ..sampling.pipeline import FramerPipeline
+    from ..models.schedulers import canonical_name
 
     if hasattr(args, "sampler"):
         canonical_name(args.sampler)
@@ -105,7 +105,7 @@ def add_config_args(p) -> None:
 
 
 def load_config_args(args):
-    from ..config import load_config
+    from ..core.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     if args.print_config:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .atomic import atomic_dir, atomic_file
+from ..core.atomic import atomic_dir, atomic_file
 
 VIDEO_SUFFIXES = {".mp4", ".gif"}
 

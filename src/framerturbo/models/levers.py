@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .config import ATTENTION, OFFLOAD  # the choices, named once
+from ..core.config import ATTENTION, OFFLOAD  # the choices, named once
 
 
 class LeverError(ValueError):

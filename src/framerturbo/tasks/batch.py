@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.video import IMAGE_EXTS
+from ..media.video import IMAGE_EXTS
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .tracks import Track, resample_track
+from ..core.tracks import Track, resample_track
 
 
 @dataclass

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.dataset import motion_score
-from .data.video import probe, read_frames_at, resize_frames
+from ..data.dataset import motion_score
+from ..media.video import probe, read_frames_at, resize_frames
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *, transition_frames:
            trim: bool = False, trim_threshold: float = 0.5, height: int = 320, width: int = 512,
            sample_kwargs: dict | None = None) -> list[Segment]:
     """Write the joined video to ``out`` (+ ``out``.json); returns the segments."""
-    from .video_io import write_frames
+    from ..media.files import write_frames
 
     if len(clips) < 2:
         raise ValueError("stitch needs at least two clips")

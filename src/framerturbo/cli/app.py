@@ -60,7 +60,7 @@ class Session:
 
     def track_set(self, size: tuple[int, int]):
         """The trajectories as a TrackSet in start-image pixels (None when there are none)."""
-        from .tracks import Track, TrackSet
+        from ..core.tracks import Track, TrackSet
 
         tracks = []
         for t in self.tracks:
@@ -95,7 +95,7 @@ class Runner:
         self.active: str | None = None
 
     def _use_lora(self, name: str, scale: float) -> None:
-        from .adapters import load_loras
+        from ..models.adapters import load_loras
 
         unet = self.pipe.unet
         if name == "none" or name not in self.loras:
@@ -113,7 +113,7 @@ class Runner:
                  lora: str, lora_scale: float, control_scale: float):
         import torch
 
-        from .video_io import write_gif, write_mp4
+        from ..media.files import write_gif, write_mp4
 
         if session.start is None or session.end is None:
             raise ValueError("upload a start and an end image first")
@@ -139,7 +139,7 @@ class Runner:
 def build_app(runner: Runner, defaults: dict | None = None):
     import gradio as gr
 
-    from .schedulers import SAMPLERS
+    from ..models.schedulers import SAMPLERS
 
     d = {"height": 320, "width": 512, "frames": 14, "steps": 12} | (defaults or {})
     with gr.Blocks(title="FramerTurbo") as app:

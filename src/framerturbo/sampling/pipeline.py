@@ -22,14 +22,14 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from . import conditioning as C
-from .denoiser import FramerDenoiser, combine_guidance
-from .encoding import encode_endpoints, pixels_from_uint8
-from .models.configs import CLIP_MEAN, CLIP_STD
+from ..denoising import conditioning as C
+from ..denoising.denoiser import FramerDenoiser, combine_guidance
+from ..denoising.encoding import encode_endpoints, pixels_from_uint8
+from ..models.configs import CLIP_MEAN, CLIP_STD
 from .autopilot import AutopilotState, refine_tracks
-from .schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
-from .tracks import TrackSet, match_sift, rasterize_heatmaps, rescale_points, resample_tracks
-from .video_io import load_image
+from ..models.schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
+from ..core.tracks import TrackSet, match_sift, rasterize_heatmaps, rescale_points, resample_tracks
+from ..media.files import load_image
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class FramerPipeline(DiffusionPipeline):
     @classmethod
     def from_framer(cls, model, svd=None, **kwargs) -> FramerPipeline:
         """Load from a Framer folder/Hub id (+ SVD-xt), see ``models.loading.load_components``."""
-        from .models.loading import load_components
+        from ..models.loading import load_components
 
         return cls(**load_components(model, svd, **kwargs))
 

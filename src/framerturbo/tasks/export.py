@@ -16,9 +16,9 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from .adapters import find_lora_dir, load_loras
-from .atomic import atomic_dir, atomic_file
-from .models.loading import load_components
+from ..models.adapters import find_lora_dir, load_loras
+from ..core.atomic import atomic_dir, atomic_file
+from ..models.loading import load_components
 
 FORMATS = ("peft", "merged", "comfyui")
 

@@ -83,7 +83,7 @@ def add_lora(model, rank: int, alpha: float, dropout: float, regex: str,
 
 def save_lora(model, folder: str | Path, adapter_name: str = "default") -> Path:
     """Write the adapter as a diffusers LoRA folder, atomically."""
-    from .atomic import atomic_dir
+    from ..core.atomic import atomic_dir
 
     folder = Path(folder)
     with atomic_dir(folder) as tmp:

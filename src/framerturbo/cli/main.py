@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands.common import EXIT_USAGE
+from .common import EXIT_USAGE
 
 
 def _quiet_libraries() -> None:
@@ -22,15 +22,16 @@ def _quiet_libraries() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .commands import MODULES
+    from importlib.metadata import version
+
+    from . import data, evaluation, inference, training
 
     parser = argparse.ArgumentParser(
         prog="framerturbo",
         description="Fine-tune, run and evaluate Framer frame interpolation.")
-    parser.add_argument("--version", action="version", version=f"framerturbo {__version__}")
+    parser.add_argument("--version", action="version", version=f"framerturbo {version('framerturbo')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in MODULES:
+    for module in (inference, training, data, evaluation):  # each adds its subcommands
         module.register(sub)
     return parser
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    from .models.loading import ModelNotFoundError
+    from ..models.loading import ModelNotFoundError
 
     try:
         return args.func(args)

@@ -55,7 +55,7 @@ def _add_report(sub) -> None:
 
 
 def _run_report(args) -> int:
-    from ..report import build_report
+    from ..tasks.report import build_report
 
     print(f"wrote {build_report(args.run_dir, args.output)}")
     return 0
@@ -76,7 +76,7 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from ..export import export
+    from ..tasks.export import export
 
     print(f"wrote {export(args.run, args.format, args.output, args.model, args.svd, args.scale)}")
     return 0

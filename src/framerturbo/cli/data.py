@@ -33,7 +33,7 @@ def _run_check_data(args) -> int:
 
     from ..data.check import check_source, format_table, summarise
     from ..data.sources import discover
-    from ..atomic import atomic_file
+    from ..core.atomic import atomic_file
 
     from tqdm.auto import tqdm
 

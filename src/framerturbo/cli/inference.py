@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .common import (EXIT_USAGE, add_model_args, add_sampling_args, load_pipeline,
-                     sampling_kwargs, warnings_to_stderr)
+    sampling_kwargs, warnings_to_stderr)
 
 
 def register(sub) -> None:
@@ -47,8 +47,8 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
     """One pair → ``out``; returns the sampling time."""
     import torch
 
-    from ..tracks import load_tracks
-    from ..video_io import load_image, write_frames
+    from ..core.tracks import load_tracks
+    from ..media.files import load_image, write_frames
 
     start, end = load_image(start_path), load_image(end_path)
     tracks = None
@@ -75,7 +75,7 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
 
 
 def _run_interpolate(args) -> int:
-    from ..video_io import InputError, check_writable, load_image
+    from ..media.files import InputError, check_writable, load_image
 
     if args.pairs:
         return _run_batch(args)
@@ -88,7 +88,7 @@ def _run_interpolate(args) -> int:
     check_writable(out)  # fail fast, before loading the model
     load_image(args.start), load_image(args.end)
     if args.tracks:
-        from ..tracks import load_tracks
+        from ..core.tracks import load_tracks
 
         load_tracks(args.tracks)
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def _run_interpolate(args) -> int:
 
 
 def _run_batch(args) -> int:
-    from ..batch import discover_pairs, run_batch
+    from ..tasks.batch import discover_pairs, run_batch
 
     pairs, problems = discover_pairs(args.pairs)
     for problem in problems:
@@ -139,9 +139,9 @@ def _add_stitch(sub) -> None:
 
 
 def _run_stitch(args) -> int:
-    from ..data.video import probe
-    from ..stitch import stitch
-    from ..video_io import check_writable
+    from ..media.video import probe
+    from ..tasks.stitch import stitch
+    from ..media.files import check_writable
 
     check_writable(args.output)
     for clip in args.clips:  # fail fast, before loading the model
@@ -171,7 +171,7 @@ def _add_demo(sub) -> None:
 
 
 def _run_demo(args) -> int:
-    from ..demo import run_demo
+    from ..tasks.demo import run_demo
 
     run_demo(args.out, quick=args.quick, seed=args.seed)
     return 0
@@ -199,12 +199,12 @@ def _add_app(sub) -> None:
 
 def _run_app(args) -> int:
     try:
-        from ..app import launch
+        from .app import launch
     except ImportError as e:
         raise ValueError(f"the app needs Gradio ({e.name} missing) — pip install "
                          "'framerturbo[app]'") from None
-    from ..adapters import find_lora_dir
-    from ..pipeline import FramerPipeline
+    from ..models.adapters import find_lora_dir
+    from ..sampling.pipeline import FramerPipeline
 
     loras = {}
     for spec in args.lora:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_file
-from .config import Config
-from .models.loading import MICRO, MICRO_PATH, RANDOM_MICRO
+from ..core.atomic import atomic_file
+from ..core.config import Config
+from ..models.loading import MICRO, MICRO_PATH, RANDOM_MICRO
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,10 @@ def demo_config(data: Path, out: Path, model: str, plan: DemoPlan) -> Config:
 
 
 def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -> dict:
-    from .data.synthetic import write_dataset
-    from .eval.evaluate import evaluate, load_eval_clips, markdown_table
-    from .pipeline import FramerPipeline
-    from .train.loop import train
+    from ..data.synthetic import write_dataset
+    from ..eval.evaluate import evaluate, load_eval_clips, markdown_table
+    from ..sampling.pipeline import FramerPipeline
+    from ..train.loop import train
 
     out = Path(out)
     plan = DemoPlan.make(quick)
@@ -75,7 +75,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     base = evaluate(pipe, clips, label="base", **kw)
 
     run = train(demo_config(data, out, model, plan))
-    from .adapters import load_loras
+    from ..models.adapters import load_loras
 
     load_loras(pipe.unet, [(str(run / "lora"), 1.0)])
     tuned = evaluate(pipe, clips, label="lora", baselines=False, **kw)
@@ -94,7 +94,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
 
 
 def _write_gifs(out: Path, clips, base, lora, fade) -> list[Path]:
-    from .video_io import write_gif
+    from ..media.files import write_gif
 
     paths = []
     for i, clip in enumerate(clips[:4]):
@@ -108,7 +108,7 @@ def _write_gifs(out: Path, clips, base, lora, fade) -> list[Path]:
 def _write_report(out: Path, metrics: dict, gifs: list[Path], run: Path) -> None:
     import base64
 
-    from .eval.evaluate import markdown_table
+    from ..eval.evaluate import markdown_table
     from .report import build_report
 
     build_report(run)  # the training run's own page, with loss plots

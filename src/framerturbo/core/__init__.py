@@ -1,0 +1,1 @@
+"""Pure foundations: EDM formulas, trajectories, seeds, atomic writes, the typed config."""

@@ -1,0 +1,1 @@
+"""The network step and its inputs: encoders, conditioning, FramerDenoiser."""

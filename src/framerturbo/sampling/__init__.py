@@ -1,0 +1,1 @@
+"""Sampling: FramerPipeline and autopilot trajectory refinement."""

@@ -1,0 +1,1 @@
+"""User-level jobs built on sampling, training and evaluation."""
