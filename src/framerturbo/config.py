@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from .data.settings import DataConfig
 from .levers import ATTENTION
 
 if sys.version_info >= (3, 11):
@@ -33,27 +34,6 @@ class ModelConfig:
     svd: str = ""  # SVD-xt folder / Hub id when `pretrained` lacks vae/, image_encoder/
     base_dtype: str = "fp32"  # frozen weights: fp32, bf16 or fp16 (trainable weights stay fp32)
     attention: str = "sdpa"  # sdpa (PyTorch fused attention) | xformers (when installed)
-
-
-@dataclass
-class DataConfig:
-    sources: list[str] = field(default_factory=list)  # video folders, frame folders, .jsonl
-    validation_sources: list[str] = field(default_factory=list)
-    validation_clips: int = 4  # held-out clips (taken from sources when none are given)
-    num_frames: int = 14
-    height: int = 320
-    width: int = 512
-    stride: int = 4  # frame step between sampled frames (ignored when target_fps > 0)
-    target_fps: float = 0.0  # sample frames at this rate instead of a fixed stride
-    sampling: str = "random"  # random | uniform | every-window
-    resize: str = "crop"  # crop (keep aspect, centre crop) | squash
-    flip: bool = False  # random horizontal flip (tracks flipped too)
-    motion_bucket: str = "100"  # a number, or "auto" (from the clip's motion)
-    fps_id: str = "data"  # "data" (fps of the sampled clip) or a number
-    num_workers: int = 0
-    cache_dir: str = ""  # use the latent cache here (`framerturbo cache` builds it)
-    aug_variants: int = 4  # endpoint-augmentation draws per clip (cached exactly)
-    cache_shard_size: int = 32  # clips per cache shard (the unit of reuse after a crash)
 
 
 @dataclass
@@ -256,6 +236,9 @@ def validate(cfg: Config) -> None:
                               f"{getattr(d, key)}")
     if d.stride < 1:
         raise ConfigError("data.stride must be >= 1")
+    if not 0 <= d.window_overlap < d.num_frames - 1:
+        raise ConfigError(f"data.window_overlap must be in [0, num_frames - 1) = "
+                          f"[0, {d.num_frames - 1}), got {d.window_overlap}")
     if d.motion_bucket != "auto":
         _coerce("data.motion_bucket", d.motion_bucket, float)
     if d.fps_id != "data":

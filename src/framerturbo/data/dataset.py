@@ -9,6 +9,7 @@ through to the next source — never fatal.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from torch.utils.data import Dataset
 
 from ..tracks import rasterize_heatmaps
 from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
+from .settings import DataConfig
 from .sources import ClipSource
 from .video import (TooShortError, UnreadableError, crop_transform, probe, read_frames_at,
                     resize_frames)
@@ -51,31 +53,20 @@ def motion_bucket_from_score(score: float) -> float:
 
 
 @dataclass
-class ClipSettings:
-    num_frames: int = 14
-    height: int = 320
-    width: int = 512
-    stride: int = 4
-    target_fps: float = 0.0
-    sampling: str = "random"
-    resize: str = "crop"
-    flip: bool = False
-    motion_bucket: str = "100"
-    fps_id: str = "data"
+class ClipSettings(DataConfig):
+    """The data settings (config's ``[data]``, one type) plus what a dataset also needs: track
+    drawing (``[control]``) and the seed."""
+
     use_tracks: bool = False
     min_tracks: int = 1
     max_tracks: int = 10
-    aug_variants: int = 4
     seed: int = 0
 
     @classmethod
     def from_config(cls, cfg) -> ClipSettings:
-        d = cfg.data
-        return cls(num_frames=d.num_frames, height=d.height, width=d.width, stride=d.stride,
-                   target_fps=d.target_fps, sampling=d.sampling, resize=d.resize, flip=d.flip,
-                   motion_bucket=d.motion_bucket, fps_id=d.fps_id, use_tracks=cfg.control.use,
-                   min_tracks=cfg.control.min_tracks, max_tracks=cfg.control.max_tracks,
-                   aug_variants=d.aug_variants, seed=cfg.train.seed)
+        c = cfg.control
+        return cls(**dataclasses.asdict(cfg.data), use_tracks=c.use, min_tracks=c.min_tracks,
+                   max_tracks=c.max_tracks, seed=cfg.train.seed)
 
 
 @dataclass
@@ -115,7 +106,7 @@ class ClipDataset(Dataset):
             span = source_span(src, info)
             step = frame_step(span, settings.num_frames, settings.stride, settings.target_fps,
                               settings.sampling)
-            n = num_windows(span, settings.num_frames, step)
+            n = num_windows(span, settings.num_frames, step, settings.window_overlap)
             if n == 0:
                 self.skipped.add(src.path, f"too short: {info.num_frames} frames for "
                                  f"{settings.num_frames} at this spacing")
@@ -143,7 +134,8 @@ class ClipDataset(Dataset):
         """The random choices of one item (no decoding): times, flip, augmentation draw."""
         ref, s = self.items[index], self.settings
         rng = item_rng(s.seed, epoch, index)
-        times = clip_times(ref.span, s.num_frames, ref.step, s.sampling, ref.window, rng)
+        times = clip_times(ref.span, s.num_frames, ref.step, s.sampling, ref.window, rng,
+                           s.window_overlap)
         flip = bool(s.flip and rng.random() < 0.5)
         aug_index = int(rng.integers(s.aug_variants))
         return dict(times=times, flip=flip, aug_index=aug_index, rng=rng)
