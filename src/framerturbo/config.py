@@ -1,7 +1,8 @@
 """The training configuration: one typed object, loaded from TOML plus ``section.key=value``
 overrides, validated with messages that name the key and the fix.
 
-Every knob has a default here; configs/ holds complete examples. ``framerturbo train --config C
+Every knob has a default here; the package's ``configs/`` holds complete examples, addressable
+by name (``--config micro-lora``). ``framerturbo train --config C
 --print-config`` prints the resolved configuration.
 """
 
@@ -198,13 +199,37 @@ def parse_override(text: str) -> tuple[str, str, str]:
     return section, name, value.strip()
 
 
+SHIPPED = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the example configs shipped with the package (``micro-lora``, …)."""
+    return sorted(str(p.relative_to(SHIPPED).with_suffix("")) for p in SHIPPED.rglob("*.toml"))
+
+
+def config_path(name: str | Path) -> Path:
+    """A TOML path, a run folder (its ``config.toml``), or a shipped config's name."""
+    path = Path(name)
+    if path.is_dir() and (path / "config.toml").is_file():
+        return path / "config.toml"
+    if path.is_file():
+        return path
+    rel = Path(*path.parts[1:]) if path.parts[:1] == ("configs",) else path  # old checkout paths
+    shipped = SHIPPED / rel.with_suffix(".toml")
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    raise ConfigError(f"{name}: config file not found — give a TOML path, a run folder, or one "
+                      f"of the shipped configs: {', '.join(shipped_configs())}")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults ← TOML file ← overrides; then cross-field validation."""
+    """Defaults ← TOML file (a path, run folder or shipped name) ← overrides; then cross-field
+    validation."""
     cfg = Config()
     sections = {f.name: f for f in dataclasses.fields(Config)}
     doc: dict = {}
     if path is not None:
-        path = Path(path)
+        path = config_path(path)
         try:
             doc = tomllib.loads(path.read_text())
         except FileNotFoundError:

@@ -161,13 +161,21 @@ class ClipDataset(Dataset):
 
     def heatmaps(self, ref: ClipRef, plan: dict, src_hw) -> torch.Tensor:
         s = self.settings
-        points = select_tracks(ref.source.tracks, plan["times"], s.min_tracks, s.max_tracks,
+        points = self.track_points(ref, plan, src_hw, s.min_tracks, s.max_tracks)
+        return rasterize_heatmaps(points, s.height, s.width)
+
+    def track_points(self, ref: ClipRef, plan: dict, src_hw, min_tracks: int,
+                     max_tracks: int) -> np.ndarray:
+        """(F, K, 2) tracks of the clip in output pixels (resized, cropped, flipped as the
+        frames are)."""
+        s = self.settings
+        points = select_tracks(ref.source.tracks, plan["times"], min_tracks, max_tracks,
                                plan["rng"])
         sx, sy, ox, oy = crop_transform(src_hw[0], src_hw[1], s.height, s.width, s.resize)
         points = points * np.array([sx, sy]) - np.array([ox, oy])
         if plan["flip"]:
             points[..., 0] = s.width - 1 - points[..., 0]
-        return rasterize_heatmaps(points, s.height, s.width)
+        return points
 
 
 def select_tracks(tracks_path: Path | None, times: list[float], min_tracks: int,
