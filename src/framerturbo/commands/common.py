@@ -108,7 +108,7 @@ def load_pipeline(args, controlnet: bool, notice: bool = False):
     """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights
     (and, with ``notice``, one saying what the embedded micro model is)."""
     from .. import levers
-    from ..adapters import load_loras, parse_lora_spec
+    from ..adapters import find_lora_dir, load_loras, parse_lora_spec
     from ..models.loading import RANDOM_MICRO
     from ..pipeline import FramerPipeline
     from ..schedulers import canonical_name
@@ -120,7 +120,8 @@ def load_pipeline(args, controlnet: bool, notice: bool = False):
     pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu" if moving else args.device,
                                       dtype=args.dtype, controlnet=controlnet)
     if args.lora:
-        load_loras(pipe.unet, [parse_lora_spec(x) for x in args.lora])
+        specs = [parse_lora_spec(x) for x in args.lora]
+        load_loras(pipe.unet, [(str(find_lora_dir(path)), scale) for path, scale in specs])
     levers.apply_kernels(pipe.unet, pipe.controlnet, getattr(args, "attention", "sdpa"),
                          getattr(args, "compile", False))
     levers.apply_offload(pipe, offload, None if args.device == "auto" else args.device)
