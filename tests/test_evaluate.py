@@ -11,7 +11,8 @@ import pytest
 
 from framerturbo.cli import main
 from framerturbo.config import load_config
-from framerturbo.data.dataset import ClipDataset, ClipSettings, motion_bucket_from_score, motion_score
+from framerturbo.data.dataset import (ClipDataset, ClipSettings, motion_bucket_from_score,
+                                      motion_score)
 from framerturbo.data.settings import DataConfig
 from framerturbo.data.sources import discover
 from framerturbo.data.video import resize_frames
@@ -124,3 +125,11 @@ def test_config_without_flags_gives_its_clip_settings(tmp_path):
     flags.resize, flags.fps = "squash", "30"
     d = clip_settings(flags, RELEASED, cfg)
     assert (d.resize, d.fps_id) == ("squash", "30")
+
+
+def test_window_overlap_must_leave_a_new_frame():
+    from framerturbo.config import ConfigError
+
+    assert load_config(None, ["data.num_frames=5", "data.window_overlap=3"]).data.window_overlap == 3
+    with pytest.raises(ConfigError, match="data.window_overlap"):
+        load_config(None, ["data.num_frames=5", "data.window_overlap=4"])

@@ -175,3 +175,20 @@ def test_one_crop_geometry_for_frames_and_tracks(shape, mode):
     if mode == "pad":
         back = unfit_frames(out, h, w)
         assert back.shape == (1, h, w, 3) and back[0, y, x, 0] > 200
+
+
+def test_app_defaults_come_from_the_model(monkeypatch):
+    pytest.importorskip("gradio")
+    from framerturbo import app
+    from framerturbo.pipeline import FramerPipeline
+
+    seen = {}
+    monkeypatch.setattr(FramerPipeline, "from_framer",
+                        classmethod(lambda cls, *a, **k: SimpleNamespace(
+                            set_progress_bar_config=lambda **_: None)))
+    monkeypatch.setattr(app, "launch", lambda pipe, loras, **kw: seen.update(kw["defaults"]))
+    assert main(["app"]) == 0
+    assert seen == {"height": 64, "width": 64, "frames": 9, "steps": 12, "sampler": "dpm++",
+                    "fps": 8, "motion_bucket": 100}
+    assert main(["app", "--sampler", "euler", "--height", "128"]) == 0
+    assert (seen["height"], seen["sampler"], seen["steps"]) == (128, "euler", 30)

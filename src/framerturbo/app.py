@@ -126,7 +126,8 @@ class Runner:
                 session.start, session.end, num_frames=int(frames), height=int(height),
                 width=int(width), num_inference_steps=int(steps), sampler=sampler,
                 min_guidance_scale=gmin, max_guidance_scale=gmax, fps=self.fps,
-                motion_bucket_id=self.motion_bucket, tracks=tracks if has_control else None, autopilot=autopilot and has_control,
+                motion_bucket_id=self.motion_bucket, tracks=tracks if has_control else None,
+                autopilot=autopilot and has_control,
                 control_scale=control_scale, output_type="np",
                 generator=torch.Generator().manual_seed(int(seed)))
         video = (result.frames[0] * 255).round().astype(np.uint8)
