@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from framerturbo.core.config import load_config
+from framerturbo.core.config import SHIPPED, load_config
 from framerturbo.train.loop import check_engine, check_launch_precision
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCH = sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))
-GPU_CONFIGS = [ROOT / "configs" / "framer-512x320-lora.toml", ROOT / "configs" / "signlang-576.toml"]
+LAUNCH = sorted((SHIPPED / "accelerate").glob("*.yaml"))
+GPU_CONFIGS = [SHIPPED / "framer-512x320-lora.toml", SHIPPED / "signlang-576.toml"]
 
 
 def launch_config(path):
@@ -47,7 +47,7 @@ def test_launch_config_agrees_with_the_training_config(launch, train_config, mon
 
 
 def test_fsdp_wraps_classes_the_unet_really_has(micro_parts):
-    names = launch_config(ROOT / "configs/accelerate/fsdp.yaml").fsdp_config[
+    names = launch_config(SHIPPED / "accelerate/fsdp.yaml").fsdp_config[
         "fsdp_transformer_layer_cls_to_wrap"].split(",")
     present = {type(m).__name__ for m in micro_parts["unet"].modules()}
     assert set(names) <= present
@@ -65,7 +65,7 @@ def test_trainer_refuses_a_disagreeing_launch(monkeypatch):
 
 
 def test_slurm_template_is_valid_bash():
-    script = ROOT / "configs" / "slurm" / "train-multinode.sbatch"
+    script = SHIPPED / "slurm" / "train-multinode.sbatch"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     text = script.read_text()
     assert "accelerate launch" in text and "--resume" in text and "#SBATCH --nodes" in text

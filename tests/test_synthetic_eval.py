@@ -54,11 +54,12 @@ def test_synth_and_evaluate_cli(tmp_path, capsys):
     assert main(["evaluate", "--model", "random-micro", "--data", str(tmp_path / "d"),
                  "--out", str(out), "--num-frames", "5", "--height", "64", "--width", "64",
                  "--steps", "2", "--tracks"]) == 0
-    metrics = json.loads(out.read_text())
-    for method in ("model", "crossfade", "flow"):
-        assert set(metrics[method]) == {"psnr", "ssim", "n_clips"}
-        assert metrics[method]["n_clips"] == 2
-    assert any("LPIPS" in n for n in metrics["notes"])
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert list(rows) == ["base (random-micro)", "crossfade", "flow"]
+    for row in rows.values():
+        assert {"psnr", "ssim", "n_clips", "kind"} <= set(row) and row["n_clips"] == 2
+    assert any("LPIPS" in n for n in report["notes"])
     assert "| crossfade |" in out.with_suffix(".md").read_text()
 
 

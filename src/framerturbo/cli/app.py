@@ -90,8 +90,9 @@ def draw(image: Image.Image | None, session: Session, which: str) -> Image.Image
 class Runner:
     """The loaded pipeline and the generation call (one request at a time)."""
 
-    def __init__(self, pipe, loras: dict[str, str]):
+    def __init__(self, pipe, loras: dict[str, str], fps: float = 7, motion_bucket: int = 100):
         self.pipe, self.loras, self.lock = pipe, loras, threading.Lock()
+        self.fps, self.motion_bucket = fps, motion_bucket  # the model's (its framerturbo.json)
         self.active: str | None = None
 
     def _use_lora(self, name: str, scale: float) -> None:
@@ -124,15 +125,16 @@ class Runner:
             result = self.pipe(
                 session.start, session.end, num_frames=int(frames), height=int(height),
                 width=int(width), num_inference_steps=int(steps), sampler=sampler,
-                min_guidance_scale=gmin, max_guidance_scale=gmax,
-                tracks=tracks if has_control else None, autopilot=autopilot and has_control,
+                min_guidance_scale=gmin, max_guidance_scale=gmax, fps=self.fps,
+                motion_bucket_id=self.motion_bucket, tracks=tracks if has_control else None,
+                autopilot=autopilot and has_control,
                 control_scale=control_scale, output_type="np",
                 generator=torch.Generator().manual_seed(int(seed)))
         video = (result.frames[0] * 255).round().astype(np.uint8)
         folder = Path(tempfile.mkdtemp(prefix="framerturbo-app-"))
         mp4, gif = folder / "interpolation.mp4", folder / "interpolation.gif"
-        write_mp4(video, mp4, fps=7)
-        write_gif(video, gif, fps=7)
+        write_mp4(video, mp4, fps=self.fps)
+        write_gif(video, gif, fps=self.fps)
         return str(mp4), str(gif)
 
 
@@ -141,7 +143,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
 
     from ..models.schedulers import SAMPLERS
 
-    d = {"height": 320, "width": 512, "frames": 14, "steps": 12} | (defaults or {})
+    d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++"} | (
+        defaults or {})
     with gr.Blocks(title="FramerTurbo") as app:
         gr.Markdown("## FramerTurbo — interactive frame interpolation\n"
                     "Upload a start and an end frame. Click the start image to place a point, "
@@ -158,7 +161,7 @@ def build_app(runner: Runner, defaults: dict | None = None):
             autopilot = gr.Checkbox(label="autopilot (SIFT matches, refined while sampling)")
         with gr.Accordion("settings", open=False):
             with gr.Row():
-                sampler = gr.Dropdown(list(SAMPLERS), value="dpm++", label="sampler")
+                sampler = gr.Dropdown(list(SAMPLERS), value=d["sampler"], label="sampler")
                 steps = gr.Slider(2, 50, value=d["steps"], step=1, label="steps")
                 seed = gr.Number(value=0, precision=0, label="seed")
             with gr.Row():
@@ -232,7 +235,10 @@ def build_app(runner: Runner, defaults: dict | None = None):
 
 def launch(pipe, loras: dict[str, str], host: str = "127.0.0.1", port: int = 7860,
            max_upload_mb: int = 20, defaults: dict | None = None) -> None:
-    app = build_app(Runner(pipe, loras), defaults)
+    """``defaults``: height, width, frames, steps, sampler, fps, motion_bucket (the model's)."""
+    d = defaults or {}
+    runner = Runner(pipe, loras, fps=d.get("fps", 7), motion_bucket=d.get("motion_bucket", 100))
+    app = build_app(runner, defaults)
     app.queue(default_concurrency_limit=1)
     app.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb}mb",
                show_error=True)

@@ -33,21 +33,66 @@ def add_model_args(p) -> None:
                         "GPU only while it runs; sequential = layer by layer (least memory)")
 
 
+MODEL_DEFAULT = "(default: the model's own, from its framerturbo.json)"
+
+
 def add_sampling_args(p) -> None:
-    p.add_argument("--sampler", default="euler", help="euler (default) or dpm++")
-    p.add_argument("--steps", type=int, help="denoising steps (euler 30, dpm++ 12)")
+    p.add_argument("--sampler", help=f"euler or dpm++ {MODEL_DEFAULT}")
+    p.add_argument("--steps", type=int,
+                   help="denoising steps (the model's; for another sampler: euler 30, dpm++ 12)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0); same seed, same frames")
     p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"), default=(1.0, 3.0),
                    help="per-frame CFG ramp (1.0 3.0); MAX <= 1 turns CFG off")
     p.add_argument("--middle-max-guidance", action="store_true",
                    help="ramp the guidance up to the middle frame and down again")
-    p.add_argument("--height", type=int, default=320)
-    p.add_argument("--width", type=int, default=512)
-    p.add_argument("--fps", type=int, default=7, help="output fps; conditions the model as fps-1")
-    p.add_argument("--motion-bucket", type=int, default=100, help="motion bucket id (100)")
+    add_size_args(p)
+    p.add_argument("--fps", type=float,
+                   help=f"output fps; conditions the model as fps-1 {MODEL_DEFAULT}")
+    p.add_argument("--motion-bucket", type=int, help=f"motion bucket id {MODEL_DEFAULT}")
     p.add_argument("--noise-aug", type=float, default=0.02,
                    help="endpoint noise augmentation σ (0.02)")
     p.add_argument("--decode-chunk", type=int, help="frames per VAE decode call (all)")
+
+
+def add_size_args(p, frames: bool = False) -> None:
+    p.add_argument("--height", type=int, help=f"generation height {MODEL_DEFAULT}")
+    p.add_argument("--width", type=int, help=f"generation width {MODEL_DEFAULT}")
+    if frames:
+        p.add_argument("--num-frames", type=int, help=f"frames incl. both ends {MODEL_DEFAULT}")
+
+
+def apply_model_defaults(args, record=None):
+    """Fill every sampling option the user left unset from the model's record (what it was
+    made for); returns the record. A sampler other than the model's keeps its own step count."""
+    from ..models.record import read_record
+    from ..models.schedulers import canonical_name
+
+    record = record or read_record(args.model)
+    for key in ("height", "width", "num_frames", "fps", "motion_bucket"):
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, getattr(record, key))
+    if hasattr(args, "sampler"):
+        if args.sampler is None:
+            args.sampler = record.sampler
+        if args.steps is None and canonical_name(args.sampler) == canonical_name(record.sampler):
+            args.steps = record.steps
+    return record
+
+
+def model_notice(model: str) -> str | None:
+    """What to tell a user of the embedded micro model, once per command."""
+    from ..models.loading import MICRO_PATH, resolve_model
+
+    try:
+        is_micro = resolve_model(model) == str(MICRO_PATH)
+    except Exception:  # noqa: BLE001 - a missing model is reported where it is loaded
+        return None
+    if not is_micro:
+        return None
+    return ("note: the default model is the embedded micro Framer — a 64×64 toy trained on "
+            "procedural shapes, so real photos come out as colour blobs. For real footage use "
+            "the released weights: --model checkpoints/framer_512x320 --svd "
+            "checkpoints/stable-video-diffusion-img2vid-xt (docs/quickstart.md)")
 
 
 def sampling_kwargs(args) -> dict:
@@ -59,10 +104,11 @@ def sampling_kwargs(args) -> dict:
                 decode_chunk_size=args.decode_chunk)
 
 
-def load_pipeline(args, controlnet: bool):
-    """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights."""
+def load_pipeline(args, controlnet: bool, notice: bool = False):
+    """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights
+    (and, with ``notice``, one saying what the embedded micro model is)."""
     from ..models import levers
-    from ..models.adapters import load_loras, parse_lora_spec
+    from ..models.adapters import find_lora_dir, load_loras, parse_lora_spec
     from ..models.loading import RANDOM_MICRO
     from ..sampling.pipeline import FramerPipeline
     from ..models.schedulers import canonical_name
@@ -74,7 +120,8 @@ def load_pipeline(args, controlnet: bool):
     pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu" if moving else args.device,
                                       dtype=args.dtype, controlnet=controlnet)
     if args.lora:
-        load_loras(pipe.unet, [parse_lora_spec(x) for x in args.lora])
+        specs = [parse_lora_spec(x) for x in args.lora]
+        load_loras(pipe.unet, [(str(find_lora_dir(path)), scale) for path, scale in specs])
     levers.apply_kernels(pipe.unet, pipe.controlnet, getattr(args, "attention", "sdpa"),
                          getattr(args, "compile", False))
     levers.apply_offload(pipe, offload, None if args.device == "auto" else args.device)
@@ -83,6 +130,8 @@ def load_pipeline(args, controlnet: bool):
     if args.model == RANDOM_MICRO:
         print("note: --model random-micro has RANDOM weights: the output shows the pipeline "
               "working, not a real interpolation", file=sys.stderr)
+    elif notice and (note := model_notice(args.model)):
+        print(note, file=sys.stderr)
     return pipe
 
 
@@ -97,7 +146,8 @@ def warnings_to_stderr():
 
 
 def add_config_args(p) -> None:
-    p.add_argument("--config", help="TOML config (see configs/)")
+    p.add_argument("--config", help="TOML config: a path, a run folder, or a shipped config's "
+                                    "name (micro-lora, …; `framerturbo configs` lists them)")
     p.add_argument("overrides", nargs="*", metavar="section.key=value",
                    help="override config values, e.g. train.lr=5e-5")
     p.add_argument("--print-config", action="store_true",

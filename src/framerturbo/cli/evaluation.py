@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from .common import add_model_args, load_pipeline
+from .common import MODEL_DEFAULT, add_model_args, add_size_args, load_pipeline
+
+RESIZE = ("crop", "squash")  # as training's data.resize
 
 
 def register(sub) -> None:
@@ -14,36 +17,52 @@ def register(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="score interpolation of held-out clips vs. baselines",
-                       description="Interpolate each clip from its first and last frame and "
-                                   "compare the middle frames with the real ones (PSNR, SSIM), "
-                                   "next to cross-fade and optical-flow baselines.")
+    p = sub.add_parser(
+        "evaluate", help="score interpolation of held-out clips vs. baselines",
+        description="Cut every clip into windows exactly as training does, interpolate each "
+                    "window from its first and last frame and compare the middle frames with "
+                    "the real ones (PSNR, SSIM) — for the model, each --lora and each --compare "
+                    "row, next to cross-fade and optical-flow baselines, in one report.")
     add_model_args(p)
-    p.add_argument("--data", required=True, help="clips: folder, frame folders or .jsonl")
+    p.set_defaults(model=None)  # from --config's model.pretrained, else the embedded micro model
+    p.add_argument("--data", help="clips: folders, frame folders or .jsonl (default: the "
+                                  "config's data.validation_sources)")
+    p.add_argument("--config", help="training config (path, run folder or shipped name) whose "
+                                    "[data] settings cut and condition the clips")
+    p.add_argument("--compare", action="append", default=[], metavar="base|MODEL",
+                   help="also score the base model without LoRA (base) or another model folder; "
+                        "repeatable")
     p.add_argument("--out", default="metrics.json", help="JSON report (+ .md table beside it)")
-    p.add_argument("--num-frames", type=int, default=9, help="frames per clip incl. ends (9)")
-    p.add_argument("--height", type=int, default=320)
-    p.add_argument("--width", type=int, default=512)
+    add_size_args(p, frames=True)
+    p.add_argument("--resize", choices=RESIZE, help="crop (keep aspect) or squash frames")
+    p.add_argument("--stride", type=int, help="source frames between sampled frames")
+    p.add_argument("--target-fps", type=float, help="sample frames at this rate instead")
+    p.add_argument("--fps", help="fps conditioning: 'data' (the sampled clip's rate) or a number")
+    p.add_argument("--motion-bucket", help="'auto' (from each clip's motion) or a number")
+    p.add_argument("--overlap", type=int, help="frames shared by consecutive windows (0)")
+    p.add_argument("--max-clips", "--limit", dest="max_clips", type=int,
+                   help="evaluate at most this many windows (round-robin over the files)")
     p.add_argument("--tracks", action="store_true", help="steer with the clips' true tracks")
-    p.add_argument("--sampler", default="euler", help="euler (default) or dpm++")
-    p.add_argument("--steps", type=int, help="denoising steps (euler 30, dpm++ 12)")
+    p.add_argument("--sampler", help=f"euler or dpm++ {MODEL_DEFAULT}")
+    p.add_argument("--steps", type=int, help="denoising steps (the model's; euler 30, dpm++ 12)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, help="evaluate at most this many clips")
     p.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
-    from ..eval.evaluate import evaluate, load_eval_clips, markdown_table, write_report
+    from ..eval.compare import run_comparison
+    from ..eval.evaluate import markdown_table
 
-    clips = load_eval_clips(args.data, args.num_frames, args.height, args.width, args.limit)
-    pipe = load_pipeline(args, controlnet=args.tracks)
-    result = evaluate(pipe, clips, use_tracks=args.tracks, sampler=args.sampler,
-                      steps=args.steps, seed=args.seed)
-    write_report(result, Path(args.out))
+    def load(model, settings):
+        return load_pipeline(argparse.Namespace(**vars(args) | {
+            "model": model, "lora": [], "height": settings.height, "width": settings.width}),
+            controlnet=args.tracks)
+
+    result = run_comparison(args, load)
     print(markdown_table(result.metrics))
     for note in result.notes:
         print(f"note: {note}")
-    print(f"report: {args.out}")
+    print(f"report: {args.out} (+ {Path(args.out).with_suffix('.md').name})")
     return 0
 
 

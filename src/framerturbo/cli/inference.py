@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from .common import (EXIT_USAGE, add_model_args, add_sampling_args, load_pipeline,
-    sampling_kwargs, warnings_to_stderr)
+from .common import (EXIT_USAGE, MODEL_DEFAULT, add_model_args, add_sampling_args, add_size_args,
+    apply_model_defaults, load_pipeline, sampling_kwargs, warnings_to_stderr)
 
 
 def register(sub) -> None:
@@ -31,7 +31,7 @@ def _add_interpolate(sub) -> None:
                    help="output format per pair with --pairs (mp4)")
     add_model_args(p)
     add_sampling_args(p)
-    p.add_argument("--num-frames", type=int, default=14, help="frames incl. both ends (14)")
+    p.add_argument("--num-frames", type=int, help=f"frames incl. both ends {MODEL_DEFAULT}")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--tracks", help="trajectory JSON (see docs/quickstart.md)")
     group.add_argument("--autopilot", action="store_true",
@@ -77,6 +77,7 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
 def _run_interpolate(args) -> int:
     from ..media.files import InputError, check_writable, load_image
 
+    apply_model_defaults(args)
     if args.pairs:
         return _run_batch(args)
     if not (args.start and args.end):
@@ -92,7 +93,7 @@ def _run_interpolate(args) -> int:
 
         load_tracks(args.tracks)
     t0 = time.perf_counter()
-    pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot))
+    pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot), notice=True)
     t_load = time.perf_counter() - t0
     t_sample = _interpolate_pair(pipe, args, args.start, args.end, args.tracks, out)
     print(f"wrote {out} ({args.num_frames} frames, {args.width}x{args.height}); "
@@ -109,7 +110,7 @@ def _run_batch(args) -> int:
     if not pairs:
         raise ValueError(f"{args.pairs}: no start/end pairs found")
     any_tracks = args.autopilot or args.tracks or any(p.tracks for p in pairs)
-    pipe = load_pipeline(args, controlnet=bool(any_tracks))
+    pipe = load_pipeline(args, controlnet=bool(any_tracks), notice=True)
     pipe.set_progress_bar_config(disable=True)
     summary = run_batch(
         lambda pair, out: _interpolate_pair(pipe, args, pair.start, pair.end,
@@ -146,8 +147,10 @@ def _run_stitch(args) -> int:
     check_writable(args.output)
     for clip in args.clips:  # fail fast, before loading the model
         probe(clip)
-    pipe = load_pipeline(args, controlnet=False)
-    kwargs = sampling_kwargs(args) | {"seed": args.seed}  # the video keeps the clips' own fps
+    fps = args.fps  # unset: transitions are conditioned on the clips' own rate
+    apply_model_defaults(args)
+    pipe = load_pipeline(args, controlnet=False, notice=True)
+    kwargs = sampling_kwargs(args) | {"seed": args.seed, "fps": fps}
     with warnings_to_stderr():
         segments = stitch(pipe, args.clips, args.output,
                           transition_frames=args.transition_frames, trim=args.trim_static,
@@ -190,10 +193,9 @@ def _add_app(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=int, default=20, help="upload size limit (20 MB)")
-    p.add_argument("--height", type=int, default=320, help="default generation height")
-    p.add_argument("--width", type=int, default=512, help="default generation width")
-    p.add_argument("--num-frames", type=int, default=14, help="default frame count")
-    p.add_argument("--steps", type=int, default=12, help="default steps")
+    add_size_args(p, frames=True)
+    p.add_argument("--steps", type=int, help=f"default steps {MODEL_DEFAULT}")
+    p.add_argument("--sampler", help=f"default sampler {MODEL_DEFAULT}")
     p.set_defaults(func=_run_app)
 
 
@@ -211,10 +213,15 @@ def _run_app(args) -> int:
         name, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
         folder = find_lora_dir(path)
         loras[name or (folder.parent.name if folder.name == "lora" else folder.name)] = str(folder)
+    from ..models.schedulers import DEFAULT_STEPS, canonical_name
+
+    record = apply_model_defaults(args)
+    sampler = canonical_name(args.sampler)
     pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device, dtype=args.dtype)
     pipe.set_progress_bar_config(disable=False)
     print(f"serving on http://{args.host}:{args.port}")
     launch(pipe, loras, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
            defaults={"height": args.height, "width": args.width, "frames": args.num_frames,
-                     "steps": args.steps})
+                     "steps": args.steps or DEFAULT_STEPS[sampler], "sampler": sampler,
+                     "fps": record.fps, "motion_bucket": record.motion_bucket})
     return 0

@@ -6,10 +6,33 @@ from .common import add_config_args, load_config_args
 
 
 def register(sub) -> None:
+    _add_configs(sub)
     _add_train(sub)
     _add_cache(sub)
     _add_train_vae(sub)
     _add_new_model(sub)
+
+
+def _add_configs(sub) -> None:
+    p = sub.add_parser("configs", help="list the shipped example configs, or print one's path",
+                       description="The package's example configs: training TOMLs (use their "
+                                   "names with --config) and accelerate/SLURM launch files.")
+    p.add_argument("name", nargs="?", help="a shipped file, e.g. micro-lora or accelerate/ddp.yaml")
+    p.set_defaults(func=_run_configs)
+
+
+def _run_configs(args) -> int:
+    from ..core.config import SHIPPED, config_path
+
+    if args.name:
+        path = SHIPPED / args.name
+        print(path if path.is_file() else config_path(args.name))
+        return 0
+    for path in sorted(p for p in SHIPPED.rglob("*") if p.is_file()):
+        rel = path.relative_to(SHIPPED)
+        print(rel.with_suffix("") if path.suffix == ".toml" else rel)
+    print(f"(in {SHIPPED})")
+    return 0
 
 
 def _add_new_model(sub) -> None:
@@ -29,8 +52,10 @@ def _run_new_model(args) -> int:
     import torch
 
     from ..models.loading import load_components, random_micro_components, save_components
+    from ..models.record import MICRO_SIZE, read_record
 
     parts = random_micro_components(seed=args.seed)
+    record = read_record(args.from_model) if args.from_model else MICRO_SIZE
     random_parts = {"unet", "controlnet", "vae", "image_encoder"}
     if args.from_model:
         loaded = {k: v for k, v in load_components(args.from_model, device="cpu",
@@ -42,7 +67,8 @@ def _run_new_model(args) -> int:
 
         parts["vae"] = AutoencoderKLTemporalDecoder.from_pretrained(args.vae)
         random_parts.discard("vae")
-    folder = save_components(parts, args.out, dtype=torch.float16 if args.fp16 else None)
+    folder = save_components(parts, args.out, dtype=torch.float16 if args.fp16 else None,
+                             record=record)
     note = f" (random weights: {', '.join(sorted(random_parts))})" if random_parts else ""
     print(f"wrote {folder}{note}")
     return 0

@@ -1,7 +1,8 @@
 """The training configuration: one typed object, loaded from TOML plus ``section.key=value``
 overrides, validated with messages that name the key and the fix.
 
-Every knob has a default here; configs/ holds complete examples. ``framerturbo train --config C
+Every knob has a default here; the package's ``configs/`` holds complete examples, addressable
+by name (``--config micro-lora``). ``framerturbo train --config C
 --print-config`` prints the resolved configuration.
 """
 
@@ -14,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
+
+from .settings import DataConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,27 +38,6 @@ class ModelConfig:
     svd: str = ""  # SVD-xt folder / Hub id when `pretrained` lacks vae/, image_encoder/
     base_dtype: str = "fp32"  # frozen weights: fp32, bf16 or fp16 (trainable weights stay fp32)
     attention: str = "sdpa"  # sdpa (PyTorch fused attention) | xformers (when installed)
-
-
-@dataclass
-class DataConfig:
-    sources: list[str] = field(default_factory=list)  # video folders, frame folders, .jsonl
-    validation_sources: list[str] = field(default_factory=list)
-    validation_clips: int = 4  # held-out clips (taken from sources when none are given)
-    num_frames: int = 14
-    height: int = 320
-    width: int = 512
-    stride: int = 4  # frame step between sampled frames (ignored when target_fps > 0)
-    target_fps: float = 0.0  # sample frames at this rate instead of a fixed stride
-    sampling: str = "random"  # random | uniform | every-window
-    resize: str = "crop"  # crop (keep aspect, centre crop) | squash
-    flip: bool = False  # random horizontal flip (tracks flipped too)
-    motion_bucket: str = "100"  # a number, or "auto" (from the clip's motion)
-    fps_id: str = "data"  # "data" (fps of the sampled clip) or a number
-    num_workers: int = 0
-    cache_dir: str = ""  # use the latent cache here (`framerturbo cache` builds it)
-    aug_variants: int = 4  # endpoint-augmentation draws per clip (cached exactly)
-    cache_shard_size: int = 32  # clips per cache shard (the unit of reuse after a crash)
 
 
 @dataclass
@@ -220,13 +202,37 @@ def parse_override(text: str) -> tuple[str, str, str]:
     return section, name, value.strip()
 
 
+SHIPPED = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the example configs shipped with the package (``micro-lora``, …)."""
+    return sorted(str(p.relative_to(SHIPPED).with_suffix("")) for p in SHIPPED.rglob("*.toml"))
+
+
+def config_path(name: str | Path) -> Path:
+    """A TOML path, a run folder (its ``config.toml``), or a shipped config's name."""
+    path = Path(name)
+    if path.is_dir() and (path / "config.toml").is_file():
+        return path / "config.toml"
+    if path.is_file():
+        return path
+    rel = Path(*path.parts[1:]) if path.parts[:1] == ("configs",) else path  # old checkout paths
+    shipped = SHIPPED / rel.with_suffix(".toml")
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    raise ConfigError(f"{name}: config file not found — give a TOML path, a run folder, or one "
+                      f"of the shipped configs: {', '.join(shipped_configs())}")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults ← TOML file ← overrides; then cross-field validation."""
+    """Defaults ← TOML file (a path, run folder or shipped name) ← overrides; then cross-field
+    validation."""
     cfg = Config()
     sections = {f.name: f for f in dataclasses.fields(Config)}
     doc: dict = {}
     if path is not None:
-        path = Path(path)
+        path = config_path(path)
         try:
             doc = tomllib.loads(path.read_text())
         except FileNotFoundError:
@@ -258,6 +264,9 @@ def validate(cfg: Config) -> None:
                               f"{getattr(d, key)}")
     if d.stride < 1:
         raise ConfigError("data.stride must be >= 1")
+    if not 0 <= d.window_overlap < d.num_frames - 1:
+        raise ConfigError(f"data.window_overlap must be in [0, num_frames - 1) = "
+                          f"[0, {d.num_frames - 1}), got {d.window_overlap}")
     if d.motion_bucket != "auto":
         _coerce("data.motion_bucket", d.motion_bucket, float)
     if d.fps_id != "data":

@@ -62,7 +62,7 @@ def cache_fingerprint(cfg, dataset: ClipDataset, encoders: str) -> str:
     doc = dict(format=FORMAT, sources=sources, encoders=encoders, seed=cfg.train.seed,
                settings=[d.num_frames, d.height, d.width, d.stride, d.target_fps, d.sampling,
                          d.resize, d.motion_bucket, d.fps_id, d.aug_variants, d.cache_shard_size,
-                         o.cond_aug_mean, o.cond_aug_std])
+                         o.cond_aug_mean, o.cond_aug_std, d.window_overlap])
     return hashlib.sha256(json.dumps(doc, default=str).encode()).hexdigest()[:16]
 
 

@@ -1,8 +1,9 @@
 """Clip sampling: which timestamps a training clip reads from a source.
 
 Modes: ``random`` (one clip per source and epoch, random start), ``uniform`` (the F frames spread
-evenly over the whole source — word-level sign clips), ``every-window`` (every non-overlapping
-window is its own sample). Spacing is ``stride`` source frames, or 1/``target_fps`` seconds.
+evenly over the whole source — word-level sign clips), ``every-window`` (every window is its own
+sample; consecutive windows share ``window_overlap`` frames, none by default). Spacing is
+``stride`` source frames, or 1/``target_fps`` seconds.
 """
 
 from __future__ import annotations
@@ -48,18 +49,24 @@ def available_frames(span: Span) -> int:
     return int(round((span.end - span.start) * span.fps))
 
 
-def num_windows(span: Span, num_frames: int, step: float) -> int:
+def window_hop(num_frames: int, step: float, overlap: int = 0) -> float:
+    """Seconds between the starts of consecutive windows that share ``overlap`` frames."""
+    return (num_frames - overlap) * step
+
+
+def num_windows(span: Span, num_frames: int, step: float, overlap: int = 0) -> int:
     """How many clips of ``num_frames`` spaced ``step`` fit (0 = too short)."""
     length = (num_frames - 1) * step
     room = span.end - span.start - 1.0 / span.fps - length
     if room < -1e-6 or step * span.fps < 1 - 1e-6:
         return 0
-    return int(room / (length + step) + 1e-6) + 1
+    return int(room / window_hop(num_frames, step, overlap) + 1e-6) + 1
 
 
 def clip_times(span: Span, num_frames: int, step: float, mode: str, window: int,
-               rng: np.random.Generator) -> list[float]:
-    """Timestamps (seconds from the file start) of one clip."""
+               rng: np.random.Generator, overlap: int = 0) -> list[float]:
+    """Timestamps (seconds from the file start) of one clip; ``every-window`` windows share
+    ``overlap`` frames with their neighbours."""
     length = (num_frames - 1) * step
     room = max(span.end - span.start - 1.0 / span.fps - length, 0.0)
     if mode == "random":
@@ -67,7 +74,7 @@ def clip_times(span: Span, num_frames: int, step: float, mode: str, window: int,
     elif mode == "uniform":
         first = span.start
     else:
-        first = span.start + window * (length + step)
+        first = span.start + window * window_hop(num_frames, step, overlap)
     return [first + k * step for k in range(num_frames)]
 
 

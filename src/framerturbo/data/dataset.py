@@ -9,6 +9,7 @@ through to the next source — never fatal.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ..core.tracks import rasterize_heatmaps
 from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
+from ..core.settings import DataConfig
 from .sources import ClipSource
 from ..media.video import (TooShortError, UnreadableError, crop_transform, probe, read_frames_at,
     resize_frames)
@@ -45,31 +47,20 @@ def motion_bucket_from_score(score: float) -> float:
 
 
 @dataclass
-class ClipSettings:
-    num_frames: int = 14
-    height: int = 320
-    width: int = 512
-    stride: int = 4
-    target_fps: float = 0.0
-    sampling: str = "random"
-    resize: str = "crop"
-    flip: bool = False
-    motion_bucket: str = "100"
-    fps_id: str = "data"
+class ClipSettings(DataConfig):
+    """The data settings (config's ``[data]``, one type) plus what a dataset also needs: track
+    drawing (``[control]``) and the seed."""
+
     use_tracks: bool = False
     min_tracks: int = 1
     max_tracks: int = 10
-    aug_variants: int = 4
     seed: int = 0
 
     @classmethod
     def from_config(cls, cfg) -> ClipSettings:
-        d = cfg.data
-        return cls(num_frames=d.num_frames, height=d.height, width=d.width, stride=d.stride,
-                   target_fps=d.target_fps, sampling=d.sampling, resize=d.resize, flip=d.flip,
-                   motion_bucket=d.motion_bucket, fps_id=d.fps_id, use_tracks=cfg.control.use,
-                   min_tracks=cfg.control.min_tracks, max_tracks=cfg.control.max_tracks,
-                   aug_variants=d.aug_variants, seed=cfg.train.seed)
+        c = cfg.control
+        return cls(**dataclasses.asdict(cfg.data), use_tracks=c.use, min_tracks=c.min_tracks,
+                   max_tracks=c.max_tracks, seed=cfg.train.seed)
 
 
 @dataclass
@@ -109,7 +100,7 @@ class ClipDataset(Dataset):
             span = source_span(src, info)
             step = frame_step(span, settings.num_frames, settings.stride, settings.target_fps,
                               settings.sampling)
-            n = num_windows(span, settings.num_frames, step)
+            n = num_windows(span, settings.num_frames, step, settings.window_overlap)
             if n == 0:
                 self.skipped.add(src.path, f"too short: {info.num_frames} frames for "
                                  f"{settings.num_frames} at this spacing")
@@ -137,7 +128,8 @@ class ClipDataset(Dataset):
         """The random choices of one item (no decoding): times, flip, augmentation draw."""
         ref, s = self.items[index], self.settings
         rng = item_rng(s.seed, epoch, index)
-        times = clip_times(ref.span, s.num_frames, ref.step, s.sampling, ref.window, rng)
+        times = clip_times(ref.span, s.num_frames, ref.step, s.sampling, ref.window, rng,
+                           s.window_overlap)
         flip = bool(s.flip and rng.random() < 0.5)
         aug_index = int(rng.integers(s.aug_variants))
         return dict(times=times, flip=flip, aug_index=aug_index, rng=rng)
@@ -163,13 +155,21 @@ class ClipDataset(Dataset):
 
     def heatmaps(self, ref: ClipRef, plan: dict, src_hw) -> torch.Tensor:
         s = self.settings
-        points = select_tracks(ref.source.tracks, plan["times"], s.min_tracks, s.max_tracks,
+        points = self.track_points(ref, plan, src_hw, s.min_tracks, s.max_tracks)
+        return rasterize_heatmaps(points, s.height, s.width)
+
+    def track_points(self, ref: ClipRef, plan: dict, src_hw, min_tracks: int,
+                     max_tracks: int) -> np.ndarray:
+        """(F, K, 2) tracks of the clip in output pixels (resized, cropped, flipped as the
+        frames are)."""
+        s = self.settings
+        points = select_tracks(ref.source.tracks, plan["times"], min_tracks, max_tracks,
                                plan["rng"])
         sx, sy, ox, oy = crop_transform(src_hw[0], src_hw[1], s.height, s.width, s.resize)
         points = points * np.array([sx, sy]) - np.array([ox, oy])
         if plan["flip"]:
             points[..., 0] = s.width - 1 - points[..., 0]
-        return rasterize_heatmaps(points, s.height, s.width)
+        return points
 
 
 def select_tracks(tracks_path: Path | None, times: list[float], min_tracks: int,

@@ -1,108 +1,173 @@
 """Interpolate held-out clips from their endpoints and score the middle frames against the
-real ones, next to the baselines on the same clips."""
+real ones, next to the baselines on the same clips.
+
+Clips are cut by the training data layer itself (``ClipDataset`` in ``every-window`` mode): the
+same resize/crop, frame spacing, manifest spans, fps and motion-bucket conditioning as training,
+every window of every file, in a fixed order — so a LoRA is scored under the conditions it was
+trained on, and base and LoRA rows of one report are scored on the very same clips.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.dataset import ClipDataset, ClipSettings
+from ..core.settings import DataConfig
 from ..data.sources import discover
-from ..media.video import probe, read_frames_at, resize_frames
+from ..media.video import TooShortError, UnreadableError
 from .baselines import BASELINES
 from .metrics import frame_metrics, lpips_status
+
+logger = logging.getLogger(__name__)
+ALL_TRACKS = 10**6  # "every track visible throughout the clip"
 
 
 @dataclass
 class EvalClip:
-    name: str
+    name: str  # source file @ window start (seconds)
     frames: np.ndarray  # (F, H, W, 3) uint8
     tracks: np.ndarray | None = None  # (F, K, 2) generation pixels, visible throughout
-    fps: float = 8.0
+    fps: float = 8.0  # the fps conditioning training gives this clip
+    motion_bucket: float = 100.0  # likewise
 
 
 @dataclass
 class EvalResult:
-    metrics: dict[str, dict] = field(default_factory=dict)  # method -> {psnr, ssim, n_clips}
-    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # method -> videos
+    metrics: dict[str, dict] = field(default_factory=dict)  # row -> {psnr, ssim, n_clips, …}
+    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # row -> videos
     notes: list[str] = field(default_factory=list)
+    conditions: dict = field(default_factory=dict)  # how the clips were cut and sampled
+
+    def merge(self, other: EvalResult) -> None:
+        self.metrics |= other.metrics
+        self.outputs |= other.outputs
+        self.notes += [n for n in other.notes if n not in self.notes]
 
 
-def load_eval_clips(data: str | Path, num_frames: int, height: int, width: int,
-                    limit: int | None = None) -> list[EvalClip]:
-    """The first ``num_frames`` frames of each source (consecutive), resized to the generation
-    size, with their ground-truth tracks when a ``.tracks.npz`` exists."""
-    clips = []
-    for src in discover([data])[:limit]:
-        info = probe(src.path)
-        times = [k / info.fps for k in range(num_frames)]
-        raw = read_frames_at(src.path, times, info.fps)
-        frames = resize_frames(raw, height, width, "squash")
-        tracks = None
-        if src.tracks is not None:
-            with np.load(src.tracks) as d:
-                pts, vis = d["points"][:num_frames], d["visible"][:num_frames]
-            keep = vis.all(axis=0)
-            scale = np.array([width / raw.shape[2], height / raw.shape[1]])
-            tracks = pts[:, keep] * scale if keep.any() else None
-        clips.append(EvalClip(Path(src.path).name, frames, tracks, info.fps))
+def eval_settings(data: DataConfig) -> ClipSettings:
+    """Training's data settings, cut into every window (no random starts, no flips)."""
+    fields = dataclasses.asdict(data) | {"sampling": "every-window", "flip": False}
+    return ClipSettings(**fields)
+
+
+def load_eval_clips(sources, data: DataConfig, max_clips: int | None = None,
+                    tracks: bool = False) -> tuple[list[EvalClip], list[str]]:
+    """Every window of every source as training cuts it, taken round-robin across files (each
+    file's first window, then each file's second, …) up to ``max_clips``; returns the clips and
+    notes on what was skipped."""
+    dataset = ClipDataset(discover(sources if isinstance(sources, (list, tuple)) else [sources]),
+                          eval_settings(data))
+    notes = [f"skipped {path}: {reason}" for path, reason in dataset.skipped.reasons.items()]
+    files = {}
+    for ref in dataset.items:
+        files.setdefault(ref.source.key, len(files))
+    order = sorted(range(len(dataset.items)),
+                   key=lambda i: (dataset.items[i].window, files[dataset.items[i].source.key]))
+    clips: list[EvalClip] = []
+    for i in order:
+        if max_clips is not None and len(clips) >= max_clips:
+            break
+        try:
+            clips.append(_eval_clip(dataset, i, tracks))
+        except (UnreadableError, TooShortError) as e:
+            notes.append(f"skipped a window: {e}")
     if not clips:
-        raise ValueError(f"{data}: no clips to evaluate")
-    return clips
+        raise ValueError(f"{sources}: no clips to evaluate at {data.num_frames} frames with this "
+                         "spacing — run `framerturbo check-data` on it, or lower --stride/"
+                         "--num-frames")
+    return clips, notes
 
 
-def evaluate(pipe, clips: list[EvalClip], *, use_tracks: bool = False, sampler: str = "euler",
-             steps: int | None = None, seed: int = 0, guidance=(1.0, 3.0),
-             baselines: bool = True, label: str = "model") -> EvalResult:
-    """Scores of ``pipe`` (label) and the baselines on the middle frames of every clip."""
-    result = EvalResult()
-    methods = {label: None} | ({k: v for k, v in BASELINES.items()} if baselines else {})
-    scores = {m: [] for m in methods}
-    for m in methods:
-        result.outputs[m] = []
+def _eval_clip(dataset: ClipDataset, index: int, tracks: bool) -> EvalClip:
+    sample = dataset.load(index)
+    ref = dataset.items[index]
+    plan = dataset.clip_plan(index, 0)
+    points = None
+    if tracks and ref.source.tracks is not None:
+        w, h = ref.size
+        points = dataset.track_points(ref, plan, (h, w), ALL_TRACKS, ALL_TRACKS)
+        points = points if points.shape[1] else None
+    frames = sample["frames"].permute(0, 2, 3, 1).numpy()
+    name = f"{Path(ref.source.path).name}@{plan['times'][0]:.2f}s"
+    return EvalClip(name, frames, points, sample["fps"], sample["motion_bucket"])
+
+
+def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = False,
+                sampler: str = "euler", steps: int | None = None, seed: int = 0,
+                guidance=(1.0, 3.0)) -> EvalResult:
+    """One row: ``pipe`` on every clip, conditioned as training conditions the clip."""
+    from ..media.files import to_uint8
+
+    videos, scores = [], []
     for i, clip in enumerate(clips):
         f, h, w = clip.frames.shape[:3]
-        for m, fn in methods.items():
-            if fn is None:
-                out = pipe(clip.frames[0], clip.frames[-1], num_frames=f, height=h, width=w,
-                           num_inference_steps=steps, sampler=sampler,
-                           min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
-                           fps=int(round(clip.fps)),
-                           tracks=clip.tracks if use_tracks else None,
-                           generator=torch.Generator().manual_seed(seed + i),
-                           output_type="np").frames[0]
-                video = (out * 255).round().astype(np.uint8)
-            else:
-                video = fn(clip.frames[0], clip.frames[-1], f)
-            result.outputs[m].append(video)
-            scores[m].append(frame_metrics(video[1:-1], clip.frames[1:-1]))
-    for m, rows in scores.items():
-        result.metrics[m] = {"psnr": float(np.mean([r["psnr"] for r in rows])),
-                             "ssim": float(np.mean([r["ssim"] for r in rows])),
-                             "n_clips": len(rows)}
-    note = lpips_status()
-    if note:
-        result.notes.append(note)
-    result.notes.append("FVD skipped: it needs the I3D network, which is not available offline")
+        out = pipe(clip.frames[0], clip.frames[-1], num_frames=f, height=h, width=w,
+                   num_inference_steps=steps, sampler=sampler,
+                   min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
+                   fps=clip.fps, motion_bucket_id=clip.motion_bucket,
+                   tracks=clip.tracks if use_tracks else None,
+                   generator=torch.Generator().manual_seed(seed + i), output_type="np").frames[0]
+        videos.append(to_uint8(out))
+        scores.append(frame_metrics(videos[-1][1:-1], clip.frames[1:-1]))
+    return _result(label, videos, scores)
+
+
+def score_baselines(clips: list[EvalClip]) -> EvalResult:
+    result = EvalResult()
+    for name, fn in BASELINES.items():
+        videos = [fn(c.frames[0], c.frames[-1], len(c.frames)) for c in clips]
+        result.merge(_result(name, videos, [frame_metrics(v[1:-1], c.frames[1:-1])
+                                            for v, c in zip(videos, clips)]))
+    return result
+
+
+def _result(label: str, videos: list[np.ndarray], scores: list[dict]) -> EvalResult:
+    result = EvalResult(outputs={label: videos})
+    result.metrics[label] = {"psnr": float(np.mean([s["psnr"] for s in scores])),
+                             "ssim": float(np.mean([s["ssim"] for s in scores])),
+                             "n_clips": len(scores)}
+    return result
+
+
+def standard_notes() -> list[str]:
+    notes = [n for n in (lpips_status(),) if n]
+    return notes + ["FVD skipped: it needs the I3D network, which is not available offline"]
+
+
+def evaluate(pipe, clips: list[EvalClip], *, baselines: bool = True, label: str = "model",
+             **kwargs) -> EvalResult:
+    """Scores of ``pipe`` (label) and, with ``baselines``, cross-fade and flow on every clip."""
+    result = score_model(pipe, clips, label, **kwargs)
+    if baselines:
+        result.merge(score_baselines(clips))
+    result.notes += standard_notes()
     return result
 
 
 def markdown_table(metrics: dict[str, dict]) -> str:
-    lines = ["| method | PSNR (dB) | SSIM | clips |", "|---|---|---|---|"]
+    lines = ["| row | PSNR (dB) | SSIM | clips |", "|---|---|---|---|"]
     for m, v in metrics.items():
         lines.append(f"| {m} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['n_clips']} |")
     return "\n".join(lines)
 
 
 def write_report(result: EvalResult, out: Path) -> None:
+    """``out`` (JSON: every row, the conditions, the notes) and the same as a table beside it
+    (``.md``)."""
     from ..core.atomic import atomic_file
 
     out = Path(out)
+    doc = {"rows": result.metrics, "conditions": result.conditions, "notes": result.notes}
     with atomic_file(out) as tmp:
-        tmp.write_text(json.dumps({**result.metrics, "notes": result.notes}, indent=1))
+        tmp.write_text(json.dumps(doc, indent=1))
+    conditions = "".join(f"- {k}: {v}\n" for k, v in result.conditions.items())
     with atomic_file(out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown_table(result.metrics) + "\n\n" + "\n".join(
-            f"- {n}" for n in result.notes) + "\n")
+        tmp.write_text(markdown_table(result.metrics) + "\n\n" + conditions + "".join(
+            f"- {n}\n" for n in result.notes))

@@ -1,5 +1,7 @@
-"""Frame metrics: PSNR and SSIM (torchmetrics) on the generated middle frames; LPIPS only when
-torchvision and its pretrained weights are available locally (never downloaded here)."""
+"""Frame metrics — the one definition that training's validation and ``evaluate`` both report:
+frames quantised to uint8 (what a written video holds), PSNR per frame then averaged, SSIM
+(torchmetrics, 11-px Gaussian) averaged over frames. LPIPS only when torchvision and its
+pretrained weights are available locally (never downloaded here)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,14 @@ import numpy as np
 import torch
 
 
-def _tensor(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+def _tensor(frames) -> torch.Tensor:
+    from ..media.files import to_uint8
+
+    return torch.from_numpy(to_uint8(frames)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def frame_metrics(pred: np.ndarray, real: np.ndarray) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM over frames; inputs (N, H, W, 3) uint8."""
+def frame_metrics(pred, real) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM over frames; inputs (N, H, W, 3) uint8 or float in [0, 1]."""
     from torchmetrics.functional.image import (peak_signal_noise_ratio,
                                                structural_similarity_index_measure)
 

@@ -141,29 +141,70 @@ def read_frames_at(path: str | Path, times: list[float], fps: float) -> np.ndarr
     return frames
 
 
-def resize_frames(frames: np.ndarray, height: int, width: int, mode: str = "crop") -> np.ndarray:
-    """(F, h, w, 3) → (F, height, width, 3): aspect-preserving cover-resize + centre crop, or
-    ``squash`` (plain resize)."""
-    import cv2
+RESIZE_MODES = ("crop", "squash", "pad")
 
-    h, w = frames.shape[1:3]
+
+@dataclass
+class Fit:
+    """How a (h, w) picture maps onto a (height, width) canvas: scaled to (nh, nw), then placed
+    with its top-left corner at (-top, -left) — positive offsets crop, negative ones pad."""
+
+    nh: int
+    nw: int
+    top: int
+    left: int
+
+
+def fit(h: int, w: int, height: int, width: int, mode: str = "crop") -> Fit:
+    """The one crop geometry: ``crop`` = aspect-preserving cover + centre crop, ``pad`` =
+    aspect-preserving fit + centre pad (letterbox), ``squash`` = plain resize."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {mode!r} — use {', '.join(RESIZE_MODES)}")
+    if mode == "squash":
+        return Fit(height, width, 0, 0)
     if mode == "crop":
         scale = max(height / h, width / w)
         nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
     else:
-        nh, nw = height, width
+        scale = min(height / h, width / w)
+        nh, nw = min(height, round(h * scale)), min(width, round(w * scale))
+    return Fit(nh, nw, (nh - height) // 2, (nw - width) // 2)
+
+
+def _resize(frames: np.ndarray, nh: int, nw: int) -> np.ndarray:
+    import cv2
+
+    h, w = frames.shape[1:3]
+    if (nh, nw) == (h, w):
+        return frames
     interp = cv2.INTER_AREA if nh * nw < h * w else cv2.INTER_CUBIC
-    out = np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
-    top, left = (nh - height) // 2, (nw - width) // 2
-    return np.ascontiguousarray(out[:, top:top + height, left:left + width])
+    return np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int, mode: str = "crop") -> np.ndarray:
+    """(F, h, w, 3) → (F, height, width, 3) by :func:`fit` (``pad`` fills with black)."""
+    g = fit(*frames.shape[1:3], height, width, mode)
+    out = _resize(frames, g.nh, g.nw)
+    if g.top < 0 or g.left < 0:
+        canvas = np.zeros((len(frames), height, width, 3), frames.dtype)
+        canvas[:, -g.top:-g.top + g.nh, -g.left:-g.left + g.nw] = out
+        return canvas
+    return np.ascontiguousarray(out[:, g.top:g.top + height, g.left:g.left + width])
+
+
+def unfit_frames(frames: np.ndarray, h: int, w: int, mode: str = "pad") -> np.ndarray:
+    """The inverse of :func:`resize_frames` for ``pad`` and ``squash``: (F, height, width, 3)
+    frames made at the canvas size → the (h, w) picture (padding dropped, no squash)."""
+    height, width = frames.shape[1:3]
+    g = fit(h, w, height, width, mode)
+    if g.top > 0 or g.left > 0:
+        raise ValueError("a cropped picture cannot be restored — use pad")
+    inner = frames[:, -g.top:-g.top + g.nh, -g.left:-g.left + g.nw]
+    return np.ascontiguousarray(_resize(inner, h, w))
 
 
 def crop_transform(h: int, w: int, height: int, width: int, mode: str = "crop"):
     """(scale_x, scale_y, offset_x, offset_y) mapping source pixels to output pixels, matching
     :func:`resize_frames` (for tracks)."""
-    if mode == "crop":
-        scale = max(height / h, width / w)
-        nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
-    else:
-        nh, nw = height, width
-    return nw / w, nh / h, (nw - width) // 2, (nh - height) // 2
+    g = fit(h, w, height, width, mode)
+    return g.nw / w, g.nh / h, g.left, g.top

@@ -250,11 +250,16 @@ def random_micro_components(controlnet: bool = True, seed: int = 0) -> dict:
 
 
 def save_components(parts: dict, folder: str | os.PathLike,
-                    dtype: torch.dtype | None = None) -> Path:
+                    dtype: torch.dtype | None = None, record=None) -> Path:
     """Write a self-contained folder in the released layout, atomically (all or nothing);
-    ``dtype`` stores the weights in that precision (the embedded micro model uses fp16)."""
+    ``dtype`` stores the weights in that precision (the embedded micro model uses fp16);
+    ``record`` (a :class:`~.record.ModelRecord`) says what the model is made for."""
+    from .record import write_record
+
     folder = Path(folder)
     with atomic_dir(folder) as tmp:
+        if record is not None:
+            write_record(tmp, record)
         index = {}
         for name, part in parts.items():
             if part is None:

@@ -52,7 +52,7 @@ def demo_config(data: Path, out: Path, model: str, plan: DemoPlan) -> Config:
 
 def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -> dict:
     from ..data.synthetic import write_dataset
-    from ..eval.evaluate import evaluate, load_eval_clips, markdown_table
+    from ..eval.evaluate import evaluate, load_eval_clips, markdown_table, score_model
     from ..sampling.pipeline import FramerPipeline
     from ..train.loop import train
 
@@ -67,18 +67,19 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
                   progress=False)
     write_dataset("signer", plan.val_clips, data / "val", 9, 64, seed=seed + 200,
                   progress=False)
-    clips = load_eval_clips(data / "val", 9, 64, 64)
+    cfg = demo_config(data, out, model, plan)
+    clips, _ = load_eval_clips([data / "val"], cfg.data)  # as the LoRA is trained
 
     pipe = FramerPipeline.from_framer(model, device="cpu", dtype="fp32", controlnet=False)
     pipe.set_progress_bar_config(disable=True)
     kw = dict(sampler="dpm++", steps=plan.sample_steps, seed=seed)
     base = evaluate(pipe, clips, label="base", **kw)
 
-    run = train(demo_config(data, out, model, plan))
+    run = train(cfg)
     from ..models.adapters import load_loras
 
     load_loras(pipe.unet, [(str(run / "lora"), 1.0)])
-    tuned = evaluate(pipe, clips, label="lora", baselines=False, **kw)
+    tuned = score_model(pipe, clips, "lora", **kw)
 
     metrics = {"base": base.metrics["base"], "lora": tuned.metrics["lora"],
                "crossfade": base.metrics["crossfade"], "flow": base.metrics["flow"],

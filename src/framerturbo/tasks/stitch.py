@@ -4,8 +4,10 @@ Between consecutive clips, N new frames are generated from the last (usable) fra
 the first (usable) frame of the next; the endpoints are not repeated, so the output has
 sum(clip frames) + (clips − 1)·N frames. Optionally, static frames at the head and tail of each
 clip (the signer's hold before/after a sign) are trimmed first. Clips of other sizes or frame
-rates are conformed to the first clip, with a warning. A JSON beside the video says where every
-clip and transition sits.
+rates are conformed to the first clip, with a warning. Transitions are conditioned on the clips'
+real frame rate and generated at the model's size: the endpoints are letterboxed into it (their
+aspect kept) and the padding is cut off again, so nothing is squashed. A JSON beside the video
+says where every clip and transition sits.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import motion_score
-from ..media.video import probe, read_frames_at, resize_frames
+from ..media.video import probe, read_frames_at, resize_frames, unfit_frames
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *, transition_frames:
            trim: bool = False, trim_threshold: float = 0.5, height: int = 320, width: int = 512,
            sample_kwargs: dict | None = None) -> list[Segment]:
     """Write the joined video to ``out`` (+ ``out``.json); returns the segments."""
+    from ..core.atomic import atomic_file
     from ..media.files import write_frames
 
     if len(clips) < 2:
@@ -86,6 +89,9 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *, transition_frames:
             frames = resize_frames(frames, size[0], size[1], "crop")
         videos.append(frames)
 
+    sample_kwargs = dict(sample_kwargs or {})
+    if sample_kwargs.get("fps") is None:  # the transition plays at the clips' rate
+        sample_kwargs["fps"] = fps
     trims = [trim_static(v, trim_threshold) if trim else (0, 0) for v in videos]
     videos = [v[h:len(v) - t] for v, (h, t) in zip(videos, trims)]
 
@@ -96,7 +102,7 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *, transition_frames:
         cursor += len(video)
         if i + 1 < len(videos):
             middle = generate_transition(pipe, video[-1], videos[i + 1][0], transition_frames,
-                                         height, width, size, sample_kwargs or {})
+                                         height, width, sample_kwargs)
             segments.append(Segment("transition", "generated", cursor,
                                     cursor + transition_frames - 1))
             pieces.append(middle)
@@ -105,21 +111,26 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *, transition_frames:
     out = Path(out)
     write_frames(result, out, fps=fps)
     meta = {"fps": fps, "frames": int(len(result)), "transition_frames": transition_frames,
+            "generated_at": {"height": height, "width": width,
+                             "fps_conditioning": float(sample_kwargs["fps"])},
             "segments": [asdict(s) for s in segments]}
-    out.with_name(out.name + ".json").write_text(json.dumps(meta, indent=1))
+    with atomic_file(out.with_name(out.name + ".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
     return segments
 
 
 def generate_transition(pipe, last: np.ndarray, first: np.ndarray, n: int, height: int,
-                        width: int, out_size: tuple[int, int], sample_kwargs: dict) -> np.ndarray:
-    """N frames strictly between ``last`` and ``first``, at the clips' size (uint8)."""
+                        width: int, sample_kwargs: dict) -> np.ndarray:
+    """N frames strictly between ``last`` and ``first`` (uint8, the clips' size), generated at
+    ``height`` × ``width`` from letterboxed endpoints."""
     import torch
+
+    from ..media.files import to_uint8
 
     kwargs = dict(sample_kwargs)
     seed = kwargs.pop("seed", 0)
-    frames = pipe(last, first, num_frames=n + 2, height=height, width=width, output_type="np",
-                  generator=torch.Generator().manual_seed(seed), **kwargs).frames[0]
-    middle = (np.clip(frames[1:-1], 0, 1) * 255).round().astype(np.uint8)
-    if middle.shape[1:3] != tuple(out_size):
-        middle = resize_frames(middle, out_size[0], out_size[1], "squash")
-    return middle
+    ends = resize_frames(np.stack([last, first]), height, width, "pad")
+    frames = pipe(ends[0], ends[1], num_frames=n + 2, height=height, width=width,
+                  output_type="np", generator=torch.Generator().manual_seed(seed),
+                  **kwargs).frames[0]
+    return unfit_frames(to_uint8(frames[1:-1]), *last.shape[:2], "pad")

@@ -167,6 +167,7 @@ def export_result(run_dir: Path, models, ema, cfg: Config) -> None:
     """The run's product: LoRA folders (``lora/``, ``controlnet_lora/``) or, for full training,
     a self-contained model folder (``model/``); EMA weights replace the raw ones when on."""
     from ..models.loading import load_components, save_components
+    from ..models.record import record_from_config
 
     if ema is not None:
         load_trainable(models, ema)
@@ -182,4 +183,4 @@ def export_result(run_dir: Path, models, ema, cfg: Config) -> None:
             parts["unet"] = models.unet.to("cpu", torch.float32)
         if cfg.control.train == "full":
             parts["controlnet"] = models.controlnet.to("cpu", torch.float32)
-        save_components(parts, run_dir / "model")
+        save_components(parts, run_dir / "model", record=record_from_config(cfg))

@@ -186,7 +186,7 @@ def check_launch_precision(cfg: Config) -> None:
     if launched and launched != cfg.train.mixed_precision:
         raise ValueError(f"the accelerate launch config says mixed_precision {launched!r} but "
                          f"train.mixed_precision = {cfg.train.mixed_precision!r} — make them "
-                         "agree (configs/accelerate/*.yaml use bf16, as the GPU configs do)")
+                         "agree (the shipped accelerate/*.yaml use bf16, as the GPU configs do; `framerturbo configs`)")
 
 
 def check_engine(cfg: Config, accelerator) -> None:

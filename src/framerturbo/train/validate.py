@@ -54,8 +54,7 @@ def _encoders(cfg, models, device):
 
 
 def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> dict:
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
+    from ..eval.metrics import frame_metrics
     from ..sampling.pipeline import FramerPipeline
     from ..models.schedulers import make_scheduler
 
@@ -74,8 +73,9 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
                       generator=torch.Generator().manual_seed(stable_seed("val-sample", i)),
                       output_type="pt").frames[0]
         real, fake = frames[1:-1], result[1:-1].float()
-        psnr.append(float(peak_signal_noise_ratio(fake, real, data_range=1.0)))
-        ssim.append(float(structural_similarity_index_measure(fake, real, data_range=1.0)))
+        scores = frame_metrics(fake.permute(0, 2, 3, 1).numpy(), real.permute(0, 2, 3, 1).numpy())
+        psnr.append(scores["psnr"])
+        ssim.append(scores["ssim"])
         grid.append(torch.cat([frames, result.float()], dim=3))  # side by side
     video = torch.cat(grid, dim=2).permute(0, 2, 3, 1).numpy()
     samples = Path(run_dir) / "samples"

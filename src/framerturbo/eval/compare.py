@@ -1,0 +1,143 @@
+"""One ``evaluate`` call, several rows: the model, each ``--lora`` on it, ``--compare base`` and
+other models — all on the same clips, cut and conditioned as training cuts and conditions them,
+in one report with the baselines.
+
+Where the clip settings come from, strongest first: the command's flags, the ``[data]`` section
+of ``--config`` (a TOML, a run folder or a shipped name), the model's record (its size, frames,
+fps — clips are then sampled at that rate — and motion bucket).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.settings import DataConfig
+from .evaluate import (EvalResult, load_eval_clips, score_baselines, score_model, standard_notes,
+    write_report)
+
+
+@dataclass
+class Row:
+    label: str
+    model: str
+    lora: str | None = None  # a LoRA folder
+    scale: float = 1.0
+
+    def describe(self) -> dict:
+        kind = "lora" if self.lora else "model"
+        return {"kind": kind, "model": self.model} | (
+            {"lora": self.lora, "scale": self.scale} if self.lora else {})
+
+
+def plan_rows(model: str, loras: list[str], compare: list[str]) -> list[Row]:
+    """Base rows first (before any adapter is loaded), then one row per LoRA, each labelled by
+    what it is; without --lora the model itself is the row."""
+    from ..models.adapters import find_lora_dir, parse_lora_spec
+
+    rows = [Row(f"base ({_name(model)})", model)] if not loras or "base" in compare else []
+    rows += [Row(f"model ({_name(m)})", m) for m in compare if m != "base"]
+    for spec in loras:
+        path, scale = parse_lora_spec(spec)
+        folder = find_lora_dir(path)
+        name = folder.parent.name if folder.name == "lora" else folder.name
+        rows.append(Row(f"lora {name}" + ("" if scale == 1 else f" ×{scale:g}"), model,
+                        str(folder), scale))
+    seen: dict[str, int] = {}
+    for row in rows:  # unique labels, so no row overwrites another
+        seen[row.label] = seen.get(row.label, 0) + 1
+        if seen[row.label] > 1:
+            row.label += f" #{seen[row.label]}"
+    return rows
+
+
+def _name(model: str) -> str:
+    return Path(str(model).rstrip("/")).name or str(model)
+
+
+def clip_settings(args, record, cfg) -> DataConfig:
+    """Flags ← config [data] ← model record, validated as a training config is."""
+    from ..core.config import Config, validate
+
+    if cfg is not None:
+        d = dataclasses.replace(cfg.data)
+    else:
+        d = DataConfig(height=record.height, width=record.width, num_frames=record.num_frames,
+                       target_fps=float(record.fps), motion_bucket=str(record.motion_bucket))
+    flags = {"height": args.height, "width": args.width, "num_frames": args.num_frames,
+             "resize": args.resize, "window_overlap": args.overlap,
+             "fps_id": args.fps, "motion_bucket": args.motion_bucket}
+    for key, value in flags.items():
+        if value is not None:
+            setattr(d, key, value)
+    if args.stride is not None:
+        d.stride, d.target_fps = args.stride, 0.0  # a stride means: not a fixed rate
+    if args.target_fps is not None:
+        d.target_fps = args.target_fps
+    validate(Config(data=d))
+    return d
+
+
+def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
+    """The whole ``evaluate`` command: ``load_pipe(model, settings)`` gives a pipeline."""
+    from ..models.adapters import load_loras
+    from ..core.config import load_config
+    from ..models.record import read_record
+
+    cfg = load_config(args.config) if args.config else None
+    if args.model is None:
+        args.model = cfg.model.pretrained if cfg else "micro"
+        args.svd = args.svd or (cfg.model.svd if cfg else None) or None
+    data = args.data or (cfg.data.validation_sources if cfg else None)
+    if not data:
+        raise ValueError("give --data (clips to evaluate), or a --config with "
+                         "data.validation_sources")
+    record = read_record(args.model)
+    settings = clip_settings(args, record, cfg)
+    sampler = args.sampler or record.sampler
+    steps = args.steps if args.steps is not None else (
+        record.steps if args.sampler is None else None)
+    args.sampler, args.steps = sampler, steps
+    clips, skipped = load_eval_clips(data if isinstance(data, list) else [data], settings,
+                                     args.max_clips, tracks=args.tracks)
+
+    result = EvalResult(conditions={
+        "clips": len(clips), "data": data, "settings from": _origin(args, cfg),
+        "size": f"{settings.width}x{settings.height}", "num_frames": settings.num_frames,
+        "resize": settings.resize,
+        "spacing": (f"{settings.target_fps:g} fps" if settings.target_fps
+                    else f"stride {settings.stride}"),
+        "window_overlap": settings.window_overlap, "fps conditioning": settings.fps_id,
+        "motion_bucket": settings.motion_bucket, "sampler": sampler, "steps": steps,
+        "seed": args.seed, "tracks": args.tracks})
+    pipes: dict[str, object] = {}
+    for row in plan_rows(args.model, args.lora, args.compare):
+        if row.model not in pipes:
+            pipes[row.model] = load_pipe(row.model, settings)
+            pipes[row.model].set_progress_bar_config(disable=True)
+        pipe = pipes[row.model]
+        names = load_loras(pipe.unet, [(row.lora, row.scale)]) if row.lora else []
+        try:
+            scored = score_model(pipe, clips, row.label, use_tracks=args.tracks,
+                                 sampler=sampler, steps=steps, seed=args.seed)
+        finally:
+            if names:
+                pipe.unet.delete_adapters(names)
+        scored.metrics[row.label] |= row.describe()
+        result.merge(scored)
+    baselines = score_baselines(clips)
+    for label in baselines.metrics:
+        baselines.metrics[label]["kind"] = "baseline"
+    result.merge(baselines)
+    result.notes += skipped + standard_notes()
+    write_report(result, Path(args.out))
+    return result
+
+
+def _origin(args, cfg) -> str:
+    base = f"config {args.config}" if cfg else f"model record ({args.model})"
+    flags = [f for f in ("height", "width", "num_frames", "resize", "stride", "target_fps",
+                         "fps", "motion_bucket", "overlap") if getattr(args, f) is not None]
+    return base + (f" + flags {', '.join(flags)}" if flags else "")

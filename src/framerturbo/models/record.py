@@ -1,0 +1,89 @@
+"""What a model folder was made for: its frame size, frame count, fps, motion bucket, sampler and
+steps — the defaults of every command that samples it (the user's flags override them).
+
+A saved folder records them in ``framerturbo.json``; a folder without one is taken to be the
+released ``framer_512x320`` (512×320, 14 frames, fps 7, motion bucket 100), except a full
+fine-tune inside a run folder (``RUN/model/``), whose ``RUN/config.toml`` says what it was
+trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+RECORD_FILE = "framerturbo.json"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    height: int
+    width: int
+    num_frames: int
+    fps: float
+    motion_bucket: int
+    sampler: str
+    steps: int | None = None  # None: the sampler's default
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+
+RELEASED = ModelRecord(height=320, width=512, num_frames=14, fps=7, motion_bucket=100,
+                       sampler="euler", steps=30)
+# the micro architecture's own frame size (trained at 64×64×9 on 8 fps procedural clips)
+MICRO_SIZE = ModelRecord(height=64, width=64, num_frames=9, fps=8, motion_bucket=100,
+                         sampler="dpm++", steps=12)
+
+
+def parse_record(path: Path) -> ModelRecord:
+    """``framerturbo.json`` → record; a bad file is one error naming it and the fix."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        kwargs = {f.name: doc[f.name] for f in fields(ModelRecord) if f.name in doc}
+        record = ModelRecord(**kwargs)
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"{path}: not a valid model record ({e.__class__.__name__}) — fix it "
+                         "or delete it to use the released defaults") from None
+    for key in ("height", "width", "num_frames", "motion_bucket"):
+        value = getattr(record, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{path}: {key} must be a positive integer, got {value!r}")
+    if not isinstance(record.fps, (int, float)) or record.fps <= 0:
+        raise ValueError(f"{path}: fps must be a positive number, got {record.fps!r}")
+    return record
+
+
+def write_record(folder: str | os.PathLike, record: ModelRecord) -> None:
+    (Path(folder) / RECORD_FILE).write_text(record.to_json() + "\n")
+
+
+def read_record(model: str | os.PathLike) -> ModelRecord:
+    """The record of a model name, folder or Hub id (Hub ids: the released defaults)."""
+    from .loading import RANDOM_MICRO, resolve_model
+
+    if str(model) == RANDOM_MICRO:
+        return MICRO_SIZE
+    folder = Path(resolve_model(model))
+    if (folder / RECORD_FILE).is_file():
+        return parse_record(folder / RECORD_FILE)
+    run_config = folder.parent / "config.toml"
+    if folder.name == "model" and run_config.is_file():
+        from ..core.config import load_config
+
+        return record_from_config(load_config(run_config))
+    return RELEASED
+
+
+def record_from_config(cfg) -> ModelRecord:
+    """What a training run made its model for: the run's clip size and frames, its fps and
+    motion bucket where they are fixed numbers (else the base model's), its validation sampler."""
+    d = cfg.data
+    base = read_record(cfg.model.pretrained)
+    fps = float(d.fps_id) if d.fps_id != "data" else (d.target_fps or base.fps)
+    bucket = base.motion_bucket if d.motion_bucket == "auto" else int(float(d.motion_bucket))
+    return replace(base, height=d.height, width=d.width, num_frames=d.num_frames, fps=fps,
+                   motion_bucket=bucket, sampler=cfg.validation.sampler,
+                   steps=cfg.validation.steps)

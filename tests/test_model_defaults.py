@@ -1,0 +1,194 @@
+"""Defaults come from the model (its framerturbo.json), the micro model says what it is, stitch
+conditions on the clips' rate at the model's size, configs ship by name, one metrics definition,
+one crop geometry."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import textured_image
+from framerturbo.cli.main import main
+from framerturbo.cli.main.common import apply_model_defaults
+from framerturbo.models.record import MICRO_SIZE, RELEASED, RECORD_FILE, read_record
+from framerturbo.media.files import read_video_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flags(**given):
+    keys = ("height", "width", "num_frames", "fps", "motion_bucket", "sampler", "steps")
+    return SimpleNamespace(**{k: None for k in keys} | given)
+
+
+def test_records_released_micro_saved_and_run_folders(released_layout, tmp_path):
+    framer, _ = released_layout
+    assert read_record(framer) == RELEASED  # no record: the released framer_512x320
+    micro = read_record("micro")
+    assert (micro.height, micro.width, micro.num_frames, micro.sampler, micro.steps) == (
+        64, 64, 9, "dpm++", 12)
+    assert main(["new-model", "--out", str(tmp_path / "m")]) == 0
+    assert read_record(tmp_path / "m") == MICRO_SIZE
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)  # a full fine-tune: its run's config says what for
+    (run / "config.toml").write_text('[model]\npretrained = "micro"\n[data]\nheight = 128\n'
+                                     'width = 64\nnum_frames = 5\nfps_id = "12"\n')
+    rec = read_record(run / "model")
+    assert (rec.height, rec.width, rec.num_frames, rec.fps) == (128, 64, 5, 12.0)
+    (tmp_path / "m" / RECORD_FILE).write_text("{")
+    with pytest.raises(ValueError, match="framerturbo.json: not a valid model record"):
+        read_record(tmp_path / "m")
+
+
+def test_flags_override_the_record_and_a_new_sampler_keeps_its_steps(released_layout):
+    args = flags(model=str(released_layout[0]))
+    apply_model_defaults(args)
+    assert (args.height, args.width, args.num_frames, args.fps, args.motion_bucket,
+            args.sampler, args.steps) == (320, 512, 14, 7, 100, "euler", 30)
+    args = flags(model="micro", height=128, sampler="euler")
+    apply_model_defaults(args)
+    assert (args.height, args.width, args.num_frames, args.sampler, args.steps) == (
+        128, 64, 9, "euler", None)  # None: euler's own 30, not the micro model's dpm++ 12
+
+
+def test_interpolate_with_no_flags_runs_at_the_micro_models_size(tmp_path, capsys):
+    Image.fromarray(textured_image(96, 1)).save(tmp_path / "a.png")
+    Image.fromarray(textured_image(96, 1, shift=(4, 2))).save(tmp_path / "b.png")
+    out = tmp_path / "out.gif"
+    assert main(["interpolate", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                 "-o", str(out)]) == 0
+    assert read_video_frames(out).shape == (9, 64, 64, 3)  # its 64×64×9, not 512×320×14
+    err = capsys.readouterr().err
+    assert err.count("embedded micro Framer") == 1 and "framer_512x320" in err
+    assert "procedural" in err
+
+
+class SpyPipe:
+    """Records what stitch asks for; returns the start frame repeated (values in [0, 1])."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, start, end, *, num_frames, height, width, **kwargs):
+        self.calls.append(dict(start=np.asarray(start), height=height, width=width, **kwargs))
+        video = np.repeat(np.asarray(start, np.float32)[None] / 255, num_frames, 0)
+        return SimpleNamespace(frames=[video])
+
+
+def test_stitch_conditions_on_the_clips_rate_and_letterboxes_at_the_models_size(tmp_path):
+    from framerturbo.tasks.stitch import stitch
+    from videos import moving_square_frames, write_video
+
+    wide = moving_square_frames(6, size=96, seed=1)[:, 24:72]  # 96×48 clips at 10 fps
+    clips = [write_video(tmp_path / f"{i}.mp4", wide, fps=10) for i in range(2)]
+    pipe = SpyPipe()
+    stitch(pipe, clips, tmp_path / "o.mp4", transition_frames=2, height=64, width=64,
+           sample_kwargs={"fps": None})
+    (call,) = pipe.calls
+    assert call["fps"] == 10 and (call["height"], call["width"]) == (64, 64)
+    start = call["start"]
+    assert start.shape == (64, 64, 3)
+    assert start[:16].max() == 0 and start[-16:].max() == 0 and start[16:48].mean() > 20
+    out = read_video_frames(tmp_path / "o.mp4")
+    assert out.shape[1:3] == (48, 96)  # back at the clips' size, padding cut off
+    last = out[5].astype(float)
+    assert np.abs(out[6].astype(float) - last).mean() < 8  # not squashed: it lines up
+    meta = json.loads((tmp_path / "o.mp4.json").read_text())
+    assert meta["generated_at"] == {"height": 64, "width": 64, "fps_conditioning": 10.0}
+
+
+def test_configs_ship_in_the_package_by_name():
+    from framerturbo.core.config import SHIPPED, config_path, load_config, shipped_configs
+
+    assert not (ROOT / "configs").exists()  # one copy, inside the package
+    assert {"micro-lora", "framer-512x320-lora", "micro/unet-shapes"} <= set(shipped_configs())
+    assert load_config("micro-lora").data.height == 64
+    assert config_path("configs/micro-lora.toml") == SHIPPED / "micro-lora.toml"  # old paths
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["framerturbo"]
+    package = SHIPPED.parent
+    for path in SHIPPED.rglob("*"):
+        if path.is_file():
+            assert any(path.relative_to(package).match(g) for g in globs), path
+    assert (package / "assets/micro" / RECORD_FILE).relative_to(package).match(
+        "assets/micro/framerturbo.json")
+    assert any(g == "assets/micro/framerturbo.json" for g in globs)
+
+
+def test_validation_reports_evaluates_metric(micro_parts, monkeypatch, tmp_path):
+    from framerturbo.core.config import Config
+    from framerturbo.eval import metrics
+    from framerturbo.train.validate import _sample_metrics
+
+    seen = []
+
+    def spy(pred, real):
+        seen.append((np.asarray(pred).shape, np.asarray(real).shape))
+        return {"psnr": 12.5, "ssim": 0.25}
+
+    monkeypatch.setattr(metrics, "frame_metrics", spy)
+    cfg = Config()
+    cfg.validation.steps = 1
+    frames = torch.from_numpy(textured_image(64, 1)).permute(2, 0, 1)[None].repeat(5, 1, 1, 1)
+    items = [{"frames": frames, "fps": 8.0, "motion_bucket": 100.0}]
+    models = SimpleNamespace(unet=micro_parts["unet"],
+                             feature_extractor=micro_parts["feature_extractor"])
+    out = _sample_metrics(cfg, models, micro_parts["vae"], micro_parts["image_encoder"], items,
+                          tmp_path, 0)
+    assert seen == [((3, 64, 64, 3), (3, 64, 64, 3))]
+    assert (out["val/psnr"], out["val/ssim"]) == (12.5, 0.25)
+
+
+def test_metrics_are_defined_on_the_uint8_frames():
+    from framerturbo.eval.metrics import frame_metrics
+
+    rng = np.random.default_rng(0)
+    real = rng.random((3, 32, 32, 3))
+    fake = np.clip(real + rng.normal(0, 0.05, real.shape), 0, 1)
+    u8 = (fake * 255).round().astype(np.uint8)
+    assert frame_metrics(fake, real) == frame_metrics(u8, (real * 255).round().astype(np.uint8))
+
+
+@pytest.mark.parametrize("shape,mode", [((48, 96), "crop"), ((48, 96), "pad"),
+                                        ((100, 40), "pad"), ((100, 40), "crop")])
+def test_one_crop_geometry_for_frames_and_tracks(shape, mode):
+    from framerturbo.media.video import crop_transform, resize_frames, unfit_frames
+
+    h, w = shape
+    frame = np.zeros((1, h, w, 3), np.uint8)
+    y, x = int(h * 0.4), int(w * 0.45)
+    frame[0, y - 3:y + 4, x - 3:x + 4] = 255
+    out = resize_frames(frame, 64, 64, mode)
+    sx, sy, ox, oy = crop_transform(h, w, 64, 64, mode)
+    px, py = (x + 0.5) * sx - ox, (y + 0.5) * sy - oy  # pixel centre → output pixel
+    weight = out[0, ..., 0].astype(float)
+    yy, xx = np.mgrid[:64, :64] + 0.5
+    cy, cx = (weight * yy).sum() / weight.sum(), (weight * xx).sum() / weight.sum()
+    assert abs(cy - py) <= 1 and abs(cx - px) <= 1  # the square's centre is where tracks go
+    if mode == "pad":
+        back = unfit_frames(out, h, w)
+        assert back.shape == (1, h, w, 3) and back[0, y, x, 0] > 200
+
+
+def test_app_defaults_come_from_the_model(monkeypatch):
+    pytest.importorskip("gradio")
+    from framerturbo.cli.main import app
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    seen = {}
+    monkeypatch.setattr(FramerPipeline, "from_framer",
+                        classmethod(lambda cls, *a, **k: SimpleNamespace(
+                            set_progress_bar_config=lambda **_: None)))
+    monkeypatch.setattr(app, "launch", lambda pipe, loras, **kw: seen.update(kw["defaults"]))
+    assert main(["app"]) == 0
+    assert seen == {"height": 64, "width": 64, "frames": 9, "steps": 12, "sampler": "dpm++",
+                    "fps": 8, "motion_bucket": 100}
+    assert main(["app", "--sampler", "euler", "--height", "128"]) == 0
+    assert (seen["height"], seen["sampler"], seen["steps"]) == (128, "euler", 30)
