@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import textured_image
 from framerturbo.cli.main import main
-from framerturbo.cli.main.common import apply_model_defaults
+from framerturbo.cli.common import apply_model_defaults
 from framerturbo.models.record import MICRO_SIZE, RELEASED, RECORD_FILE, read_record
 from framerturbo.media.files import read_video_frames
 
@@ -179,7 +179,7 @@ def test_one_crop_geometry_for_frames_and_tracks(shape, mode):
 
 def test_app_defaults_come_from_the_model(monkeypatch):
     pytest.importorskip("gradio")
-    from framerturbo.cli.main import app
+    from framerturbo.cli import app
     from framerturbo.sampling.pipeline import FramerPipeline
 
     seen = {}

@@ -114,7 +114,7 @@ class Runner:
                  lora: str, lora_scale: float, control_scale: float):
         import torch
 
-        from ..media.files import write_gif, write_mp4
+        from ..media.files import to_uint8, write_gif, write_mp4
 
         if session.start is None or session.end is None:
             raise ValueError("upload a start and an end image first")
@@ -130,7 +130,7 @@ class Runner:
                 autopilot=autopilot and has_control,
                 control_scale=control_scale, output_type="np",
                 generator=torch.Generator().manual_seed(int(seed)))
-        video = (result.frames[0] * 255).round().astype(np.uint8)
+        video = to_uint8(result.frames[0])
         folder = Path(tempfile.mkdtemp(prefix="framerturbo-app-"))
         mp4, gif = folder / "interpolation.mp4", folder / "interpolation.gif"
         write_mp4(video, mp4, fps=self.fps)

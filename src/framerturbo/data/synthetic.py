@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..media.files import to_uint8, write_mp4
+
 DOMAINS = ("shapes", "signer")
 
 
@@ -113,7 +115,7 @@ def render_shapes(seed: int, num_frames: int = 9, size: int = 64, num_shapes: in
         masks.append(mask[ss // 2::ss, ss // 2::ss])
     masks = np.stack(masks)
     visible = _visibility(tracks, owner, masks, size)
-    return SyntheticClip(_to_uint8(frames), tracks, visible, masks)
+    return SyntheticClip(to_uint8(np.stack(frames)), tracks, visible, masks)
 
 
 def _sample_inside(rng, n):
@@ -129,10 +131,6 @@ def _visibility(tracks, owner, masks, size):
               & (tracks[..., 1] >= 0) & (tracks[..., 1] < size))
     on_owner = masks[np.arange(f)[:, None], yi, xi] == owner[None]
     return inside & on_owner
-
-
-def _to_uint8(frames) -> np.ndarray:
-    return (np.clip(np.stack(frames), 0, 1) * 255).round().astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------- signer
@@ -210,7 +208,7 @@ def render_signer(seed: int, num_frames: int = 9, size: int = 64, ss: int = 2) -
     masks = np.stack(masks)
     owner = np.array([2] + [3] * 5 + [4] * 5)
     visible = _visibility(tracks, owner, masks, size)
-    return SyntheticClip(_to_uint8(frames), tracks, visible, masks)
+    return SyntheticClip(to_uint8(np.stack(frames)), tracks, visible, masks)
 
 
 def render(domain: str, seed: int, num_frames: int = 9, size: int = 64) -> SyntheticClip:
@@ -227,7 +225,6 @@ def write_dataset(domain: str, n: int, out: str | Path, num_frames: int = 9, siz
     ``.tracks.json`` (the ``--tracks`` format, all frames as anchors)."""
     from tqdm.auto import tqdm
 
-    from ..media.files import write_mp4
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

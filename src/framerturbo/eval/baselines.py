@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..media.files import to_uint8
+
 
 def _weights(num_frames: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, num_frames)
@@ -18,7 +20,7 @@ def crossfade(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarray
     """(F, H, W, 3) uint8 including both endpoints."""
     a, b = start.astype(np.float32), end.astype(np.float32)
     frames = [(1 - t) * a + t * b for t in _weights(num_frames)]
-    return np.clip(np.round(np.stack(frames)), 0, 255).astype(np.uint8)
+    return to_uint8(np.stack(frames), peak=255.0)
 
 
 def _dis_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -49,7 +51,7 @@ def flow_interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.
         from_end = _warp(end, backward, 1 - t).astype(np.float32)
         frames.append((1 - t) * from_start + t * from_end)
     frames[0], frames[-1] = start.astype(np.float32), end.astype(np.float32)
-    return np.clip(np.round(np.stack(frames)), 0, 255).astype(np.uint8)
+    return to_uint8(np.stack(frames), peak=255.0)
 
 
 BASELINES = {"crossfade": crossfade, "flow": flow_interpolate}

@@ -56,11 +56,12 @@ def load_image(path: str | Path) -> Image.Image:
                          "PNG or JPEG file") from None
 
 
-def to_uint8(frames) -> np.ndarray:
-    """(F, H, W, 3) float in [0, 1] or uint8 → uint8."""
+def to_uint8(frames, peak: float = 1.0) -> np.ndarray:
+    """Float frames in [0, peak] (or uint8) → uint8, clipped and rounded: the one float→uint8
+    conversion of the package (``peak`` = 255 for frames already on the 0–255 scale)."""
     frames = np.asarray(frames)
     if frames.dtype != np.uint8:
-        frames = (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+        frames = (np.clip(frames, 0, peak) * (255 / peak)).round().astype(np.uint8)
     return frames
 
 

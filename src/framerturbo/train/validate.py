@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..core.seeding import stable_seed
-from ..media.files import write_gif
+from ..media.files import to_uint8, write_gif
 from ..data.batching import collate
 from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import encode_batch
@@ -81,6 +81,6 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
     samples = Path(run_dir) / "samples"
     samples.mkdir(exist_ok=True)
     write_gif(video, samples / f"step-{step:08d}.gif", fps=7)
-    middle = (video[len(video) // 2] * 255).round().astype(np.uint8)
+    middle = to_uint8(video[len(video) // 2])
     return {"val/psnr": float(np.mean(psnr)), "val/ssim": float(np.mean(ssim)),
             "val/samples": middle}
