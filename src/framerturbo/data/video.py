@@ -9,6 +9,7 @@ Frame-sequence folders (sorted image files) are read by index.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ class VideoInfo:
     num_frames: int  # estimate (containers are not always exact)
     width: int
     height: int
+    rate: Fraction | None = None  # the exact container rate (30000/1001 stays 30000/1001)
 
 
 def _rotation(stream) -> int:
@@ -58,7 +60,7 @@ def probe(path: str | Path) -> VideoInfo:
         with Image.open(files[0]) as img:
             w, h = img.size
         return VideoInfo(duration=len(files) / 25.0, fps=25.0, num_frames=len(files),
-                         width=w, height=h)
+                         width=w, height=h, rate=Fraction(25))
     import av
 
     try:
@@ -66,7 +68,8 @@ def probe(path: str | Path) -> VideoInfo:
             if not container.streams.video:
                 raise UnreadableError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            rate = Fraction(stream.average_rate or stream.guessed_rate or 0) or Fraction(25)
+            fps = float(rate)
             duration = 0.0
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
@@ -80,7 +83,7 @@ def probe(path: str | Path) -> VideoInfo:
             if _rotation(stream) in (90, 270):
                 w, h = h, w
             return VideoInfo(duration=duration or frames / fps, fps=fps, num_frames=frames,
-                             width=w, height=h)
+                             width=w, height=h, rate=rate)
     except UnreadableError:
         raise
     except Exception as e:  # noqa: BLE001 - PyAV raises many error types for bad files
