@@ -14,7 +14,7 @@ from framerturbo.data.clips import Span, clip_times, frame_step, num_windows
 from framerturbo.data.dataset import ClipDataset, ClipSettings
 from framerturbo.data.sources import discover
 from framerturbo.data.video import probe, read_frames_at, resize_frames
-from videos import moving_square_frames, write_video
+from videos import moving_square_frames, write_cut_short, write_video
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +113,32 @@ def test_resize_keeps_aspect_by_cropping():
     out = resize_frames(frames, 64, 64, "crop")
     assert out.shape == (1, 64, 64, 3) and out.mean() > 250  # only the centre survives
     assert resize_frames(frames, 64, 64, "squash")[0, :, 0].max() == 0
+
+
+def test_check_data_flags_a_file_cut_short_with_its_index_at_the_front(tmp_path):
+    """The container claims 120 frames; only the first ~40 % decode. check-data must say so and
+    report the real count, not "usable, 120 frames"."""
+    import av
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    cut = write_cut_short(folder / "cut.mp4", moving_square_frames(120, seed=1))
+    write_video(folder / "whole.mp4", moving_square_frames(120, seed=2))
+    assert probe(cut).num_frames == 120  # what the container promises
+    decoded = 0
+    with av.open(str(cut)) as c:
+        try:
+            for _ in c.decode(video=0):
+                decoded += 1
+        except av.error.FFmpegError:
+            pass
+    assert 10 < decoded < 80
+    report = tmp_path / "r.json"
+    assert main(["check-data", str(folder), "--num-frames", "5", "--stride", "2",
+                 "--json", str(report)]) == 0
+    rows = {Path(s["path"]).name: s for s in json.loads(report.read_text())["sources"]}
+    assert rows["cut.mp4"]["status"] == "truncated"
+    assert abs(rows["cut.mp4"]["frames"] - decoded) <= 1
+    assert "120" in rows["cut.mp4"]["reason"] and str(rows["cut.mp4"]["frames"]) in \
+        rows["cut.mp4"]["reason"]
+    assert rows["whole.mp4"]["status"] == "usable" and rows["whole.mp4"]["frames"] == 120

@@ -90,6 +90,40 @@ def probe(path: str | Path) -> VideoInfo:
         raise UnreadableError(f"{path}: cannot open as video ({e.__class__.__name__})") from None
 
 
+def decodable_frames(path: str | Path, info: VideoInfo) -> int:
+    """How many frames really decode, by timestamp (the container's count can be wrong: a file
+    cut short with its index at the front still claims every frame). Seeks to the keyframe
+    before the claimed last frame and decodes to the end — one GOP for a healthy file; when
+    nothing decodes there (the data is missing) it decodes from the start."""
+    path = Path(path)
+    if path.is_dir():
+        return info.num_frames
+    import av
+
+    def last_time(seek_to: float | None) -> float | None:
+        last = None
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                tb = float(stream.time_base)
+                start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+                if seek_to:
+                    container.seek(int((seek_to + start) / tb), stream=stream, backward=True,
+                                   any_frame=False)
+                for frame in container.decode(stream):
+                    if frame.pts is not None:
+                        last = max(last or 0.0, frame.pts * tb - start)
+        except Exception:  # noqa: BLE001 - a decode error ends the readable part
+            pass
+        return last
+
+    claimed_last = (info.num_frames - 1) / info.fps
+    last = last_time(claimed_last) if claimed_last > 1.0 else None
+    if last is None:
+        last = last_time(None)
+    return 0 if last is None else int(round(last * info.fps)) + 1
+
+
 def frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
 
