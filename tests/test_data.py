@@ -142,3 +142,24 @@ def test_check_data_flags_a_file_cut_short_with_its_index_at_the_front(tmp_path)
     assert "120" in rows["cut.mp4"]["reason"] and str(rows["cut.mp4"]["frames"]) in \
         rows["cut.mp4"]["reason"]
     assert rows["whole.mp4"]["status"] == "usable" and rows["whole.mp4"]["frames"] == 120
+
+
+def test_a_bad_draw_is_skipped_even_with_a_single_source(tmp_path):
+    """One source whose second half is missing: a random window there fails to decode; the
+    dataset must draw another window (and count the failure), never raise."""
+    cut = write_cut_short(tmp_path / "cut.mp4", moving_square_frames(120, seed=1))
+    ds = ClipDataset(discover([cut]), ClipSettings(num_frames=5, height=64, width=64, stride=2))
+    assert len(ds) == 1
+    samples = [ds[(0, epoch)] for epoch in range(12)]
+    assert all(s["frames"].shape == (5, 3, 64, 64) for s in samples)
+    skipped = [s["skipped"] for s in samples]
+    assert sum(k > 0 for k in skipped) >= 3  # most windows of the claimed length are unreadable
+    assert [ds[(0, epoch)]["key"] for epoch in range(12)] == [s["key"] for s in samples]
+
+
+def test_the_failure_message_counts_what_was_tried(tmp_path):
+    cut = write_cut_short(tmp_path / "cut.mp4", moving_square_frames(120, seed=1), keep=0.1)
+    ds = ClipDataset(discover([cut]), ClipSettings(num_frames=5, height=64, width=64, stride=2))
+    assert len(ds) == 1  # the index promises 120 frames; (almost) none decode
+    with pytest.raises(ValueError, match=r"all 1 clip\(s\) failed to load \(21 attempts"):
+        ds[(0, 0)]
