@@ -163,3 +163,46 @@ def test_the_failure_message_counts_what_was_tried(tmp_path):
     assert len(ds) == 1  # the index promises 120 frames; (almost) none decode
     with pytest.raises(ValueError, match=r"all 1 clip\(s\) failed to load \(21 attempts"):
         ds[(0, 0)]
+
+
+def _datasets(sources, *overrides):
+    from framerturbo.config import load_config
+    from framerturbo.train.setup import make_datasets
+
+    return make_datasets(load_config(None, [f"data.sources={sources}", "data.num_frames=5",
+                                            "data.height=64", "data.width=64", "data.stride=2",
+                                            *overrides]))
+
+
+def test_few_long_videos_still_get_validation_cut_by_time(tmp_path, caplog):
+    """Two 5-second videos and validation_clips = 4: whole files cannot be spared, so the held-out
+    clips are cut from the end of each video by time, loudly, and never trained on."""
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for i in range(2):
+        write_video(folder / f"v{i}.mp4", moving_square_frames(60, seed=i), fps=12)
+    with caplog.at_level("WARNING"):
+        train, val = _datasets(folder, "data.validation_clips=4")
+    assert val is not None and len(val) == 4
+    assert "cut by time" in caplog.text
+    assert sorted(r.source.path.name for r in train.items) == ["v0.mp4", "v1.mp4"]
+    for ref in train.items:
+        held = [v for v in val.items if v.source.path == ref.source.path]
+        assert len(held) == 2
+        assert all(v.span.start >= ref.span.end - 1e-9 for v in held)  # disjoint in time
+        rng = np.random.default_rng(0)
+        last = max(clip_times(ref.span, 5, ref.step, "random", 0, rng)[-1] for _ in range(50))
+        assert last < min(v.span.start for v in held)
+    assert ref.span.end - ref.span.start > 2.5  # training keeps more than half of each video
+    sample = val[(3, 0)]
+    assert sample["frames"].shape == (5, 3, 64, 64) and sample["fps"] == pytest.approx(6.0)
+
+
+def test_validation_that_cannot_be_held_out_is_announced(tmp_path, caplog):
+    one = tmp_path / "one"
+    one.mkdir()
+    write_video(one / "v.mp4", moving_square_frames(24, seed=0), fps=12)
+    with caplog.at_level("WARNING"):
+        train, val = _datasets(one, "data.sampling=uniform")
+    assert val is None and len(train) == 1
+    assert "NO validation" in caplog.text and "validation_sources" in caplog.text
