@@ -37,8 +37,8 @@ def load_image(path: str | Path) -> Image.Image:
         with Image.open(path) as img:
             w, h = img.size
             if min(w, h) < MIN_SIDE:
-                raise InputError(f"{path}: {w}x{h} is too small (a side below {MIN_SIDE} px) — "
-                                 "give the full-size frame")
+                raise InputError(f"{path}: {w}x{h} is too small (a side below {MIN_SIDE} "
+                                 "px) — give the full-size frame")
             if w * h > MAX_PIXELS:
                 if img.format != "JPEG":
                     raise InputError(f"{path}: {w}x{h} is too large (over "
