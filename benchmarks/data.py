@@ -8,9 +8,11 @@ decode therefore depends on the keyframe interval, which is recorded with every 
     python benchmarks/data.py            # 1,000-frame 256×256 videos, 14-frame clips, 5 repeats
     python benchmarks/data.py --tiny     # a few seconds, for the smoke test; never recorded
 
-Each repeat times both loaders one after the other on the same clips; rows give the median and
-the range over repeats, and the load average before and after, since a shared machine slows
-whole-file decoding most.
+Each repeat times, one after the other: random clips (training's `random` sampling), every
+window in file order (`every-window`, cache building, evaluation — the reader keeps decoding
+instead of seeking when the next clip lies ahead) and the whole-file-decode baseline. Rows give
+the median and the range over repeats; the load average before and after is recorded too, since
+a shared machine slows whole-file decoding most.
 """
 
 from __future__ import annotations
@@ -67,21 +69,28 @@ def whole_video_clip(path: Path, start: int, num_frames: int, stride: int) -> np
 
 
 def one_repeat(folder: Path, video: Path, frames: int, size: int, samples: int, repeat: int,
-               num_frames: int, stride: int) -> tuple[float, float]:
-    dataset = ClipDataset(discover([folder]), ClipSettings(
-        num_frames=num_frames, height=size, width=size, stride=stride, seed=repeat))
+               num_frames: int, stride: int) -> tuple[float, float, float]:
+    """clips/s of: random clips (training's `random` sampling), every window in file order
+    (`every-window`, cache building, evaluation), and the whole-file-decode baseline."""
+    settings = dict(num_frames=num_frames, height=size, width=size, stride=stride, seed=repeat)
+    dataset = ClipDataset(discover([folder]), ClipSettings(**settings))
+    windows = ClipDataset(discover([folder]), ClipSettings(**settings, sampling="every-window"))
     dataset[(0, samples)]  # warm-up, untimed (imports, first open)
     whole_video_clip(video, 0, num_frames, stride)
     start = time.perf_counter()
     for i in range(samples):
         dataset[(0, i)]
     seek = samples / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(len(windows)):
+        windows[(i, 0)]
+    in_order = len(windows) / (time.perf_counter() - start)
     rng = np.random.default_rng(repeat)
     start = time.perf_counter()
     for _ in range(samples):
         whole_video_clip(video, int(rng.integers(0, frames - num_frames * stride)),
                          num_frames, stride)
-    return seek, samples / (time.perf_counter() - start)
+    return seek, in_order, samples / (time.perf_counter() - start)
 
 
 def main(argv=None) -> int:
@@ -100,21 +109,26 @@ def main(argv=None) -> int:
             keys = make_video(video, frames, size, keyint)
             runs = [one_repeat(Path(tmp), video, frames, size, samples, r, num_frames, stride)
                     for r in range(repeats)]
-        seek, whole = np.array(runs).T
-        ratio = seek / whole
+        seek, in_order, whole = np.array(runs).T
+        ratio, ratio_in_order = seek / whole, in_order / whole
         rows.append({"video": name, "keyframes": len(keys),
                      "keyint": round(frames / len(keys), 1),
                      "seek_clips_per_s": float(np.median(seek)),
                      "whole_clips_per_s": float(np.median(whole)),
                      "speedup": float(np.median(ratio)), "speedup_min": float(ratio.min()),
                      "speedup_max": float(ratio.max()),
-                     "clip_cost": float(np.median(whole / seek))})
+                     "clip_cost": float(np.median(whole / seek)),
+                     "in_order_clips_per_s": float(np.median(in_order)),
+                     "speedup_in_order": float(np.median(ratio_in_order)),
+                     "speedup_in_order_min": float(ratio_in_order.min()),
+                     "speedup_in_order_max": float(ratio_in_order.max())})
     load_after = os.getloadavg()
     print(f"{frames}-frame {size}×{size} videos at 30 fps, {num_frames}-frame clips at stride "
           f"{stride}, {samples} clips per loader × {repeats} repeats; clip_cost = one seek-read "
           "clip as a fraction of one whole-file decode")
-    print_table(rows, ["video", "keyframes", "keyint", "seek_clips_per_s", "whole_clips_per_s",
-                       "speedup", "speedup_min", "speedup_max", "clip_cost"])
+    print_table(rows, ["video", "keyint", "seek_clips_per_s", "whole_clips_per_s", "speedup",
+                       "speedup_min", "speedup_max", "clip_cost", "in_order_clips_per_s",
+                       "speedup_in_order", "speedup_in_order_min", "speedup_in_order_max"])
     load = {"loadavg_1min_before": round(load_before[0], 2),
             "loadavg_1min_after": round(load_after[0], 2), "cpus": os.cpu_count()}
     print(f"load average (1 min) before {load['loadavg_1min_before']}, after "

@@ -206,3 +206,66 @@ def test_validation_that_cannot_be_held_out_is_announced(tmp_path, caplog):
         train, val = _datasets(one, "data.sampling=uniform")
     assert val is None and len(train) == 1
     assert "NO validation" in caplog.text and "validation_sources" in caplog.text
+
+
+def _id_video(path, n=90, keyint=None, fps=10):
+    """Frames whose top-left corner encodes the frame index; ``keyint`` None = one keyframe."""
+    import av
+    from fractions import Fraction
+
+    frames = moving_square_frames(n, seed=0, velocity=(0.5, 0.25))
+    frames[:, :4, :4] = (np.arange(n) * 4 % 256)[:, None, None, None]
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=Fraction(fps))
+        s.width = s.height = 64
+        s.pix_fmt = "yuv420p"
+        s.codec_context.gop_size = keyint or n + 1
+        s.options = {"crf": "10", **({} if keyint else {"sc_threshold": "0"})}
+        for f in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    return path
+
+
+def _ids(frames):
+    return list(np.round(frames[:, 1, 1].mean(axis=1) / 4).astype(int))
+
+
+@pytest.mark.parametrize("keyint", [None, 12])
+def test_clips_read_in_any_order_are_exact(tmp_path, keyint):
+    """The reader continues decoding when the next clip of the same file lies ahead (no seek);
+    whatever the order, every clip holds exactly the frames asked for."""
+    from framerturbo.data import video
+
+    path = _id_video(tmp_path / "v.mp4", n=60, keyint=keyint)
+    starts = [0, 5, 30, 31, 50, 12, 40, 2, 10, 20, 27, 44, 45, 46, 51]
+    for first in starts:
+        wanted = [first + 2 * k for k in range(4)]
+        got = read_frames_at(path, [i / 10 for i in wanted], 10.0)
+        assert _ids(got) == wanted, (first, _ids(got))
+    other = write_video(tmp_path / "o.mp4", moving_square_frames(30), fps=10)
+    read_frames_at(other, [0.5], 10.0)  # another file in between closes the first
+    assert _ids(read_frames_at(path, [5.0, 5.1], 10.0)) == [50, 51]
+    video._READERS.clear()
+
+
+def test_every_window_of_a_one_keyframe_file_decodes_it_once(tmp_path):
+    """Reading all windows of a single-keyframe file in order must cost about one pass over the
+    file, not one decode-from-the-start per window (O(n) instead of O(n^2))."""
+    from framerturbo.data import video
+
+    path = _id_video(tmp_path / "v.mp4", n=90, keyint=None)
+    ds = ClipDataset(discover([path]), ClipSettings(num_frames=4, height=64, width=64, stride=2,
+                                                    sampling="every-window"))
+    assert len(ds) == 11  # windows of 8 frames (7 spans + 1 gap) in 90
+    video._READERS.clear()
+    decoded = 0
+    for i in range(len(ds)):
+        ds.load(i)
+        decoded += video._READERS["open"].decoded if "open" in video._READERS else 0
+        if "open" in video._READERS:
+            video._READERS["open"].decoded = 0
+    assert decoded <= 95  # one pass (+ a frame-threading margin); fresh seeks would be ~500
+    video._READERS.clear()
