@@ -32,6 +32,9 @@ from _common import arg_parser, device_and_name, print_table, record_results  # 
 
 from framerturbo.data.dataset import ClipDataset, ClipSettings  # noqa: E402
 from framerturbo.data.sources import discover  # noqa: E402
+from framerturbo.data.video import _Reader  # noqa: E402
+
+DECODED: dict[str, list[float]] = {}  # frames decoded per clip, by loader (load-independent)
 
 # name -> keyframe interval in frames (None: one keyframe for the whole file)
 CASES = {"gop250 (x264 default)": 250, "gop30": 30, "one keyframe": None}
@@ -77,14 +80,16 @@ def one_repeat(folder: Path, video: Path, frames: int, size: int, samples: int, 
     windows = ClipDataset(discover([folder]), ClipSettings(**settings, sampling="every-window"))
     dataset[(0, samples)]  # warm-up, untimed (imports, first open)
     whole_video_clip(video, 0, num_frames, stride)
-    start = time.perf_counter()
+    start, decoded = time.perf_counter(), _Reader.decoded_total
     for i in range(samples):
         dataset[(0, i)]
     seek = samples / (time.perf_counter() - start)
-    start = time.perf_counter()
+    DECODED["random"].append((_Reader.decoded_total - decoded) / samples)
+    start, decoded = time.perf_counter(), _Reader.decoded_total
     for i in range(len(windows)):
         windows[(i, 0)]
     in_order = len(windows) / (time.perf_counter() - start)
+    DECODED["in_order"].append((_Reader.decoded_total - decoded) / len(windows))
     rng = np.random.default_rng(repeat)
     start = time.perf_counter()
     for _ in range(samples):
@@ -107,6 +112,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             video = Path(tmp) / "long.mp4"
             keys = make_video(video, frames, size, keyint)
+            DECODED.update(random=[], in_order=[])
             runs = [one_repeat(Path(tmp), video, frames, size, samples, r, num_frames, stride)
                     for r in range(repeats)]
         seek, in_order, whole = np.array(runs).T
@@ -118,6 +124,8 @@ def main(argv=None) -> int:
                      "speedup": float(np.median(ratio)), "speedup_min": float(ratio.min()),
                      "speedup_max": float(ratio.max()),
                      "clip_cost": float(np.median(whole / seek)),
+                     "frames_decoded_per_clip": float(np.mean(DECODED["random"])),
+                     "frames_decoded_per_clip_in_order": float(np.mean(DECODED["in_order"])),
                      "in_order_clips_per_s": float(np.median(in_order)),
                      "speedup_in_order": float(np.median(ratio_in_order)),
                      "speedup_in_order_min": float(ratio_in_order.min()),
@@ -127,8 +135,9 @@ def main(argv=None) -> int:
           f"{stride}, {samples} clips per loader × {repeats} repeats; clip_cost = one seek-read "
           "clip as a fraction of one whole-file decode")
     print_table(rows, ["video", "keyint", "seek_clips_per_s", "whole_clips_per_s", "speedup",
-                       "speedup_min", "speedup_max", "clip_cost", "in_order_clips_per_s",
-                       "speedup_in_order", "speedup_in_order_min", "speedup_in_order_max"])
+                       "speedup_min", "speedup_max", "clip_cost", "frames_decoded_per_clip",
+                       "in_order_clips_per_s", "speedup_in_order", "speedup_in_order_min",
+                       "speedup_in_order_max", "frames_decoded_per_clip_in_order"])
     load = {"loadavg_1min_before": round(load_before[0], 2),
             "loadavg_1min_after": round(load_after[0], 2), "cpus": os.cpu_count()}
     print(f"load average (1 min) before {load['loadavg_1min_before']}, after "

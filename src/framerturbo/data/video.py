@@ -177,6 +177,8 @@ class _Reader:
     instead of one seek-and-decode-from-the-keyframe each, which for a file with a single
     keyframe is the difference between O(file) and O(file²)."""
 
+    decoded_total = 0  # frames decoded by all readers of this process (benchmarks)
+
     def __init__(self, path: Path, stamp):
         import av
 
@@ -219,6 +221,7 @@ class _Reader:
             if frame.pts is None:
                 continue
             self.decoded += 1
+            _Reader.decoded_total += 1
             t = frame.pts * self.tb - self.start
             if frame.key_frame:
                 if self.last_key is not None:
