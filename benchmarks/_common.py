@@ -19,7 +19,8 @@ RESULTS = Path(__file__).parent / "results"
 def arg_parser(doc: str) -> argparse.ArgumentParser:
     """The options every benchmark has; each script adds its own."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
-    p.add_argument("--tiny", action="store_true", help="micro sizes on the CPU (smoke test)")
+    p.add_argument("--tiny", action="store_true",
+                   help="micro sizes on the CPU (smoke test; never recorded)")
     p.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
     p.add_argument("--no-record", action="store_true", help="print only, write no results")
     return p
@@ -90,6 +91,18 @@ def record(section: str, card: str, rows: list[dict], extra: dict | None = None,
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
+    return path
+
+
+def record_results(args, section: str, card: str, rows: list[dict],
+                   extra: dict | None = None) -> Path | None:
+    """Record a full run's rows (unless --no-record). A --tiny smoke run never records: its
+    numbers only show that the script works, and must not replace measured ones."""
+    if args.tiny or args.no_record:
+        print("not recorded (" + ("--tiny smoke run" if args.tiny else "--no-record") + ")")
+        return None
+    path = record(section, card, rows, extra, args.out)
+    print("recorded in", path)
     return path
 
 

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (arg_parser, device_and_name, peak_memory_gb, print_table,  # noqa: E402
-                     record, reset_peak, timed)
+                     record_results, reset_peak, timed)
 from train_step import build_encoders, random_model  # noqa: E402
 
 from framerturbo.models import FramerControlNet, FramerUNet  # noqa: E402
@@ -74,9 +74,7 @@ def main(argv=None) -> int:
             print(f"  {sampler}-{steps} control={control}: {seconds:.2f} s", flush=True)
     print(f"{card}: {frames} frames {width}×{height}, CFG on, {dtype}")
     print_table(rows, ["sampler", "controlnet", "seconds", "peak_gb"])
-    if not args.no_record:
-        print("recorded in", record("sample" + ("-tiny" if args.tiny else ""), card, rows,
-                                    {"frames": frames, "size": f"{width}x{height}"}, args.out))
+    record_results(args, "sample", card, rows, {"frames": frames, "size": f"{width}x{height}"})
     return 0
 
 

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (arg_parser, device_and_name, matmul_peak_tflops,  # noqa: E402
-                     peak_memory_gb, print_table, record, reset_peak, timed)
+                     peak_memory_gb, print_table, record_results, reset_peak, timed)
 
 from framerturbo.models import adapters
 from framerturbo import levers  # noqa: E402
@@ -137,10 +137,8 @@ def main(argv=None) -> int:
     print(f"{card}: LoRA r{args.rank} (preset attn), batch 1, measured {dtype} matmul peak "
           f"{peak:.1f} TFLOP/s")
     print_table(rows, ["size", "setting", "step_s", "speedup", "peak_gb", "tflops", "mfu"])
-    if not args.no_record:
-        print("recorded in", record("train_step" + ("-tiny" if args.tiny else ""), card, rows,
-                                    {"matmul_peak_tflops": peak, "lora_rank": args.rank},
-                                    args.out))
+    record_results(args, "train_step", card, rows,
+                   {"matmul_peak_tflops": peak, "lora_rank": args.rank})
     return 0
 
 

@@ -1,8 +1,10 @@
-"""Each benchmark script runs end to end in its --tiny mode (micro architecture, CPU) and
-records its rows; the numbers themselves are measured on a GPU, never asserted in tests."""
+"""Each benchmark script runs end to end in its --tiny mode (micro architecture, CPU) and records
+nothing: smoke numbers must never replace measured ones. The numbers themselves are measured on
+real sizes (and a GPU where needed), never asserted in tests."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -13,21 +15,40 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.mark.parametrize("script,section,columns", [
-    ("data.py", "data-tiny", {"loader", "clips_per_s", "speedup"}),
-    ("train_step.py", "train_step-tiny", {"setting", "step_s", "speedup", "tflops", "mfu"}),
-    ("sample.py", "sample-tiny", {"sampler", "controlnet", "seconds"}),
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.glob("*")} if folder.exists() else {}
+
+
+@pytest.mark.parametrize("script,columns", [
+    ("data.py", ["video", "keyint", "speedup", "speedup_min", "speedup_max", "clip_cost"]),
+    ("train_step.py", ["setting", "step_s", "speedup", "tflops", "mfu"]),
+    ("sample.py", ["sampler", "controlnet", "seconds"]),
 ])
-def test_tiny_benchmark_runs_and_records(script, section, columns, tmp_path):
-    args = [sys.executable, str(BENCH / script), "--tiny", "--out", str(tmp_path)]
-    if script != "data.py":
-        args += ["--steps", "1"] if script == "train_step.py" else ["--repeats", "1"]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    [path] = tmp_path.glob("*.json")
+def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
+    results = BENCH / "results"
+    before = _snapshot(results)
+    for extra in ([], ["--out", str(tmp_path)]):  # neither the default folder nor --out
+        args = [sys.executable, str(BENCH / script), "--tiny", *extra]
+        if script != "data.py":
+            args += ["--steps", "1"] if script == "train_step.py" else ["--repeats", "1"]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert any(set(columns) <= set(line.split()) for line in result.stdout.splitlines())
+        assert "not recorded" in result.stdout
+        if script != "data.py":
+            break  # the model benchmarks are slow; one run shows the rule
+    assert _snapshot(results) == before
+    assert not list(tmp_path.iterdir())
+
+
+def test_full_runs_record_their_rows(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import record_results
+    finally:
+        sys.path.remove(str(BENCH))
+    args = argparse.Namespace(tiny=False, no_record=False, out=tmp_path)
+    path = record_results(args, "data", "cpu-test", [{"speedup": 5.0}], {"keyint": 250})
     data = json.loads(path.read_text())
-    rows = data[section]["rows"]
-    assert rows and all(columns <= set(r) for r in rows)
-    assert data["card"].startswith("cpu-") and "torch" in data["versions"]
-    assert all(v > 0 for r in rows for k, v in r.items() if k in ("clips_per_s", "step_s",
-                                                                  "seconds"))
+    assert data["data"]["rows"] == [{"speedup": 5.0}] and data["data"]["keyint"] == 250
+    assert data["card"] == "cpu-test" and "torch" in data["versions"]

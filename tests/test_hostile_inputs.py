@@ -205,3 +205,86 @@ def test_rotation_metadata_is_applied(tmp_path):
     got = read_frames_at(path, [0.0, 0.1], 10)
     assert got.shape == (2, 48, 32, 3)  # portrait now
     assert got[0, :6, -6:].mean() > 200 and got[0, -6:, :6].mean() < 50  # corner turned 90° cw
+
+
+def test_16bit_images_use_the_full_16bit_scale(tmp_path):
+    """A dark 16-bit frame stays dark: values are scaled by 65535, not by the image's maximum."""
+    dark = (np.asarray(Image.fromarray(textured_image(48, 1)).convert("L"), np.uint16) * 10)
+    assert dark.max() <= 2550  # at most ~4 % of full scale
+    Image.fromarray(dark).save(tmp_path / "dark.png")
+    out = np.asarray(load_image(tmp_path / "dark.png"))
+    assert out.max() <= 12 and np.allclose(out[..., 0], np.round(dark / 65535 * 255), atol=1)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (15, 64), (64, 8)])
+def test_tiny_endpoints_are_refused_with_exit_2(tmp_path, capsys, size):
+    img = tmp_path / "tiny.png"
+    Image.new("RGB", size, (128, 50, 200)).save(img)
+    with pytest.raises(InputError, match="too small"):
+        load_image(img)
+    one_line_error(capsys, ["interpolate", str(img), str(img), "-o", str(tmp_path / "o.mp4"),
+                            "--model", "random-micro"], "tiny.png: ")
+    ok = tmp_path / "ok.png"
+    Image.new("RGB", (16, 16)).save(ok)
+    assert load_image(ok).size == (16, 16)
+
+
+def test_interpolate_hands_torch_only_writable_arrays(tmp_path, monkeypatch, capsys):
+    """PyTorch warns ("The given NumPy array is not writable") once per process when given a
+    read-only array, as PIL's arrays are; no array on the interpolate path may be read-only."""
+    read_only = []
+    for name in ("from_numpy", "as_tensor"):
+        real = getattr(torch, name)
+
+        def spy(x, *args, _real=real, **kwargs):
+            if isinstance(x, np.ndarray) and not x.flags.writeable:
+                read_only.append(x.shape)
+            return _real(x, *args, **kwargs)
+
+        monkeypatch.setattr(torch, name, spy)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(textured_image(64, 1)).save(a)
+    Image.fromarray(textured_image(64, 1, shift=(4, 2))).save(b)
+    tracks = tmp_path / "t.json"
+    tracks.write_text('{"tracks": [{"points": [[10, 10], [20, 14]]}]}')
+    assert main(["interpolate", str(a), str(b), "-o", str(tmp_path / "o.gif"), "--model",
+                 "random-micro", "--num-frames", "3", "--steps", "1", "--height", "64",
+                 "--width", "64", "--tracks", str(tracks)]) == 0
+    assert read_only == []
+    assert "not writable" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_usual_permissions(tmp_path, umask):
+    """Atomic writes go through mkstemp (0600) / mkdtemp (0700); the final files must get what
+    a plain open() would give under the umask."""
+    import os
+
+    frames = np.zeros((2, 16, 16, 3), np.uint8)
+    old = os.umask(umask)
+    try:
+        for name in ("o.mp4", "o.gif", "pngs"):
+            write_frames(frames, tmp_path / name, fps=5)
+        plain = tmp_path / "plain"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    file_mode = 0o666 & ~umask
+    assert plain.stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "o.mp4").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "o.gif").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "pngs").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (tmp_path / "pngs" / "frame_0000.png").stat().st_mode & 0o777 == file_mode
+
+
+@pytest.mark.parametrize("fps", [Fraction(30000, 1001), 30000 / 1001, Fraction(24000, 1001),
+                                 12.5, 7])
+def test_frame_rates_stay_exact(tmp_path, fps):
+    path = write_frames(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "o.mp4", fps=fps)
+    expected = {Fraction(30000, 1001): Fraction(30000, 1001), 30000 / 1001:
+                Fraction(30000, 1001), Fraction(24000, 1001): Fraction(24000, 1001),
+                12.5: Fraction(25, 2), 7: Fraction(7)}[fps]
+    with av.open(str(path)) as c:
+        assert Fraction(c.streams.video[0].average_rate) == expected  # was 19001/634
+    info = probe(path)
+    assert info.rate == expected and info.fps == float(expected)

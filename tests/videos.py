@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framerturbo.media.files import write_mp4
+from framerturbo.media.files import as_rate, write_mp4
 
 
 def _bounce(v: float, limit: float) -> float:
@@ -47,3 +47,26 @@ def make_dataset(folder: Path, n: int = 4, frames: int = 24, size: int = 64) -> 
         write_video(folder / f"clip{i}.mp4",
                     moving_square_frames(frames, size, seed=i, velocity=(0.8 + i * 0.15, 0.5)))
     return folder
+
+
+def write_cut_short(path: Path, frames: np.ndarray, fps: float = 12.0, keep: float = 0.4,
+                    gop: int | None = 24) -> Path:
+    """An mp4 with its index (moov) at the front, then cut to ``keep`` of its bytes: the
+    container still claims every frame, only the first part decodes — a download or copy that
+    stopped early."""
+    import av
+
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=as_rate(fps))
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if gop:
+            s.codec_context.gop_size = gop
+        for f in frames:
+            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    data = path.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat"), "index must be at the front"
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path

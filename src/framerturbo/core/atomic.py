@@ -2,7 +2,8 @@
 
 Write into a temporary sibling, flush it to disk, then ``os.replace`` it onto the final name (an
 atomic rename on POSIX file systems). A crash at any moment leaves either the old content or the
-new, plus at worst a hidden ``.name.*`` temporary that :func:`remove_stale` cleans up.
+new, plus at worst a hidden ``.name.*`` temporary that :func:`remove_stale` cleans up. The result
+gets the usual permissions (0666/0777 less the umask), not the temporaries' private 0600/0700.
 """
 
 from __future__ import annotations
@@ -12,6 +13,24 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _umask() -> int:
+    """The process umask (read from /proc on Linux; elsewhere set-and-restore)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, directory: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the result what open()/mkdir() would."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def _fsync_tree(path: Path) -> None:
@@ -33,6 +52,7 @@ def atomic_file(path: str | Path):
     try:
         yield tmp
         _fsync_tree(tmp)
+        _usual_mode(tmp, directory=False)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -47,6 +67,7 @@ def atomic_dir(path: str | Path):
     try:
         yield tmp
         _fsync_tree(tmp)
+        _usual_mode(tmp, directory=True)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

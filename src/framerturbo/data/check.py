@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .clips import frame_step, num_windows, source_span
 from .dataset import motion_score
 from .sources import ClipSource
-from ..media.video import TooShortError, UnreadableError, probe, read_frames_at
+from ..media.video import TooShortError, UnreadableError, decodable_frames, probe, read_frames_at
 
-STATUSES = ("usable", "too_short", "unreadable", "static", "tiny")
+STATUSES = ("usable", "too_short", "unreadable", "static", "tiny", "truncated")
 
 
 @dataclass
@@ -36,6 +36,15 @@ def check_source(src: ClipSource, num_frames: int, stride: int, target_fps: floa
     if min(info.width, info.height) < min_side:
         rep.status, rep.reason = "tiny", f"{info.width}x{info.height} is below {min_side} px"
         return rep
+    real = decodable_frames(src.path, info)  # the container's count may be a promise
+    if real < info.num_frames - max(2, info.num_frames // 50):
+        rep.frames, rep.status = real, "truncated"
+        rep.reason = (f"the container says {info.num_frames} frames but only {real} decode "
+                      f"(the file is cut short) — re-encode it, or use its first {real} frames "
+                      f"with a manifest line {{\"path\": ..., \"end\": {max(real - 1, 0)}}}")
+        return rep
+    info = replace(info, num_frames=real)
+    rep.frames = real
     span = source_span(src, info)
     step = frame_step(span, num_frames, stride, target_fps, sampling)
     if num_windows(span, num_frames, step) == 0:

@@ -8,12 +8,12 @@ sample; consecutive windows share ``window_overlap`` frames, none by default). S
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .sources import ClipSource
-from ..media.video import VideoInfo
+from ..media.video import UnreadableError, VideoInfo, probe
 
 
 @dataclass
@@ -81,3 +81,64 @@ def clip_times(span: Span, num_frames: int, step: float, mode: str, window: int,
 def effective_fps(step: float) -> float:
     """The frame rate of a sampled clip — what the fps micro-conditioning should describe."""
     return 1.0 / step
+
+
+def hold_out(sources: list[ClipSource], clips: int, num_frames: int, stride: int,
+             target_fps: float, sampling: str) -> tuple[list[ClipSource], list[ClipSource], str]:
+    """(training sources, held-out sources, a note for the log) when no validation sources are
+    given. With at least twice as many sources as held-out clips, the last ``clips`` whole
+    sources are held out. With fewer, whole files would starve training (or leave nothing to
+    validate on), so each held-out clip is cut by *time* from the tail of a source — the last
+    sources first, round robin, each giving up at most half its length — and training keeps the
+    rest of that source: no held-out frame is ever trained on. ``uniform`` sampling spans whole
+    sources, so there only whole sources (at most half of them) can be held out."""
+    if clips <= 0:
+        return sources, [], ""
+    if len(sources) >= 2 * clips:
+        return sources[:-clips], sources[-clips:], ""
+    if sampling == "uniform":
+        k = min(clips, len(sources) // 2)
+        note = (f"validation: {len(sources)} source(s) for data.validation_clips = {clips} and "
+                "uniform sampling (each sample spans a whole source, so none can be cut "
+                "by time): ")
+        if k == 0:
+            return sources, [], note + ("NO validation — give data.validation_sources, or more "
+                                        "sources")
+        return sources[:-k], sources[-k:], note + f"holding out the last {k} whole source(s)"
+    spans: dict[int, tuple[Span, float]] = {}
+    for i, src in enumerate(sources):
+        try:
+            span = source_span(src, probe(src.path))
+        except UnreadableError:
+            continue  # stays in training, where it is skipped and counted
+        step = frame_step(span, num_frames, stride, target_fps, sampling)
+        spans[i] = (span, (num_frames - 1) * step + 1.0 / span.fps)  # one clip's duration
+    taken = dict.fromkeys(spans, 0)
+    while sum(taken.values()) < clips:
+        grew = False
+        for i in sorted(spans, reverse=True):
+            span, window = spans[i]
+            if sum(taken.values()) < clips and 2 * (taken[i] + 1) * window <= (
+                    span.end - span.start) + 1e-9:
+                taken[i] += 1
+                grew = True
+        if not grew:
+            break
+    train, held = [], []
+    for i, src in enumerate(sources):
+        if not taken.get(i):
+            train.append(src)
+            continue
+        span, window = spans[i]
+        cut = span.end - taken[i] * window
+        train.append(replace(src, start_time=span.start, end_time=cut))
+        held += [replace(src, start_time=cut + j * window, end_time=cut + (j + 1) * window)
+                 for j in range(taken[i])]
+    total = len(held)
+    note = (f"validation: only {len(sources)} source(s) for data.validation_clips = {clips}, so "
+            f"{total} clip(s) are cut by time from the end of {sum(map(bool, taken.values()))} "
+            "source(s) and not trained on")
+    if total == 0:
+        note = (f"validation: {len(sources)} source(s) too short to hold out "
+                f"data.validation_clips = {clips} — NO validation; give data.validation_sources")
+    return train, held, note

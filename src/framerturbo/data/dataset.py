@@ -4,7 +4,7 @@ Items are addressed as ``(index, epoch)``: every random choice (clip start, flip
 which augmentation draw) comes from a generator seeded by (seed, epoch, index), so a resumed run
 sees exactly the samples an unbroken run would, with no RNG state to save. A source that cannot be
 read, or is too short, is skipped and counted — at start-up when probing, or later by falling
-through to the next source — never fatal.
+through to the next sources and then to new random windows — never fatal while any clip loads.
 """
 
 from __future__ import annotations
@@ -111,32 +111,47 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    #: Extra attempts, after every item has been tried once, with freshly drawn clip starts
+    #: (only ``random`` sampling draws differently; the others would repeat the same failure).
+    REDRAWS = 20
+
     def __getitem__(self, address) -> dict:
+        """Item ``index``; when it cannot be read, the next items in turn (each once), then new
+        random windows — so a bad clip is skipped, never fatal, while any clip loads."""
         index, epoch = address if isinstance(address, tuple) else (address, 0)
-        for attempt in range(min(len(self.items), 20)):
-            i = (index + attempt) % len(self.items)
+        n = len(self.items)
+        if n == 0:
+            raise ValueError("the dataset has no usable clips — run `framerturbo check-data` "
+                             "on the data sources")
+        redraws = self.REDRAWS if self.settings.sampling == "random" else 0
+        failed, last = 0, ""
+        for attempt in range(n + redraws):
+            i, draw = (index + attempt) % n, attempt // n
             try:
-                sample = self.load(i, epoch)
-                sample["skipped"] = attempt
+                sample = self.load(i, epoch, draw)
+                sample["skipped"] = failed
                 return sample
             except (UnreadableError, TooShortError) as e:
+                failed, last = failed + 1, str(e)
                 logger.warning("skipping sample %d (%s)", i, e)
-        raise ValueError("20 consecutive samples failed to load — run `framerturbo "
-                           "check-data` on the data sources")
+        raise ValueError(f"all {n} clip(s) failed to load ({failed} attempts in a row; last: "
+                         f"{last}) — run `framerturbo check-data` on the data sources")
 
-    def clip_plan(self, index: int, epoch: int) -> dict:
-        """The random choices of one item (no decoding): times, flip, augmentation draw."""
+    def clip_plan(self, index: int, epoch: int, draw: int = 0) -> dict:
+        """The random choices of one item (no decoding): times, flip, augmentation draw.
+        ``draw`` > 0 gives another window for the same item (a retry after a failed read)."""
         ref, s = self.items[index], self.settings
-        rng = item_rng(s.seed, epoch, index)
+        rng = item_rng(s.seed, epoch, index) if draw == 0 else np.random.default_rng(
+            [s.seed, epoch, index, draw])
         times = clip_times(ref.span, s.num_frames, ref.step, s.sampling, ref.window, rng,
                            s.window_overlap)
         flip = bool(s.flip and rng.random() < 0.5)
         aug_index = int(rng.integers(s.aug_variants))
         return dict(times=times, flip=flip, aug_index=aug_index, rng=rng)
 
-    def load(self, index: int, epoch: int = 0) -> dict:
+    def load(self, index: int, epoch: int = 0, draw: int = 0) -> dict:
         ref, s = self.items[index], self.settings
-        plan = self.clip_plan(index, epoch)
+        plan = self.clip_plan(index, epoch, draw)
         raw = read_frames_at(ref.source.path, plan["times"], ref.span.fps)
         frames = resize_frames(raw, s.height, s.width, s.resize)
         if plan["flip"]:

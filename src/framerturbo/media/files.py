@@ -7,6 +7,7 @@ never leaves a half-written output behind.
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,22 @@ class InputError(ValueError):
 
 
 MAX_PIXELS = 64_000_000  # larger endpoints are downscaled while decoding (JPEG) or rejected
+MIN_SIDE = 16  # smaller endpoints carry no usable picture (and break the resizers)
 
 
 def load_image(path: str | Path) -> Image.Image:
     """An RGB PIL image (EXIF rotation applied; grey, RGBA, CMYK or 16-bit converted). Huge
-    images never reach memory whole: JPEGs are decoded at a reduced scale, others rejected."""
+    images never reach memory whole: JPEGs are decoded at a reduced scale, others rejected;
+    images with a side below ``MIN_SIDE`` pixels are rejected."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found — check the path")
     try:
         with Image.open(path) as img:
             w, h = img.size
+            if min(w, h) < MIN_SIDE:
+                raise InputError(f"{path}: {w}x{h} is too small (a side below {MIN_SIDE} "
+                                 "px) — give the full-size frame")
             if w * h > MAX_PIXELS:
                 if img.format != "JPEG":
                     raise InputError(f"{path}: {w}x{h} is too large (over "
@@ -40,9 +46,9 @@ def load_image(path: str | Path) -> Image.Image:
                 scale = int(np.ceil(np.sqrt(w * h / MAX_PIXELS)))
                 img.draft("RGB", (w // scale, h // scale))
             img = ImageOps.exif_transpose(img)
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img, dtype=np.float64)
-                img = Image.fromarray((arr / max(arr.max(), 1) * 255).astype(np.uint8))
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit: full scale is 65535
+                arr = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
+                img = Image.fromarray((arr / 65535 * 255).round().astype(np.uint8))
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -65,9 +71,21 @@ def to_uint8(frames, peak: float = 1.0) -> np.ndarray:
     return frames
 
 
-def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 18) -> None:
+def as_rate(fps: float | Fraction | str) -> Fraction:
+    """An exact frame rate: Fractions (and "30000/1001" strings) as they are; a float is read as
+    the simplest rate within 1/1001 denominators, so float(30000/1001) gives 30000/1001 back
+    (NTSC rates survive a float round trip) and 12.5 gives 25/2."""
+    if isinstance(fps, (Fraction, int, str)):
+        rate = Fraction(fps)
+    else:
+        rate = Fraction(float(fps)).limit_denominator(1001)
+    if rate <= 0:
+        raise InputError(f"frame rate {fps} must be positive")
+    return rate
+
+
+def write_mp4(frames: np.ndarray, path: Path, fps: float | Fraction, crf: int = 18) -> None:
     import av
-    from fractions import Fraction
 
     frames = to_uint8(frames)
     h, w = frames.shape[1:3]
@@ -75,7 +93,7 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 18) -> None
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     with atomic_file(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream = container.add_stream("libx264", rate=as_rate(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf)}
@@ -86,11 +104,11 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, crf: int = 18) -> None
             container.mux(packet)
 
 
-def write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
+def write_gif(frames: np.ndarray, path: Path, fps: float | Fraction) -> None:
     images = [Image.fromarray(f) for f in to_uint8(frames)]
     with atomic_file(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=max(int(round(1000 / fps)), 20), loop=0)
+                       duration=max(int(round(1000 / float(as_rate(fps)))), 20), loop=0)
 
 
 def write_png_folder(frames: np.ndarray, path: Path) -> None:
@@ -111,8 +129,9 @@ def check_writable(path: str | Path) -> None:
         raise InputError(f"{path}: the folder is not writable — choose a writable folder")
 
 
-def write_frames(frames, path: str | Path, fps: float = 7.0) -> Path:
-    """Write (F, H, W, 3) frames by the output's suffix: .mp4, .gif, or anything else = folder."""
+def write_frames(frames, path: str | Path, fps: float | Fraction = 7.0) -> Path:
+    """Write (F, H, W, 3) frames by the output's suffix: .mp4, .gif, or anything else = folder.
+    ``fps`` may be an exact Fraction (e.g. a probed clip's ``VideoInfo.rate``); see ``as_rate``."""
     path = Path(path)
     suffix = path.suffix.lower()
     writers = {".mp4": lambda: write_mp4(frames, path, fps), ".gif": lambda: write_gif(

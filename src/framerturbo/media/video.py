@@ -8,7 +8,9 @@ Frame-sequence folders (sorted image files) are read by index.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ class VideoInfo:
     num_frames: int  # estimate (containers are not always exact)
     width: int
     height: int
+    rate: Fraction | None = None  # the exact container rate (30000/1001 stays 30000/1001)
 
 
 def _rotation(stream) -> int:
@@ -58,7 +61,7 @@ def probe(path: str | Path) -> VideoInfo:
         with Image.open(files[0]) as img:
             w, h = img.size
         return VideoInfo(duration=len(files) / 25.0, fps=25.0, num_frames=len(files),
-                         width=w, height=h)
+                         width=w, height=h, rate=Fraction(25))
     import av
 
     try:
@@ -66,7 +69,8 @@ def probe(path: str | Path) -> VideoInfo:
             if not container.streams.video:
                 raise UnreadableError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            rate = Fraction(stream.average_rate or stream.guessed_rate or 0) or Fraction(25)
+            fps = float(rate)
             duration = 0.0
             if stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
@@ -80,11 +84,45 @@ def probe(path: str | Path) -> VideoInfo:
             if _rotation(stream) in (90, 270):
                 w, h = h, w
             return VideoInfo(duration=duration or frames / fps, fps=fps, num_frames=frames,
-                             width=w, height=h)
+                             width=w, height=h, rate=rate)
     except UnreadableError:
         raise
     except Exception as e:  # noqa: BLE001 - PyAV raises many error types for bad files
         raise UnreadableError(f"{path}: cannot open as video ({e.__class__.__name__})") from None
+
+
+def decodable_frames(path: str | Path, info: VideoInfo) -> int:
+    """How many frames really decode, by timestamp (the container's count can be wrong: a file
+    cut short with its index at the front still claims every frame). Seeks to the keyframe
+    before the claimed last frame and decodes to the end — one GOP for a healthy file; when
+    nothing decodes there (the data is missing) it decodes from the start."""
+    path = Path(path)
+    if path.is_dir():
+        return info.num_frames
+    import av
+
+    def last_time(seek_to: float | None) -> float | None:
+        last = None
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                tb = float(stream.time_base)
+                start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+                if seek_to:
+                    container.seek(int((seek_to + start) / tb), stream=stream, backward=True,
+                                   any_frame=False)
+                for frame in container.decode(stream):
+                    if frame.pts is not None:
+                        last = max(last or 0.0, frame.pts * tb - start)
+        except Exception:  # noqa: BLE001 - a decode error ends the readable part
+            pass
+        return last
+
+    claimed_last = (info.num_frames - 1) / info.fps
+    last = last_time(claimed_last) if claimed_last > 1.0 else None
+    if last is None:
+        last = last_time(None)
+    return 0 if last is None else int(round(last * info.fps)) + 1
 
 
 def frame_files(folder: Path) -> list[Path]:
@@ -104,34 +142,25 @@ def read_frames_at(path: str | Path, times: list[float], fps: float) -> np.ndarr
             with Image.open(files[i]) as img:
                 out.append(np.asarray(ImageOps.exif_transpose(img).convert("RGB")))
         return np.stack(out)
-    import av
-
     half = 0.5 / fps
-    picked: list[np.ndarray] = []
+    reader = _reader_for(path, times[0] - half)
+    picked: list = []
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rotation = _rotation(stream)
-            tb = float(stream.time_base)
-            start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
-            if times[0] > 1.0:
-                container.seek(int((times[0] + start) / tb), stream=stream, backward=True,
-                               any_frame=False)
-            want = 0
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                t = frame.pts * tb - start
-                while want < len(times) and t >= times[want] - half:
-                    picked.append(frame)
-                    want += 1
-                if want == len(times):
-                    break
-            arrays = [f.to_ndarray(format="rgb24") for f in picked]
-            if picked and getattr(picked[0], "rotation", 0):  # display matrix (PyAV >= 13)
-                rotation = int(round(picked[0].rotation)) % 360
+        want = 0
+        for frame, t in reader.frames():
+            while want < len(times) and t >= times[want] - half:
+                picked.append(frame)
+                want += 1
+            if want == len(times):
+                break
+        else:
+            reader.close()  # decoded to the end: nothing left to continue from
+        arrays = [f.to_ndarray(format="rgb24") for f in picked]
+        rotation = reader.rotation
+        if picked and getattr(picked[0], "rotation", 0):  # display matrix (PyAV >= 13)
+            rotation = int(round(picked[0].rotation)) % 360
     except Exception as e:  # noqa: BLE001
+        reader.close()
         raise UnreadableError(f"{path}: decoding failed ({e.__class__.__name__})") from None
     if len(arrays) < len(times):
         raise TooShortError(f"{path}: decoded {len(arrays)} of {len(times)} needed frames")
@@ -142,6 +171,106 @@ def read_frames_at(path: str | Path, times: list[float], fps: float) -> np.ndarr
 
 
 RESIZE_MODES = ("crop", "squash", "pad")
+
+
+class _Reader:
+    """One open video, positioned after the last frame handed out. When the next clip of the same
+    file starts later and no keyframe is expected in between, decoding simply continues — several
+    clips from one file (cache building, every-window, evaluation windows) then cost one pass
+    instead of one seek-and-decode-from-the-keyframe each, which for a file with a single
+    keyframe is the difference between O(file) and O(file²)."""
+
+    decoded_total = 0  # frames decoded by all readers of this process (benchmarks)
+
+    def __init__(self, path: Path, stamp):
+        import av
+
+        self.path, self.stamp, self.pid = path, stamp, os.getpid()
+        try:
+            self.container = av.open(str(path))
+            self.stream = self.container.streams.video[0]
+        except Exception as e:  # noqa: BLE001
+            raise UnreadableError(f"{path}: decoding failed ({e.__class__.__name__})") from None
+        self.stream.thread_type = "AUTO"
+        self.rotation = _rotation(self.stream)
+        self.tb = float(self.stream.time_base)
+        st = self.stream.start_time
+        self.start = float(st * self.stream.time_base) if st else 0.0
+        self.last_t: float | None = None  # time of the last frame handed out
+        self.last_key: float | None = None  # the last keyframe seen while decoding
+        self.gop = 0.0  # longest keyframe interval seen (a lower bound on the file's)
+        self._iter = None
+        self.decoded = 0  # frames decoded (for tests and benchmarks)
+
+    def can_continue(self, first: float) -> bool:
+        """True when continuing to ``first`` decodes no more than a seek would (no keyframe is
+        expected between the current position and ``first``)."""
+        if self._iter is None or self.last_t is None or first <= self.last_t:
+            return False
+        since_key = self.last_t - (self.last_key if self.last_key is not None else 0.0)
+        return first - self.last_t <= max(self.gop, since_key)
+
+    def seek(self, first: float) -> None:
+        if first > 1.0:
+            self.container.seek(int((first + self.start) / self.tb), stream=self.stream,
+                                backward=True, any_frame=False)
+        elif self._iter is not None:
+            self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
+        self._iter = self.container.decode(self.stream)
+        self.last_t = self.last_key = None
+
+    def frames(self):
+        for frame in self._iter:
+            if frame.pts is None:
+                continue
+            self.decoded += 1
+            _Reader.decoded_total += 1
+            t = frame.pts * self.tb - self.start
+            if frame.key_frame:
+                if self.last_key is not None:
+                    self.gop = max(self.gop, t - self.last_key)
+                self.last_key = t
+            self.last_t = t
+            yield frame, t
+
+    def close(self) -> None:
+        if _READERS.get("open") is self:
+            del _READERS["open"]
+        self._iter = None
+        try:
+            self.container.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+_READERS: dict[str, _Reader] = {}  # the one open reader of this process
+
+
+def _reader_for(path: Path, first: float) -> _Reader:
+    """The open reader for ``path`` positioned before ``first`` (continued or sought)."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise UnreadableError(f"{path}: cannot open ({e.strerror or e})") from None
+    stamp = (st.st_size, st.st_mtime_ns)
+    reader = _READERS.get("open")
+    if reader is not None and reader.pid != os.getpid():  # inherited through fork: not ours
+        _READERS.pop("open")
+        reader = None
+    if reader is not None and (reader.path != path or reader.stamp != stamp):
+        reader.close()
+        reader = None
+    if reader is not None and reader.can_continue(first):
+        return reader
+    if reader is None:
+        reader = _Reader(path, stamp)
+        _READERS["open"] = reader
+    try:
+        reader.seek(first)
+    except Exception as e:  # noqa: BLE001
+        reader.close()
+        raise UnreadableError(f"{path}: decoding failed ({e.__class__.__name__})") from None
+    return reader
 
 
 @dataclass

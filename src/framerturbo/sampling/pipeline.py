@@ -63,6 +63,8 @@ def _to_pixels(image, height: int, width: int) -> torch.Tensor:
             raise ValueError(f"image arrays must be (H, W, 3), got {image.shape}")
         if image.dtype != np.uint8:
             image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+        if not image.flags.writeable:  # PIL's arrays are read-only; torch warns on those
+            image = image.copy()
         pixels = pixels_from_uint8(torch.from_numpy(image).permute(2, 0, 1))
     elif isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
