@@ -202,7 +202,7 @@ def parse_override(text: str) -> tuple[str, str, str]:
     return section, name, value.strip()
 
 
-SHIPPED = Path(__file__).resolve().parent / "configs"
+SHIPPED = Path(__file__).resolve().parents[1] / "configs"  # framerturbo/configs/
 
 
 def shipped_configs() -> list[str]:
