@@ -24,6 +24,13 @@ def _add_check_data(sub) -> None:
     p.add_argument("--min-side", type=int, default=64, help="smaller videos count as tiny")
     p.add_argument("--static-threshold", type=float, default=0.5,
                    help="mean grey-level change per frame below which a clip is static")
+    p.add_argument("--buckets", action="store_true",
+                   help="report the (W, H, F) bucket each clip trains in (data.buckets)")
+    p.add_argument("--bucket-pixels", type=int, default=512 * 320,
+                   help="area budget per frame (512×320's by default)")
+    p.add_argument("--bucket-multiple", type=int, default=64, help="sides are multiples of this")
+    p.add_argument("--bucket-frames", default="",
+                   help="allowed clip lengths, e.g. 9,14 (default: --num-frames)")
     p.add_argument("--json", default="data_report.json", help="report file (data_report.json)")
     p.set_defaults(func=_run_check_data)
 
@@ -37,12 +44,21 @@ def _run_check_data(args) -> int:
 
     from tqdm.auto import tqdm
 
+    bucketing = None
+    if args.buckets:
+        from ..data.buckets import Bucketing
+
+        frames = [int(f) for f in args.bucket_frames.split(",") if f] or [args.num_frames]
+        bucketing = Bucketing(args.bucket_pixels, args.bucket_multiple,
+                              tuple(sorted(set(frames), reverse=True)))
     reports = [check_source(src, args.num_frames, args.stride, args.target_fps, args.sampling,
-                            args.min_side, args.static_threshold)
+                            args.min_side, args.static_threshold, bucketing)
                for src in tqdm(discover(args.data), desc="check", unit="clip")]
     summary = summarise(reports)
     print(format_table(reports))
     print(" ".join(f"{k}={v}" for k, v in summary["counts"].items()))
+    if "buckets" in summary:
+        print("buckets: " + " ".join(f"{k}={v}" for k, v in summary["buckets"].items()))
     out = Path(args.json)
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(summary, indent=1))

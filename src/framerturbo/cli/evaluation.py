@@ -46,6 +46,23 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--sampler", help=f"euler or dpm++ {MODEL_DEFAULT}")
     p.add_argument("--steps", type=int, help="denoising steps (the model's; euler 30, dpm++ 12)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("data_path", nargs="?", metavar="DATA",
+                   help="clips, or with --protocol the benchmark folder (same as --data)")
+    p.add_argument("--protocol", choices=["davis7", "ucf7"],
+                   help="Framer's benchmarks (VIDIM's DAVIS-7 / UCF101-7 folders): frames 0 and "
+                        "8 in, 1–7 scored at 256×256, the paper's figures beside (docs/"
+                        "evaluation.md)")
+    p.add_argument("--lpips-weights", metavar="FILE",
+                   help="LPIPS as TorchScript (lpips.LPIPS export or StyleGAN2-ADA vgg16.pt); "
+                        "without it LPIPS is skipped")
+    p.add_argument("--inception", metavar="FILE",
+                   help="FID's Inception as TorchScript (inception-2015-12-05.pt); without it "
+                        "FID is skipped")
+    p.add_argument("--i3d", metavar="FILE",
+                   help="FVD's I3D as TorchScript (i3d_torchscript.pt); without it FVD is "
+                        "skipped")
+    p.add_argument("--metrics-device", default="cpu",
+                   help="where the LPIPS/Inception/I3D networks run (cpu, cuda)")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -58,6 +75,9 @@ def _run_evaluate(args) -> int:
             "model": model, "lora": [], "height": settings.height, "width": settings.width}),
             controlnet=args.tracks)
 
+    if args.data and args.data_path:
+        raise ValueError("give the data once: DATA or --data")
+    args.data = args.data or args.data_path
     result = run_comparison(args, load)
     print(markdown_table(result.metrics))
     for note in result.notes:

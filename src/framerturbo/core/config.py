@@ -275,6 +275,17 @@ def validate(cfg: Config) -> None:
         raise ConfigError("data.aug_variants must be >= 1")
     if d.cache_shard_size < 1:
         raise ConfigError("data.cache_shard_size must be >= 1")
+    if d.bucket_multiple < 8 or d.bucket_multiple % 8:
+        raise ConfigError(f"data.bucket_multiple must be a positive multiple of 8 (the VAE's "
+                          f"factor; 64 for Framer), got {d.bucket_multiple}")
+    if d.bucket_pixels and d.bucket_pixels < d.bucket_multiple ** 2:
+        raise ConfigError(f"data.bucket_pixels must hold at least one {d.bucket_multiple}×"
+                          f"{d.bucket_multiple} frame (or be 0 = height × width), got "
+                          f"{d.bucket_pixels}")
+    for f in d.bucket_frames:
+        if f < 3 or d.window_overlap >= f - 1:
+            raise ConfigError(f"data.bucket_frames: {f} must be >= 3 and leave a new frame after "
+                              f"data.window_overlap = {d.window_overlap}")
     positive = {"train.max_steps": t.max_steps, "train.batch_size": t.batch_size,
                 "train.grad_accum": t.grad_accum, "train.checkpoint_every": t.checkpoint_every,
                 "train.keep_checkpoints": t.keep_checkpoints, "train.log_every": t.log_every,

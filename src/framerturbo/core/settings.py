@@ -29,3 +29,8 @@ class DataConfig:
     cache_dir: str = ""  # use the latent cache here (`framerturbo cache` builds it)
     aug_variants: int = 4  # endpoint-augmentation draws per clip (cached exactly)
     cache_shard_size: int = 32  # clips per cache shard (the unit of reuse after a crash)
+    # aspect/length buckets (data/buckets.py): each clip at the size nearest its aspect ratio
+    buckets: bool = False
+    bucket_pixels: int = 0  # area budget per frame; 0 = height × width
+    bucket_multiple: int = 64  # sides are multiples of this (the model's size multiple)
+    bucket_frames: list[int] = field(default_factory=list)  # clip lengths; [] = [num_frames]

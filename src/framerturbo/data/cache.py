@@ -1,8 +1,9 @@
 """The latent cache: per clip, the scaled target latents, ``aug_variants`` exact endpoint
 encodings (see ``encoding.py`` for why this is exact), the two CLIP tokens, fps and motion.
 
-Layout: ``<cache_dir>/<fingerprint>/shard-NNNNN.safetensors`` + ``shard-NNNNN.json`` (its clips
-and the shard's SHA-256). The fingerprint covers the sources (path, size, mtime), every data and
+Layout: ``<cache_dir>/<fingerprint>/shard-NNNNN.safetensors`` + ``shard-NNNNN.json`` (its clips,
+their bucket and the shard's SHA-256); with ``data.buckets`` each shard holds one bucket's
+clips. The fingerprint covers the sources (path, size, mtime), every data and
 augmentation setting that changes the content, and the encoder weights — so a stale cache is
 never reused. Shards are written atomically and verified when opened: a corrupt one is rebuilt,
 and a build that was interrupted resumes from the shards already complete.
@@ -24,6 +25,7 @@ from torch.utils.data import Dataset
 from ..core.atomic import atomic_file
 from ..denoising.encoding import (augmentation_draw, encode_endpoints, encode_image_tokens,
     encode_target_latents, pixels_from_uint8)
+from .buckets import bucket_counts, shape_name
 from .dataset import ClipDataset
 from .splits import make_datasets
 
@@ -63,6 +65,9 @@ def cache_fingerprint(cfg, dataset: ClipDataset, encoders: str) -> str:
                settings=[d.num_frames, d.height, d.width, d.stride, d.target_fps, d.sampling,
                          d.resize, d.motion_bucket, d.fps_id, d.aug_variants, d.cache_shard_size,
                          o.cond_aug_mean, o.cond_aug_std, d.window_overlap])
+    if d.buckets:  # added only when on, so caches built without buckets stay valid
+        doc["buckets"] = [d.bucket_pixels or d.height * d.width, d.bucket_multiple,
+                          sorted(set(d.bucket_frames or [d.num_frames]))]
     return hashlib.sha256(json.dumps(doc, default=str).encode()).hexdigest()[:16]
 
 
@@ -82,6 +87,17 @@ def _atomic_write(path: Path, writer) -> None:
         writer(tmp)
 
 
+def shard_plan(dataset: ClipDataset, size: int) -> list[list[int]]:
+    """Clip indices per shard: each bucket's clips (in dataset order) cut into shards of
+    ``size``, so a shard holds latents of one shape. Without buckets: 0…size−1, size…, as
+    always."""
+    groups: dict = {}
+    for index, ref in enumerate(dataset.items):
+        groups.setdefault(ref.shape, []).append(index)
+    return [members[k:k + size] for _, members in sorted(groups.items())
+            for k in range(0, len(members), size)]
+
+
 def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, clip_std=None,
                 progress: bool = True) -> Path:
     """Encode every clip of ``dataset`` (epoch-0 windows) into the cache; returns its folder."""
@@ -93,8 +109,8 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
     fp = hashlib.sha256(f"{data_fp}:{encoders}".encode()).hexdigest()[:16]
     folder = Path(cfg.data.cache_dir) / fp
     folder.mkdir(parents=True, exist_ok=True)
-    size = cfg.data.cache_shard_size
-    n_shards = (len(dataset) + size - 1) // size
+    plan = shard_plan(dataset, cfg.data.cache_shard_size)
+    n_shards = len(plan)
     stats = dict(reused=0, built=0, skipped=0)
     extra = [x for x in (clip_mean, clip_std) if x is not None]
     for n in tqdm(range(n_shards), desc="cache", unit="shard", disable=not progress):
@@ -102,7 +118,7 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
             stats["reused"] += 1
             continue
         tensors, clips = {}, []
-        for index in range(n * size, min((n + 1) * size, len(dataset))):
+        for index in plan[n]:
             try:
                 sample = dataset.load(index, 0)
             except ValueError as e:  # unreadable / too short: keep going
@@ -133,14 +149,15 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
         tensors = {k: v.contiguous() for k, v in tensors.items()}
         _atomic_write(data_path, lambda tmp: save_file(tensors, tmp) if tensors else
                       Path(tmp).write_bytes(b""))
-        meta = dict(clips=clips, sha256=_sha256(data_path))
+        meta = dict(clips=clips, sha256=_sha256(data_path),
+                    bucket=shape_name(dataset.items[plan[n][0]].shape) if plan[n] else None)
         _atomic_write(folder / f"shard-{n:05d}.json",
                       lambda tmp: Path(tmp).write_text(json.dumps(meta)))
         stats["built"] += 1
     _atomic_write(folder / "index.json", lambda tmp: Path(tmp).write_text(json.dumps(
         dict(fingerprint=fp, data_fingerprint=data_fp, encoders=encoders,
              model=[cfg.model.pretrained, cfg.model.svd], shards=n_shards, clips=len(dataset),
-             **stats))))
+             buckets=bucket_counts(ref.shape for ref in dataset.items), **stats))))
     logger.info("cache %s: %s", folder, stats)
     return folder
 
@@ -164,6 +181,11 @@ class CachedClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.order)
+
+    def bucket_keys(self) -> list | None:
+        """Each cached item's (H, W, F) when buckets are on (see ``ClipDataset``)."""
+        keys = self.dataset.bucket_keys()
+        return None if keys is None else [keys[index] for index in self.order]
 
     def __getitem__(self, address) -> dict:
         i, epoch = address if isinstance(address, tuple) else (address, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from .buckets import Bucketing, bucket_counts, shape_name
 from .clips import frame_step, num_windows, source_span
 from .dataset import motion_score
 from .sources import ClipSource
@@ -22,10 +23,14 @@ class SourceReport:
     width: int = 0
     height: int = 0
     motion: float | None = None
+    bucket: str = ""  # WxHxF the clip trains at, with buckets on
 
 
 def check_source(src: ClipSource, num_frames: int, stride: int, target_fps: float,
-                 sampling: str, min_side: int = 64, static_threshold: float = 0.5) -> SourceReport:
+                 sampling: str, min_side: int = 64, static_threshold: float = 0.5,
+                 bucketing: Bucketing | None = None) -> SourceReport:
+    """One source's status; with ``bucketing``, also the bucket it falls in (its length is the
+    longest bucket length that fits)."""
     rep = SourceReport(str(src.path), "usable")
     try:
         info = probe(src.path)
@@ -46,10 +51,14 @@ def check_source(src: ClipSource, num_frames: int, stride: int, target_fps: floa
     info = replace(info, num_frames=real)
     rep.frames = real
     span = source_span(src, info)
-    step = frame_step(span, num_frames, stride, target_fps, sampling)
-    if num_windows(span, num_frames, step) == 0:
+    if bucketing is not None:
+        shortest, num_frames = min(bucketing.frames), bucketing.frames_for(span, stride,
+                                                                           target_fps)
+    step = frame_step(span, max(num_frames, 3), stride, target_fps, sampling)
+    if num_frames == 0 or num_windows(span, num_frames, step) == 0:
         rep.status = "too_short"
-        rep.reason = f"{info.num_frames} frames; a clip needs {num_frames} spaced {stride}"
+        need = shortest if bucketing is not None else num_frames
+        rep.reason = f"{info.num_frames} frames; a clip needs {need} spaced {stride}"
         return rep
     times = [span.start + k * step for k in range(num_frames)]
     try:
@@ -60,6 +69,8 @@ def check_source(src: ClipSource, num_frames: int, stride: int, target_fps: floa
     except UnreadableError as e:
         rep.status, rep.reason = "unreadable", str(e).split(": ", 1)[-1]
         return rep
+    if bucketing is not None:
+        rep.bucket = shape_name((*bucketing.size_for(info.width, info.height), num_frames))
     rep.motion = round(motion_score(frames), 3)
     if rep.motion < static_threshold:
         rep.status = "static"
@@ -69,15 +80,27 @@ def check_source(src: ClipSource, num_frames: int, stride: int, target_fps: floa
 
 def summarise(reports: list[SourceReport]) -> dict:
     counts = {s: sum(r.status == s for r in reports) for s in STATUSES}
-    return {"counts": counts, "total": len(reports), "sources": [asdict(r) for r in reports]}
+    out = {"counts": counts, "total": len(reports), "sources": [asdict(r) for r in reports]}
+    if any(r.bucket for r in reports):  # clips that train (usable or static) per bucket
+        out["buckets"] = bucket_counts(_shape(r.bucket) for r in reports if r.bucket)
+    return out
+
+
+def _shape(name: str) -> tuple[int, int, int]:
+    w, h, f = (int(x) for x in name.split("x"))
+    return (h, w, f)
 
 
 def format_table(reports: list[SourceReport]) -> str:
-    rows = [("status", "frames", "fps", "size", "motion", "path / reason")]
+    buckets = any(r.bucket for r in reports)
+    rows = [("status", "frames", "fps", "size", "motion") + (("bucket",) if buckets else ())
+            + ("path / reason",)]
     for r in reports:
         rows.append((r.status, str(r.frames), f"{r.fps:g}", f"{r.width}x{r.height}",
-                     "" if r.motion is None else f"{r.motion:g}",
-                     r.path + (f"  ({r.reason})" if r.reason else "")))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5]
+                     "" if r.motion is None else f"{r.motion:g}")
+                    + ((r.bucket,) if buckets else ())
+                    + (r.path + (f"  ({r.reason})" if r.reason else ""),))
+    n = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(n)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:n], widths)) + "  " + row[n]
                      for row in rows)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.tracks import rasterize_heatmaps
+from .buckets import Bucketing, Shape
 from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
 from ..core.settings import DataConfig
 from .sources import ClipSource
@@ -72,6 +73,7 @@ class ClipRef:
     step: float
     window: int
     size: tuple[int, int]  # source (W, H)
+    shape: Shape = (0, 0, 0)  # (H, W, F) this clip trains at: its bucket (or the fixed size)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class ClipDataset(Dataset):
         self.settings = settings
         self.skipped = SkipReport()
         self.items: list[ClipRef] = []
+        self.bucketing = Bucketing.from_settings(settings)
         for src in sources:
             try:
                 info = probe(src.path)
@@ -98,15 +101,38 @@ class ClipDataset(Dataset):
                 self.skipped.add(src.path, f"unreadable: {e}")
                 continue
             span = source_span(src, info)
-            step = frame_step(span, settings.num_frames, settings.stride, settings.target_fps,
+            shape = self._shape(span, info)
+            step = frame_step(span, shape[2], settings.stride, settings.target_fps,
                               settings.sampling)
-            n = num_windows(span, settings.num_frames, step, settings.window_overlap)
+            n = num_windows(span, shape[2], step, settings.window_overlap) if shape[2] else 0
             if n == 0:
+                wanted = (min(self.bucketing.frames) if self.bucketing else settings.num_frames)
                 self.skipped.add(src.path, f"too short: {info.num_frames} frames for "
-                                 f"{settings.num_frames} at this spacing")
+                                 f"{wanted} at this spacing")
                 continue
             for w in range(n if settings.sampling == "every-window" else 1):
-                self.items.append(ClipRef(src, span, step, w, (info.width, info.height)))
+                self.items.append(ClipRef(src, span, step, w, (info.width, info.height), shape))
+
+    def _shape(self, span, info) -> Shape:
+        s, b = self.settings, self.bucketing
+        if b is None:
+            return (s.height, s.width, s.num_frames)
+        return (*b.size_for(info.width, info.height),
+                b.frames_for(span, s.stride, s.target_fps, s.window_overlap))
+
+    def bucket_keys(self) -> list[Shape] | None:
+        """Each item's (H, W, F) when buckets are on (the sampler batches within them)."""
+        return [ref.shape for ref in self.items] if self.bucketing else None
+
+    def fallback_order(self, index: int) -> list[int]:
+        """The items tried for ``index``, in order, when it cannot be read: itself, then the
+        next ones — of the same shape, so a batch never mixes buckets."""
+        if not self.items:
+            return []
+        same = [i for i, ref in enumerate(self.items)
+                if self.bucketing is None or ref.shape == self.items[index].shape]
+        start = same.index(index)
+        return same[start:] + same[:start]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -119,14 +145,15 @@ class ClipDataset(Dataset):
         """Item ``index``; when it cannot be read, the next items in turn (each once), then new
         random windows — so a bad clip is skipped, never fatal, while any clip loads."""
         index, epoch = address if isinstance(address, tuple) else (address, 0)
-        n = len(self.items)
+        order = self.fallback_order(index)
+        n = len(order)
         if n == 0:
             raise ValueError("the dataset has no usable clips — run `framerturbo check-data` "
                              "on the data sources")
         redraws = self.REDRAWS if self.settings.sampling == "random" else 0
         failed, last = 0, ""
         for attempt in range(n + redraws):
-            i, draw = (index + attempt) % n, attempt // n
+            i, draw = order[attempt % n], attempt // n
             try:
                 sample = self.load(i, epoch, draw)
                 sample["skipped"] = failed
@@ -143,7 +170,7 @@ class ClipDataset(Dataset):
         ref, s = self.items[index], self.settings
         rng = item_rng(s.seed, epoch, index) if draw == 0 else np.random.default_rng(
             [s.seed, epoch, index, draw])
-        times = clip_times(ref.span, s.num_frames, ref.step, s.sampling, ref.window, rng,
+        times = clip_times(ref.span, ref.shape[2], ref.step, s.sampling, ref.window, rng,
                            s.window_overlap)
         flip = bool(s.flip and rng.random() < 0.5)
         aug_index = int(rng.integers(s.aug_variants))
@@ -153,7 +180,7 @@ class ClipDataset(Dataset):
         ref, s = self.items[index], self.settings
         plan = self.clip_plan(index, epoch, draw)
         raw = read_frames_at(ref.source.path, plan["times"], ref.span.fps)
-        frames = resize_frames(raw, s.height, s.width, s.resize)
+        frames = resize_frames(raw, *ref.shape[:2], s.resize)
         if plan["flip"]:
             frames = np.ascontiguousarray(frames[:, :, ::-1])
         fps = effective_fps(ref.step) if s.fps_id == "data" else float(s.fps_id)
@@ -171,7 +198,7 @@ class ClipDataset(Dataset):
     def heatmaps(self, ref: ClipRef, plan: dict, src_hw) -> torch.Tensor:
         s = self.settings
         points = self.track_points(ref, plan, src_hw, s.min_tracks, s.max_tracks)
-        return rasterize_heatmaps(points, s.height, s.width)
+        return rasterize_heatmaps(points, *ref.shape[:2])
 
     def track_points(self, ref: ClipRef, plan: dict, src_hw, min_tracks: int,
                      max_tracks: int) -> np.ndarray:
@@ -180,10 +207,11 @@ class ClipDataset(Dataset):
         s = self.settings
         points = select_tracks(ref.source.tracks, plan["times"], min_tracks, max_tracks,
                                plan["rng"])
-        sx, sy, ox, oy = crop_transform(src_hw[0], src_hw[1], s.height, s.width, s.resize)
+        height, width = ref.shape[:2]
+        sx, sy, ox, oy = crop_transform(src_hw[0], src_hw[1], height, width, s.resize)
         points = points * np.array([sx, sy]) - np.array([ox, oy])
         if plan["flip"]:
-            points[..., 0] = s.width - 1 - points[..., 0]
+            points[..., 0] = width - 1 - points[..., 0]
         return points
 
 

@@ -28,7 +28,10 @@ def make_datasets(cfg: Config):
         if note:
             logger.warning(note)
     train = ClipDataset(sources, settings)
-    val_settings = ClipSettings(**{**vars(settings), "sampling": "uniform", "flip": False})
+    # validation stays at the fixed data.height × width × num_frames (one batch, comparable
+    # across runs) even when training uses buckets
+    val_settings = ClipSettings(**{**vars(settings), "sampling": "uniform", "flip": False,
+                                   "buckets": False})
     val = ClipDataset(held[:cfg.data.validation_clips], val_settings) if held else None
     if len(train) == 0:
         raise ConfigError(f"no usable training clips in {cfg.data.sources} "

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.settings import DataConfig
-from .evaluate import (EvalResult, load_eval_clips, score_baselines, score_model, standard_notes,
-    write_report)
+from .evaluate import EvalResult, load_eval_clips, score_baselines, score_model, write_report
+from .networks import MetricNetworks, learned_metrics
 
 
 @dataclass
@@ -95,23 +95,30 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
         raise ValueError("give --data (clips to evaluate), or a --config with "
                          "data.validation_sources")
     record = read_record(args.model)
-    settings = clip_settings(args, record, cfg)
     sampler = args.sampler or record.sampler
     steps = args.steps if args.steps is not None else (
         record.steps if args.sampler is None else None)
     args.sampler, args.steps = sampler, steps
-    clips, skipped = load_eval_clips(data if isinstance(data, list) else [data], settings,
-                                     args.max_clips, tracks=args.tracks)
-
-    result = EvalResult(conditions={
-        "clips": len(clips), "data": data, "settings from": _origin(args, cfg),
-        "size": f"{settings.width}x{settings.height}", "num_frames": settings.num_frames,
-        "resize": settings.resize,
-        "spacing": (f"{settings.target_fps:g} fps" if settings.target_fps
-                    else f"stride {settings.stride}"),
-        "window_overlap": settings.window_overlap, "fps conditioning": settings.fps_id,
-        "motion_bucket": settings.motion_bucket, "sampler": sampler, "steps": steps,
-        "seed": args.seed, "tracks": args.tracks})
+    protocol = getattr(args, "protocol", None)
+    if protocol:
+        clips, skipped, settings, result = _protocol_setup(args, record, data)
+    else:
+        settings = clip_settings(args, record, cfg)
+        clips, skipped = load_eval_clips(data if isinstance(data, list) else [data], settings,
+                                         args.max_clips, tracks=args.tracks)
+        result = EvalResult(conditions={
+            "clips": len(clips), "data": data, "settings from": _origin(args, cfg),
+            "size": f"{settings.width}x{settings.height}", "num_frames": settings.num_frames,
+            "resize": settings.resize,
+            "spacing": (f"{settings.target_fps:g} fps" if settings.target_fps
+                        else f"stride {settings.stride}"),
+            "window_overlap": settings.window_overlap, "fps conditioning": settings.fps_id,
+            "motion_bucket": settings.motion_bucket})
+    result.conditions |= {"sampler": sampler, "steps": steps, "seed": args.seed,
+                          "tracks": args.tracks}
+    nets = MetricNetworks.load(getattr(args, "lpips_weights", None),
+                               getattr(args, "inception", None), getattr(args, "i3d", None),
+                               device=getattr(args, "metrics_device", "cpu"))
     pipes: dict[str, object] = {}
     for row in plan_rows(args.model, args.lora, args.compare):
         if row.model not in pipes:
@@ -121,7 +128,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
         names = load_loras(pipe.unet, [(row.lora, row.scale)]) if row.lora else []
         try:
             scored = score_model(pipe, clips, row.label, use_tracks=args.tracks,
-                                 sampler=sampler, steps=steps, seed=args.seed)
+                                 sampler=sampler, steps=steps, seed=args.seed,
+                                 size=(settings.height, settings.width) if protocol else None)
         finally:
             if names:
                 pipe.unet.delete_adapters(names)
@@ -131,9 +139,40 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     for label in baselines.metrics:
         baselines.metrics[label]["kind"] = "baseline"
     result.merge(baselines)
-    result.notes += skipped + standard_notes()
+    real, cache = [c.frames for c in clips], {}
+    for label, videos in result.outputs.items():
+        result.metrics[label] |= learned_metrics(nets, videos, real, cache)
+    result.notes += skipped + nets.notes
     write_report(result, Path(args.out))
     return result
+
+
+def _protocol_setup(args, record, data):
+    """``--protocol``: the benchmark's examples, generated at the model's size (or --height/
+    --width) with its fps and motion bucket, scored at the benchmark's size."""
+    from ..core.config import Config, validate
+    from .protocols import PAPER, PROTOCOLS, protocol_clips
+
+    spec = PROTOCOLS[args.protocol]
+    if args.num_frames not in (None, spec.frames):
+        raise ValueError(f"--protocol {args.protocol} fixes {spec.frames} frames per example; "
+                         "drop --num-frames")
+    fps = float(args.fps) if args.fps not in (None, "data") else float(record.fps)
+    motion = float(args.motion_bucket) if args.motion_bucket not in (None, "auto") else float(
+        record.motion_bucket)
+    clips, notes = protocol_clips(args.protocol, data[0] if isinstance(data, list) else data,
+                                  args.max_clips, fps, motion)
+    settings = DataConfig(height=args.height or record.height, width=args.width or record.width,
+                          num_frames=spec.frames)
+    validate(Config(data=settings))
+    h, w = clips[0].frames.shape[1:3]
+    result = EvalResult(conditions={
+        "protocol": spec.name, "clips": len(clips), "data": data,
+        "inputs": f"frames 0 and {spec.frames - 1}",
+        "scored": f"frames 1–{spec.frames - 2} (PSNR/SSIM/LPIPS/FID); all {spec.frames} (FVD)",
+        "generation size": f"{settings.width}x{settings.height}", "scored at": f"{w}x{h}",
+        "fps conditioning": fps, "motion_bucket": motion}, reference=PAPER[args.protocol])
+    return clips, notes, settings, result
 
 
 def _origin(args, cfg) -> str:

@@ -23,7 +23,7 @@ from ..core.settings import DataConfig
 from ..data.sources import discover
 from ..media.video import TooShortError, UnreadableError
 from .baselines import BASELINES
-from .metrics import frame_metrics, lpips_status
+from .metrics import frame_metrics
 
 logger = logging.getLogger(__name__)
 ALL_TRACKS = 10**6  # "every track visible throughout the clip"
@@ -44,6 +44,7 @@ class EvalResult:
     outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # row -> videos
     notes: list[str] = field(default_factory=list)
     conditions: dict = field(default_factory=dict)  # how the clips were cut and sampled
+    reference: dict[str, dict] = field(default_factory=dict)  # published figures to compare
 
     def merge(self, other: EvalResult) -> None:
         self.metrics |= other.metrics
@@ -101,20 +102,25 @@ def _eval_clip(dataset: ClipDataset, index: int, tracks: bool) -> EvalClip:
 
 def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = False,
                 sampler: str = "euler", steps: int | None = None, seed: int = 0,
-                guidance=(1.0, 3.0)) -> EvalResult:
-    """One row: ``pipe`` on every clip, conditioned as training conditions the clip."""
+                guidance=(1.0, 3.0), size: tuple[int, int] | None = None) -> EvalResult:
+    """One row: ``pipe`` on every clip, conditioned as training conditions the clip. With
+    ``size`` (H, W) the model generates at that size and the frames are resized back to the
+    clip's for scoring (a benchmark's size is not the model's)."""
     from ..media.files import to_uint8
+    from ..media.video import resize_frames
 
     videos, scores = [], []
     for i, clip in enumerate(clips):
         f, h, w = clip.frames.shape[:3]
-        out = pipe(clip.frames[0], clip.frames[-1], num_frames=f, height=h, width=w,
+        gh, gw = size or (h, w)
+        out = pipe(clip.frames[0], clip.frames[-1], num_frames=f, height=gh, width=gw,
                    num_inference_steps=steps, sampler=sampler,
                    min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
                    fps=clip.fps, motion_bucket_id=clip.motion_bucket,
                    tracks=clip.tracks if use_tracks else None,
                    generator=torch.Generator().manual_seed(seed + i), output_type="np").frames[0]
-        videos.append(to_uint8(out))
+        videos.append(to_uint8(out) if (gh, gw) == (h, w) else
+                      resize_frames(to_uint8(out), h, w, "squash"))
         scores.append(frame_metrics(videos[-1][1:-1], clip.frames[1:-1]))
     return _result(label, videos, scores)
 
@@ -137,8 +143,8 @@ def _result(label: str, videos: list[np.ndarray], scores: list[dict]) -> EvalRes
 
 
 def standard_notes() -> list[str]:
-    notes = [n for n in (lpips_status(),) if n]
-    return notes + ["FVD skipped: it needs the I3D network, which is not available offline"]
+    return ["LPIPS, FID and FVD skipped: they need their networks as local files (`framerturbo "
+            "evaluate --lpips-weights/--inception/--i3d`, docs/evaluation.md)"]
 
 
 def evaluate(pipe, clips: list[EvalClip], *, baselines: bool = True, label: str = "model",
@@ -151,10 +157,21 @@ def evaluate(pipe, clips: list[EvalClip], *, baselines: bool = True, label: str 
     return result
 
 
+LEARNED = (("lpips", "LPIPS", ".4f"), ("fid", "FID", ".2f"), ("fvd", "FVD", ".2f"))
+
+
 def markdown_table(metrics: dict[str, dict]) -> str:
-    lines = ["| row | PSNR (dB) | SSIM | clips |", "|---|---|---|---|"]
+    """One row per entry; LPIPS/FID/FVD columns when any row has them ("—" where absent)."""
+    extra = [c for c in LEARNED if any(c[0] in v for v in metrics.values())]
+    clips = any("n_clips" in v for v in metrics.values())
+    lines = ["| row | PSNR (dB) | SSIM |" + "".join(f" {c[1]} |" for c in extra)
+             + (" clips |" if clips else ""),
+             "|---|---|---|" + "---|" * (len(extra) + clips)]
     for m, v in metrics.items():
-        lines.append(f"| {m} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['n_clips']} |")
+        cells = [f"{v['psnr']:.2f}", f"{v['ssim']:.4f}"] + [
+            format(v[k], fmt) if k in v else "—" for k, _, fmt in extra]
+        cells += [str(v.get("n_clips", "—"))] if clips else []
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -165,9 +182,13 @@ def write_report(result: EvalResult, out: Path) -> None:
 
     out = Path(out)
     doc = {"rows": result.metrics, "conditions": result.conditions, "notes": result.notes}
+    if result.reference:
+        doc["paper"] = result.reference
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
     conditions = "".join(f"- {k}: {v}\n" for k, v in result.conditions.items())
     with atomic_file(out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown_table(result.metrics) + "\n\n" + conditions + "".join(
-            f"- {n}\n" for n in result.notes))
+        paper = ("\nThe paper's figures (Framer, arXiv 2410.18978, Table 1):\n\n"
+                 + markdown_table(result.reference) + "\n" if result.reference else "")
+        tmp.write_text(markdown_table(result.metrics) + "\n" + paper + "\n" + conditions
+                       + "".join(f"- {n}\n" for n in result.notes))

@@ -1,7 +1,7 @@
 """Frame metrics — the one definition that training's validation and ``evaluate`` both report:
 frames quantised to uint8 (what a written video holds), PSNR per frame then averaged, SSIM
-(torchmetrics, 11-px Gaussian) averaged over frames. LPIPS only when torchvision and its
-pretrained weights are available locally (never downloaded here)."""
+(torchmetrics, 11-px Gaussian) averaged over frames. The learned metrics (LPIPS, FID, FVD) are
+in ``networks.py`` and ``distribution.py``: they need networks the user supplies."""
 
 from __future__ import annotations
 
@@ -25,16 +25,3 @@ def frame_metrics(pred, real) -> dict[str, float]:
             for i in range(len(p))]
     ssim = float(structural_similarity_index_measure(p, r, data_range=1.0))
     return {"psnr": float(np.mean(psnr)), "ssim": ssim}
-
-
-def lpips_status() -> str | None:
-    """None when LPIPS can run offline; otherwise the reason it is skipped."""
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "not available"
-        return "LPIPS skipped: torchvision is not installed (its backbone weights come with it)"
-    try:
-        import lpips  # noqa: F401
-    except ImportError:
-        return "LPIPS skipped: the lpips package is not installed"
-    return None

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..core.config import Config
 from ..data.batching import AddressSampler, collate
+from ..data.buckets import bucket_counts
 from ..data.cache import open_cache
 from ..data.splits import make_datasets
 from ..denoising.denoiser import FramerDenoiser
@@ -66,8 +67,13 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                               batch_sampler=AddressSampler(
                                   len(train_set), cfg.train.batch_size,
                                   accelerator.process_index, accelerator.num_processes,
-                                  cfg.train.seed, start=step * cfg.train.grad_accum)))
+                                  cfg.train.seed, start=step * cfg.train.grad_accum,
+                                  groups=train_set.bucket_keys())))
     log = MetricsLog(run_dir, step, is_main)
+    if train_set.bucket_keys() is not None:  # clips per (W, H, F) bucket, in the run log
+        counts = bucket_counts(train_set.bucket_keys())
+        logger.info("buckets (WxHxF: clips): %s", counts)
+        log.log(step, {"data/buckets": counts})
     rate = ThroughputMeter(cfg.train.grad_accum * cfg.train.batch_size * accelerator.num_processes)
     skipped, nan_skips = 0, 0
     last_step = min(cfg.train.max_steps, stop_at_step or cfg.train.max_steps)
