@@ -93,19 +93,19 @@ def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
     outs = {}
     for name, extra in {"base": [], "zero": ["--lora", f"{lora}:0"],
                         "full": ["--lora", f"{lora}:1.0"],
-                        "stack": ["--lora", f"{lora}:0.5", "--lora", f"{lora}:0.5"], "half": ["--lora", f"{lora}:0.5"]}.items():
+                        "stack": ["--lora", f"{lora}:0.5", "--lora", f"{lora}:0.5"],
+                        "half": ["--lora", f"{lora}:0.5"]}.items():
         assert main(common + ["-o", str(tmp_path / name)] + extra) == 0
         outs[name] = np.stack([np.asarray(Image.open(p)).astype(float)
                                for p in sorted((tmp_path / name).glob("*.png"))])
     # mean |Δ| in uint8 levels against the base model. Scale 0 is the base up to float
     # reordering inside the PEFT-wrapped layers (a level here and there); the LoRA's effect
-    # grows with its scale, and 0.5 + 0.5 of the same LoRA is scale 1 (measured: zero 0.0002,
-    # half 2.4, full 3.1, |stack − full| 0.002)
+    # grows with its scale, and 0.5 + 0.5 of the same LoRA is scale 1. Measured over three test
+    # orders: zero 0.0002, half 1.8–2.4, full 2.5–3.1 (half/full 0.73–0.81), |stack − full| 0.002
     dist = {k: float(np.abs(outs[k] - outs["base"]).mean()) for k in outs}
-    print("lora distances", dist)
     assert np.abs(outs["zero"] - outs["base"]).max() <= 2 and dist["zero"] < 0.01
     assert dist["full"] > 0.5  # a real change, not rounding
-    assert 20 * dist["zero"] < dist["half"] < 0.9 * dist["full"]
+    assert 0.3 * dist["full"] < dist["half"] < dist["full"]
     assert float(np.abs(outs["stack"] - outs["full"]).mean()) < 0.05 * dist["full"]
     assert main(common + ["-o", str(tmp_path / "x"), "--lora", str(tmp_path)]) == 2
 
