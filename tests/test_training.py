@@ -148,20 +148,20 @@ def test_two_process_cpu_run_keeps_ranks_identical(clips, tmp_path):
 
 def test_training_learns_one_clip_fast(tmp_path):
     """The default-run proof that training learns: a few full fine-tuning steps on one 3-frame
-    clip lower the loss at a fixed σ with fixed noise on that clip (no sampling noise in the
-    measure). Measured: 0.488 after step 1 → 0.289 after step 6 (load-free ~15 s on 2 cores)."""
+    clip lower the loss at a fixed σ with fixed noise on that clip (no σ/ε sampling noise in the
+    measure). Measured: 0.488 after step 1 → 0.289 after step 5 (see the report for timings)."""
     one = make_dataset(tmp_path / "one", n=1)
     run = train(load_config(None, [
         f"data.sources={one}", f'data.validation_sources=["{one}"]', "data.validation_clips=1",
         f"train.output_dir={tmp_path / 'fit'}", "model.pretrained=random-micro",
         "data.num_frames=3", "data.height=64", "data.width=64", "data.stride=2",
         "data.sampling=uniform", "lora.mode=full", "train.lr=3e-3", "train.batch_size=1",
-        "train.max_steps=6", "train.log_every=1", "train.checkpoint_every=1000",
+        "train.max_steps=5", "train.log_every=1", "train.checkpoint_every=1000",
         "objective.p_mean=0.0", "objective.p_std=0.1", "objective.conditioning_dropout=0",
         "validation.every=1", "validation.sample=false", "validation.sigmas=[1.0]"]))
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     val = [r["val/loss_sigma_1"] for r in rows if "val/loss_sigma_1" in r]
-    assert len(val) == 6 and all(np.isfinite(val))
+    assert len(val) == 5 and all(np.isfinite(val))
     assert val[-1] < 0.8 * val[0], val
 
 
