@@ -149,10 +149,12 @@ def test_networks_receive_c_noise_of_each_sigma(micro_pipe, sampler, steps):
     """The UNet (both CFG halves, one call per step) and the ControlNet get exactly
     c_noise(σ_i) = ¼·ln σ_i — not a rounded, integer or VP timestep."""
     control = []
-    handle = micro_pipe.controlnet.register_forward_pre_hook(
-        lambda m, args, kwargs: control.append(
-            float(torch.as_tensor(args[1] if len(args) > 1 else kwargs["timestep"]).reshape(-1)[0])),
-        with_kwargs=True)
+
+    def record(module, args, kwargs):
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        control.append(float(torch.as_tensor(t).reshape(-1)[0]))
+
+    handle = micro_pipe.controlnet.register_forward_pre_hook(record, with_kwargs=True)
     tracks = np.stack([np.linspace([10, 10], [50, 40], FRAMES)], 1)
     try:
         _, _, unet_t = run_with_stand_in(micro_pipe, sampler, steps, tracks=tracks)

@@ -124,9 +124,9 @@ def metrics_chart(metrics: dict, path: Path) -> Path:
             ax.annotate(f"{v:.2f}" if key == "psnr" else f"{v:.3f}",
                         (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom",
                         fontsize=8)
-        low = min(values)
-        ax.set_ylim(low - 0.15 * (max(values) - low + 1e-6) - (1 if key == "psnr" else 0.02),
-                    max(values) + 0.2 * (max(values) - low + 1e-6) + (0.5 if key == "psnr" else 0.01))
+        low, high = min(values), max(values)
+        pad = (1.0, 0.5) if key == "psnr" else (0.02, 0.01)
+        ax.set_ylim(low - 0.15 * (high - low) - pad[0], high + 0.2 * (high - low) + pad[1])
         ax.set_title(f"{key.upper()}{unit} — higher is better", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(axis="y", alpha=0.3)
