@@ -91,15 +91,62 @@ def test_bad_inputs_exit_2_with_one_line(endpoints, tmp_path, capsys):
 
 
 def test_console_script_is_installed():
-    out = subprocess.run([sys.executable, "-m", "framerturbo.cli.main", "--version"],
-                         capture_output=True, text=True, check=True)
+    """The real `framerturbo` entry point pip installed next to this interpreter."""
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "framerturbo"
+    assert script.is_file(), f"{script}: console script missing — pip install -e ."
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("framerturbo ")
-    usage = subprocess.run([sys.executable, "-m", "framerturbo.cli.main", "interpolate"],
-                           capture_output=True, text=True)
-    assert usage.returncode == 2
+    usage = subprocess.run([str(script), "interpolate"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "-o/--output" in usage.stderr
 
 
 def test_new_model_writes_released_layout(tmp_path, capsys):
     assert main(["new-model", "--out", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors").exists()
     assert (tmp_path / "m" / "controlnet" / "config.json").exists()
+
+
+def test_arguments_are_checked_before_the_model_loads(endpoints, tmp_path, capsys, monkeypatch,
+                                                       released_layout):
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(FramerPipeline, "from_framer", no_load)
+    framer, svd = released_layout
+    out = str(tmp_path / "x.mp4")
+    cases = [
+        (["--height", "70"], "positive multiples of 32, got 64x70"),  # the embedded micro model
+        (["--model", str(framer), "--svd", str(svd), "--width", "96"], "multiples of 64"),
+        (["--width", "0"], "positive multiples of 32"),
+        (["--lora", str(tmp_path / "nolora") + ":0.5"], "nolora: no pytorch_lora_weights"),
+        (["--model", str(tmp_path / "nomodel")], "model folder not found"),
+        (["--model", "micro", "--svd", str(tmp_path / "nosvd")], "SVD folder not found"),
+    ]
+    for extra, expected in cases:
+        capsys.readouterr()
+        argv = ["interpolate", *map(str, endpoints), "-o", out, *FAST, *extra]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], (extra, err)
+
+
+def test_size_rule_in_help_and_quickstart_matches_the_models(released_layout, capsys):
+    from pathlib import Path
+
+    from framerturbo.cli.common import size_multiple
+
+    framer, svd = released_layout  # the released layout: ×8 VAE, 4-level UNet
+    released, micro = size_multiple(str(framer), str(svd)), size_multiple("micro")
+    assert (released, micro) == (64, 32)
+    rule = f"multiples of {released} for the released model, {micro} for the embedded micro model"
+    quickstart = (Path(__file__).parents[1] / "docs" / "quickstart.md").read_text()
+    assert rule in next(line for line in quickstart.splitlines() if "`--height`" in line)
+    with pytest.raises(SystemExit):
+        main(["interpolate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{released} for the released model, {micro} for the embedded micro model" in text
+    assert "same device, dtype and thread count" in text  # the seed's determinism condition

@@ -3,8 +3,6 @@ with the standard loader as the default model, and is trained (not random)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -26,27 +24,25 @@ def test_shipped_in_the_released_layout_small_and_fp16():
             assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64"}, path
 
 
-def hold_still_psnr(parts, frame) -> tuple[float, float]:
-    """(PSNR of the generated frames against the endpoint, seconds) between two identical
-    frames: a trained interpolator keeps the scene; random weights produce noise."""
+def hold_still_psnr(parts, frame) -> float:
+    """PSNR of the generated frames against the endpoint between two identical frames: a
+    trained interpolator keeps the scene; random weights produce noise."""
     pipe = FramerPipeline(**parts)
     pipe.set_progress_bar_config(disable=True)
-    start = time.perf_counter()
     out = pipe(frame, frame, num_frames=9, height=64, width=64, num_inference_steps=12,
                sampler="dpm++", output_type="np", generator=torch.Generator().manual_seed(0))
-    seconds = time.perf_counter() - start
     mse = float(((out.frames[0][1:-1] - frame / 255.0) ** 2).mean())
-    return 10 * np.log10(1 / mse), seconds
+    return 10 * np.log10(1 / mse)
 
 
-def test_loads_and_samples_quickly_and_is_trained(micro_parts):
+def test_loads_samples_and_is_trained(micro_parts):
+    """No timing here (timings belong in benchmarks/, not in tests)."""
     parts = load_components(MICRO, device="cpu", dtype="fp32")
     assert parts["controlnet"] is not None
     frame = np.zeros((64, 64, 3), np.uint8) + np.array([40, 90, 160], np.uint8)
     frame[16:40, 20:44] = (200, 60, 30)  # a flat square on a flat field
-    trained, seconds = hold_still_psnr(parts, frame)
-    assert seconds < 60, seconds  # a gross-regression guard, not a benchmark (benchmarks/)
-    untrained, _ = hold_still_psnr(micro_parts, frame)
+    trained = hold_still_psnr(parts, frame)
+    untrained = hold_still_psnr(micro_parts, frame)
     # measured: 15.6 dB trained vs 10.4 dB for random weights (docs/micro-model.md has the
     # held-out evaluation)
     assert trained > untrained + 3, (trained, untrained)

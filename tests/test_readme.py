@@ -3,6 +3,7 @@ job, `framerturbo demo`, is run in its --quick form by tests/test_synthetic_eval
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -20,16 +21,28 @@ def readme_commands() -> list[str]:
     return [" ".join(b.replace("\\\n", " ").split()) for b in blocks]
 
 
-def test_readme_main_command_runs(tmp_path):
+def console_script() -> Path:
+    """The installed `framerturbo` console script, next to this interpreter (a venv's bin/)."""
+    script = Path(sys.executable).parent / ("framerturbo.exe" if os.name == "nt" else "framerturbo")
+    assert script.is_file(), f"{script}: console script missing — pip install -e ."
+    return script
+
+
+def test_readme_interpolate_command_runs_and_autopilot_follows_tracks(tmp_path):
+    """Run exactly as written, through the console script; `--autopilot` must really steer
+    (SIFT matches on the shipped examples) rather than fall back to no control."""
     assert "framerturbo demo --out demo-out" in readme_commands()
     main = next(c for c in readme_commands() if c.startswith("framerturbo interpolate examples/"))
     argv = shlex.split(main)
-    assert argv[0] == "framerturbo"
+    assert argv[0] == "framerturbo" and "--autopilot" in argv
     out = tmp_path / "out.mp4"
     argv[argv.index("-o") + 1] = str(out)
-    result = subprocess.run([sys.executable, "-m", "framerturbo.cli.main", *argv[1:]], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(console_script()), *argv[1:]], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert "no matches" not in result.stderr and "without trajectory control" not in result.stderr
+    tracks = re.search(r"autopilot steered by (\d+) tracks", result.stderr)
+    assert tracks and int(tracks.group(1)) >= 1, result.stderr
     assert read_video_frames(out).shape[:3] == (9, 64, 64)  # the micro model's own size
 
 

@@ -93,15 +93,20 @@ def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
     outs = {}
     for name, extra in {"base": [], "zero": ["--lora", f"{lora}:0"],
                         "full": ["--lora", f"{lora}:1.0"],
-                        "stack": ["--lora", f"{lora}:0.5", "--lora", f"{lora}:0.5"]}.items():
+                        "stack": ["--lora", f"{lora}:0.5", "--lora", f"{lora}:0.5"],
+                        "half": ["--lora", f"{lora}:0.5"]}.items():
         assert main(common + ["-o", str(tmp_path / name)] + extra) == 0
         outs[name] = np.stack([np.asarray(Image.open(p)).astype(float)
                                for p in sorted((tmp_path / name).glob("*.png"))])
-    # float reordering inside PEFT-wrapped layers (~1e-6) can move a few uint8 levels after the
-    # σ=700 start of a random model; the LoRA itself moves tens of levels
-    assert np.abs(outs["zero"] - outs["base"]).max() <= 4
-    assert np.abs(outs["full"] - outs["base"]).max() > 20
-    assert np.abs(outs["stack"] - outs["full"]).max() <= 4  # 0.5 + 0.5 of the same LoRA
+    # mean |Δ| in uint8 levels against the base model. Scale 0 is the base up to float
+    # reordering inside the PEFT-wrapped layers (a level here and there); the LoRA's effect
+    # grows with its scale, and 0.5 + 0.5 of the same LoRA is scale 1. Measured over three test
+    # orders: zero 0.0002, half 1.8–2.4, full 2.5–3.1 (half/full 0.73–0.81), |stack − full| 0.002
+    dist = {k: float(np.abs(outs[k] - outs["base"]).mean()) for k in outs}
+    assert np.abs(outs["zero"] - outs["base"]).max() <= 2 and dist["zero"] < 0.01
+    assert dist["full"] > 0.5  # a real change, not rounding
+    assert 0.3 * dist["full"] < dist["half"] < dist["full"]
+    assert float(np.abs(outs["stack"] - outs["full"]).mean()) < 0.05 * dist["full"]
     assert main(common + ["-o", str(tmp_path / "x"), "--lora", str(tmp_path)]) == 2
 
 
@@ -139,6 +144,25 @@ def test_two_process_cpu_run_keeps_ranks_identical(clips, tmp_path):
     assert len(final["rank_weight_checksums"]) == 2, result.stderr[-2000:]
     assert final["ranks_identical"] is True
     assert (tmp_path / "ddp" / "lora" / "pytorch_lora_weights.safetensors").exists()
+
+
+def test_training_learns_one_clip_fast(tmp_path):
+    """The default-run proof that training learns: a few full fine-tuning steps on one 3-frame
+    clip lower the loss at a fixed σ with fixed noise on that clip (no σ/ε sampling noise in the
+    measure). Measured: 0.488 after step 1 → 0.289 after step 5 (see the report for timings)."""
+    one = make_dataset(tmp_path / "one", n=1)
+    run = train(load_config(None, [
+        f"data.sources={one}", f'data.validation_sources=["{one}"]', "data.validation_clips=1",
+        f"train.output_dir={tmp_path / 'fit'}", "model.pretrained=random-micro",
+        "data.num_frames=3", "data.height=64", "data.width=64", "data.stride=2",
+        "data.sampling=uniform", "lora.mode=full", "train.lr=3e-3", "train.batch_size=1",
+        "train.max_steps=5", "train.log_every=1", "train.checkpoint_every=1000",
+        "objective.p_mean=0.0", "objective.p_std=0.1", "objective.conditioning_dropout=0",
+        "validation.every=1", "validation.sample=false", "validation.sigmas=[1.0]"]))
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r["val/loss_sigma_1"] for r in rows if "val/loss_sigma_1" in r]
+    assert len(val) == 5 and all(np.isfinite(val))
+    assert val[-1] < 0.8 * val[0], val
 
 
 @pytest.mark.slow

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..core.config import ATTENTION, OFFLOAD
 
@@ -40,7 +43,9 @@ def add_sampling_args(p) -> None:
     p.add_argument("--sampler", help=f"euler or dpm++ {MODEL_DEFAULT}")
     p.add_argument("--steps", type=int,
                    help="denoising steps (the model's; for another sampler: euler 30, dpm++ 12)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0); same seed, same frames")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed (0); the same seed gives the same frames on the same "
+                        "device, dtype and thread count")
     p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"), default=(1.0, 3.0),
                    help="per-frame CFG ramp (1.0 3.0); MAX <= 1 turns CFG off")
     p.add_argument("--middle-max-guidance", action="store_true",
@@ -54,9 +59,15 @@ def add_sampling_args(p) -> None:
     p.add_argument("--decode-chunk", type=int, help="frames per VAE decode call (all)")
 
 
+SIZE_RULE = ("a multiple of the model's size step: 64 for the released model, 32 for the "
+             "embedded micro model")
+
+
 def add_size_args(p, frames: bool = False) -> None:
-    p.add_argument("--height", type=int, help=f"generation height {MODEL_DEFAULT}")
-    p.add_argument("--width", type=int, help=f"generation width {MODEL_DEFAULT}")
+    p.add_argument("--height", type=int,
+                   help=f"generation height in pixels, {SIZE_RULE} {MODEL_DEFAULT}")
+    p.add_argument("--width", type=int,
+                   help=f"generation width in pixels, {SIZE_RULE} {MODEL_DEFAULT}")
     if frames:
         p.add_argument("--num-frames", type=int, help=f"frames incl. both ends {MODEL_DEFAULT}")
 
@@ -104,9 +115,63 @@ def sampling_kwargs(args) -> dict:
                 decode_chunk_size=args.decode_chunk)
 
 
+_MICRO_DIR = Path(__file__).resolve().parents[1] / "assets" / "micro"  # = loading.MICRO_PATH,
+# without importing torch
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _local_config(component: str, folders: list[Path]) -> dict | None:
+    for folder in folders:
+        path = folder / component / "config.json"
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                return None  # the loader reports a broken config properly
+    return None
+
+
+def size_multiple(model: str, svd: str | None = None) -> int | None:
+    """The pixel-size step a model needs (``FramerPipeline.size_multiple``), read from its local
+    config.json files without importing or loading anything heavy; None when they are not
+    local (a Hub id, ``random-micro``): the pipeline checks after loading then."""
+    folders = [_MICRO_DIR if model == "micro" else Path(model)] + ([Path(svd)] if svd else [])
+    unet, vae = _local_config("unet", folders), _local_config("vae", folders)
+    try:
+        return (2 ** (len(vae["block_out_channels"]) - 1)
+                * 2 ** (len(unet["block_out_channels"]) - 1))
+    except (TypeError, KeyError):
+        return None
+
+
+def check_args_early(args) -> None:
+    """Cheap checks before the model loads (which takes seconds): model/SVD folders exist,
+    LoRA folders hold weights, the generation size fits the model."""
+    from ..models.adapters import LORA_WEIGHTS, parse_lora_spec
+
+    for what, location in (("model", args.model), ("SVD", getattr(args, "svd", None))):
+        if location and location not in ("micro", "random-micro") \
+                and not Path(location).exists() and not _HUB_ID.match(location):
+            raise FileNotFoundError(f"{what} folder not found: {location} — pass an existing "
+                                    "folder or a Hub id like owner/name")
+    for spec in getattr(args, "lora", None) or []:
+        folder = Path(parse_lora_spec(spec)[0])
+        if not (folder / LORA_WEIGHTS).is_file():
+            raise FileNotFoundError(f"{folder}: no {LORA_WEIGHTS} — pass a LoRA folder written "
+                                    "by `framerturbo train` (its lora/ sub-folder)")
+    height, width = getattr(args, "height", None), getattr(args, "width", None)
+    if height is None or width is None:
+        return
+    step = size_multiple(args.model, getattr(args, "svd", None))
+    if height <= 0 or width <= 0 or (step and (height % step or width % step)):
+        rule = f"positive multiples of {step}" if step else "positive"
+        raise ValueError(f"height and width must be {rule}, got {width}x{height}")
+
+
 def load_pipeline(args, controlnet: bool, notice: bool = False):
     """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights
     (and, with ``notice``, one saying what the embedded micro model is)."""
+    check_args_early(args)
     from ..models import levers
     from ..models.adapters import find_lora_dir, load_loras, parse_lora_spec
     from ..models.loading import RANDOM_MICRO

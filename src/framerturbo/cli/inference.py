@@ -70,6 +70,9 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
                       generator=torch.Generator(device="cpu").manual_seed(args.seed),
                       output_type="np", **sampling_kwargs(args))
     elapsed = time.perf_counter() - t0
+    if args.autopilot and result.tracks[0] is not None:
+        print(f"note: autopilot steered by {result.tracks[0].shape[1]} tracks from SIFT "
+              "matches", file=sys.stderr)
     write_frames(result.frames[0], out, fps=args.fps)
     return elapsed
 

@@ -78,6 +78,29 @@ def _to_pixels(image, height: int, width: int) -> torch.Tensor:
     return pixels
 
 
+MATCH_MAX_SIDE = 1024  # autopilot's SIFT works on endpoints at most this large
+
+
+def _match_view(image) -> np.ndarray:
+    """An endpoint at its own resolution (long side ≤ MATCH_MAX_SIDE) as uint8 (H, W, 3), for
+    autopilot's SIFT matching."""
+    if isinstance(image, (str, Path)):
+        image = load_image(image)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    elif isinstance(image, torch.Tensor):
+        image = image.detach().float().permute(1, 2, 0).cpu().numpy()
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    scale = MATCH_MAX_SIDE / max(image.shape[:2])
+    if scale < 1:
+        import cv2
+
+        size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image)
+
+
 def _as_batch(images) -> list:
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         return list(images)
@@ -184,7 +207,7 @@ class FramerPipeline(DiffusionPipeline):
         weights = guidance_weights(min_guidance_scale, max_guidance_scale, num_frames,
                                    middle_max_guidance).to(device)[None, :, None, None, None]
 
-        track_list = self._prepare_tracks(tracks, autopilot, start_px, end_px, num_frames,
+        track_list = self._prepare_tracks(tracks, autopilot, starts, ends, num_frames,
                                           (width, height), batch)
         states = [AutopilotState.from_tracks(t) if autopilot and t is not None else None
                   for t in track_list]
@@ -219,15 +242,16 @@ class FramerPipeline(DiffusionPipeline):
         return FramerPipelineOutput(frames=self._postprocess(frames, output_type),
                                     tracks=final_tracks)
 
-    def _prepare_tracks(self, tracks, autopilot, start_px, end_px, num_frames, size, batch):
-        """Per video: (F, K, 2) tracks in generation pixels, or None for no control."""
+    def _prepare_tracks(self, tracks, autopilot, starts, ends, num_frames, size, batch):
+        """Per video: (F, K, 2) tracks in generation pixels, or None for no control. ``starts``
+        and ends are the endpoints as given (autopilot matches them at their own resolution)."""
         if autopilot and tracks is not None:
             raise ValueError("give either tracks or autopilot, not both")
         if (autopilot or tracks is not None) and self.controlnet is None:
             raise ValueError("trajectory control needs a ControlNet, but this model has no "
                              "controlnet/ folder — load one, or drop --tracks/--autopilot")
         if autopilot:
-            return [self._autopilot_tracks(s, e, num_frames) for s, e in zip(start_px, end_px)]
+            return [self._autopilot_tracks(s, e, num_frames, size) for s, e in zip(starts, ends)]
         if tracks is None:
             return [None] * batch
         per_video = tracks if isinstance(tracks, list) else [tracks] * batch
@@ -251,12 +275,15 @@ class FramerPipeline(DiffusionPipeline):
         return out
 
     @staticmethod
-    def _autopilot_tracks(start_px, end_px, num_frames):
-        def to_uint8(x):
-            return ((x.permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).round().clip(
-                0, 255).astype(np.uint8)
-
-        p0, p1 = match_sift(to_uint8(start_px), to_uint8(end_px))
+    def _autopilot_tracks(start, end, num_frames, size):
+        """Straight tracks between SIFT matches, in generation pixels. SIFT runs on the endpoints
+        at their own resolution (at most MATCH_MAX_SIDE): resized to a small generation size
+        first, textures vanish and SIFT finds nothing. Points stay ≥ 24 generation px apart."""
+        a, b = _match_view(start), _match_view(end)
+        a_size, b_size = (a.shape[1], a.shape[0]), (b.shape[1], b.shape[0])
+        p0, p1 = match_sift(a, b, min_distance=24.0 * max(a_size[0] / size[0],
+                                                          a_size[1] / size[1]))
+        p0, p1 = rescale_points(p0, a_size, size), rescale_points(p1, b_size, size)
         if len(p0) == 0:
             warnings.warn("autopilot: SIFT found no matches between the endpoints; "
                           "interpolating without trajectory control", stacklevel=3)

@@ -89,9 +89,53 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     gifs = _write_gifs(out, clips, base.outputs["base"], tuned.outputs["lora"],
                        base.outputs["crossfade"])
     _write_report(out, metrics, gifs, run)
-    print(markdown_table({k: metrics[k] for k in ("base", "lora", "crossfade", "flow")}))
+    print(markdown_table({k: metrics[k] for k in METHODS}))
+    print(verdict(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
     return metrics
+
+
+METHODS = ("base", "lora", "crossfade", "flow")
+
+
+def verdict(metrics: dict) -> str:
+    """One sentence: which method wins, and what the LoRA did to the base model."""
+    best = max(METHODS, key=lambda m: metrics[m]["psnr"])
+    dp = metrics["lora"]["psnr"] - metrics["base"]["psnr"]
+    ds = metrics["lora"]["ssim"] - metrics["base"]["ssim"]
+    return (f"Higher is better for both PSNR and SSIM. Best PSNR: {best} "
+            f"({metrics[best]['psnr']:.2f} dB). LoRA vs base: {dp:+.2f} dB PSNR, {ds:+.4f} SSIM.")
+
+
+def metrics_chart(metrics: dict, path: Path) -> Path:
+    """Bar charts of PSNR and SSIM per method (higher is better), the best bar outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), dpi=100)
+    for ax, key, unit in zip(axes, ("psnr", "ssim"), (" (dB)", "")):
+        values = [metrics[m][key] for m in METHODS]
+        best = int(np.argmax(values))
+        bars = ax.bar(METHODS, values, color=["#9aa5b1", "#2b7bba", "#d9a441", "#7fb069"])
+        bars[best].set_edgecolor("black")
+        bars[best].set_linewidth(2)
+        for bar, v in zip(bars, values):
+            ax.annotate(f"{v:.2f}" if key == "psnr" else f"{v:.3f}",
+                        (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom",
+                        fontsize=8)
+        low, high = min(values), max(values)
+        pad = (1.0, 0.5) if key == "psnr" else (0.02, 0.01)
+        ax.set_ylim(low - 0.15 * (high - low) - pad[0], high + 0.2 * (high - low) + pad[1])
+        ax.set_title(f"{key.upper()}{unit} — higher is better", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
 
 
 def _write_gifs(out: Path, clips, base, lora, fade) -> list[Path]:
@@ -113,9 +157,13 @@ def _write_report(out: Path, metrics: dict, gifs: list[Path], run: Path) -> None
     from .report import build_report
 
     build_report(run)  # the training run's own page, with loss plots
-    rows = "".join(f"<tr><td>{m}</td><td>{metrics[m]['psnr']:.2f}</td>"
-                   f"<td>{metrics[m]['ssim']:.4f}</td><td>{metrics[m]['n_clips']}</td></tr>"
-                   for m in ("base", "lora", "crossfade", "flow"))
+    best = max(METHODS, key=lambda m: metrics[m]["psnr"])
+    rows = "".join(f"<tr{' class=best' if m == best else ''}><td>{m}</td>"
+                   f"<td>{metrics[m]['psnr']:.2f}</td><td>{metrics[m]['ssim']:.4f}</td>"
+                   f"<td>{metrics[m]['n_clips']}</td></tr>" for m in METHODS)
+    chart = metrics_chart(metrics, out / "metrics.png")
+    chart_img = (f'<img class=chart src="data:image/png;base64,'
+                 f'{base64.b64encode(chart.read_bytes()).decode()}" alt="metrics chart">')
     images = "".join(
         f'<figure><img src="data:image/gif;base64,{base64.b64encode(p.read_bytes()).decode()}"'
         f' alt="{html.escape(p.stem)}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
@@ -124,14 +172,17 @@ def _write_report(out: Path, metrics: dict, gifs: list[Path], run: Path) -> None
         "<p><b>Base weights are random</b> (the micro model is not built in).</p>"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>FramerTurbo demo</title>
 <style>body{{font-family:sans-serif;margin:2em}}img{{image-rendering:pixelated;width:512px}}
-td,th{{padding:2px 10px}}</style></head><body>
+img.chart{{image-rendering:auto;width:700px}}
+td,th{{padding:2px 10px}}tr.best{{font-weight:bold}}</style></head><body>
 <h1>FramerTurbo demo</h1>{note}
 <p>Held-out synthetic signer clips, 9 frames at 64×64; metrics on the 7 generated frames.</p>
-<table><tr><th>method</th><th>PSNR (dB)</th><th>SSIM</th><th>clips</th></tr>{rows}</table>
+<p><b>{html.escape(verdict(metrics))}</b></p>
+<table><tr><th>method</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>clips</th></tr>{rows}</table>
+{chart_img}
 <p>Columns in each animation: ground truth | base | LoRA | cross-fade.</p>
 {images}
 <p>Training run: <a href="run/report.html">run/report.html</a></p>
-<!-- {html.escape(markdown_table({k: metrics[k] for k in ("base", "lora", "crossfade", "flow")}))} -->
+<!-- {html.escape(markdown_table({k: metrics[k] for k in METHODS}))} -->
 </body></html>"""
     with atomic_file(out / "report.html") as tmp:
         tmp.write_text(page)

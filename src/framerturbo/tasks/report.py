@@ -38,7 +38,9 @@ def _plot(rows, keys: list[str], title: str, path: Path, log_y: bool = False) ->
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     for k, (x, y) in series.items():
-        ax.plot(x, y, label=k.split("/")[-1], linewidth=1.2)
+        # markers where points are few: a one-point series is otherwise an invisible line
+        ax.plot(x, y, label=k.split("/")[-1], linewidth=1.2,
+                marker="o" if len(x) <= 20 else None, markersize=4)
     ax.set_title(title)
     ax.set_xlabel("step")
     if log_y:
@@ -73,6 +75,12 @@ def _embed(path: Path) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.stem)}">'
 
 
+def run_label(run_dir: Path) -> str:
+    """``parent/name`` of a run folder (``demo-out/run``, ``runs/framer-lora``)."""
+    run_dir = Path(run_dir).resolve()
+    return f"{run_dir.parent.name}/{run_dir.name}" if run_dir.parent.name else run_dir.name
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
@@ -94,11 +102,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     summary = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.5g}</td></tr>"
                       for k, v in sorted(last.items()) if k != "step")
     body = "\n".join(f"<figure>{_embed(p)}</figure>" for p in plots if p is not None)
+    name = html.escape(run_label(run_dir))
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>FramerTurbo run {html.escape(run_dir.name)}</title>
+<title>FramerTurbo training report: {name}</title>
 <style>body{{font-family:sans-serif;margin:2em}}figure{{display:inline-block;margin:0.5em}}
 img{{max-width:100%}}table{{border-collapse:collapse}}td{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
-</head><body><h1>Run {html.escape(str(run_dir))}</h1>
+</head><body><h1>Training report: {name}</h1>
 <p>{len(rows)} log rows, last step {rows[-1]["step"] if rows else 0}.</p>
 <table>{summary}</table>
 {body}

@@ -1,0 +1,48 @@
+"""Report pages say what they show: the demo's metrics chart and verdict, the run report's
+title, and plots that stay visible with a single point."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from framerturbo.tasks.demo import METHODS, metrics_chart, verdict
+from framerturbo.tasks.report import _plot, build_report
+
+METRICS = {"base": {"psnr": 13.83, "ssim": 0.51, "n_clips": 2},
+           "lora": {"psnr": 14.70, "ssim": 0.55, "n_clips": 2},
+           "crossfade": {"psnr": 14.10, "ssim": 0.58, "n_clips": 2},
+           "flow": {"psnr": 12.90, "ssim": 0.49, "n_clips": 2}}
+
+
+def blue_pixels(path) -> int:
+    """Pixels in matplotlib's first colour (#1f77b4), i.e. the plotted data."""
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    return int((np.abs(rgb - (31, 119, 180)).sum(-1) < 40).sum())
+
+
+def test_one_point_plot_is_visible(tmp_path):
+    one = _plot([{"step": 5, "val/loss_sigma_1": 0.3}], ["val/loss_sigma_1"], "one point",
+                tmp_path / "one.png", log_y=True)
+    assert blue_pixels(one) > 10  # a marker, not an invisible zero-length line
+
+
+def test_run_report_title_names_the_folder_once(tmp_path):
+    run = tmp_path / "demo-out" / "run"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5}))
+    page = build_report(run).read_text()
+    assert "<title>FramerTurbo training report: demo-out/run</title>" in page
+    assert "run run" not in page
+
+
+def test_demo_verdict_and_chart(tmp_path):
+    line = verdict(METRICS)
+    assert "Higher is better" in line and "Best PSNR: lora (14.70 dB)" in line
+    assert "LoRA vs base: +0.87 dB PSNR, +0.0400 SSIM" in line
+    chart = metrics_chart(METRICS, tmp_path / "metrics.png")
+    with Image.open(chart) as img:
+        assert img.size == (700, 280)
+    assert set(METHODS) == set(METRICS)
