@@ -20,7 +20,7 @@ from _common import (arg_parser, device_and_name, matmul_peak_tflops,  # noqa: E
                      peak_memory_gb, print_table, record_results, reset_peak, timed)
 
 from framerturbo.models import adapters
-from framerturbo import levers  # noqa: E402
+from framerturbo.models import levers  # noqa: E402
 from framerturbo.models import FramerUNet  # noqa: E402
 from framerturbo.models.configs import config  # noqa: E402
 from framerturbo.denoising.encoding import encode_batch  # noqa: E402

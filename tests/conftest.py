@@ -20,6 +20,24 @@ def _deterministic():
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+# The overrides every tiny training run shares: random micro weights, 5 frames of 64×64, no
+# validation split, a rank-4 LoRA, a log line per step (add the run's own on top).
+TINY_TRAIN = ["model.pretrained=random-micro", "data.num_frames=5", "data.height=64",
+              "data.width=64", "data.stride=2", "data.validation_clips=0", "lora.rank=4",
+              "lora.alpha=4", "train.log_every=1"]
+
+
+@pytest.fixture
+def tiny_train_config():
+    """``make(clips, out, *extra)`` → a Config for a tiny training run on ``clips``."""
+    from framerturbo.core.config import load_config
+
+    def make(clips, out, *extra):
+        return load_config(None, [f"data.sources={clips}", f"train.output_dir={out}",
+                                  *TINY_TRAIN, *extra])
+    return make
+
+
 @pytest.fixture(scope="session")
 def micro_parts():
     from framerturbo.models.loading import random_micro_components

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import TINY_TRAIN
 from framerturbo.cli.main import main
 from framerturbo.core.config import ConfigError, load_config
 from framerturbo.core.settings import DataConfig
@@ -23,9 +24,7 @@ from videos import moving_square_frames, write_video
 
 # 64×128 area, 64-pixel sides: the micro model's multiple
 BUCKETS = ["data.buckets=true", "data.bucket_pixels=8192", "data.bucket_frames=5,3"]
-BASE = ["model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64",
-        "data.stride=2", "data.validation_clips=0", "lora.rank=4", "lora.alpha=4",
-        "train.log_every=1", "train.lr=1e-3", "train.batch_size=2"]
+BASE = [*TINY_TRAIN, "train.lr=1e-3", "train.batch_size=2"]
 
 
 def test_sizes_follow_the_aspect_ratio_under_the_pixel_budget():

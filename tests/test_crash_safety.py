@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import TINY_TRAIN
 from framerturbo.core.config import load_config
 from framerturbo.train import checkpoint as ckpt
 from framerturbo.train.loop import train
@@ -24,9 +25,7 @@ KILLS = 20
 # CPU kernels split reductions by thread count, so bit-equality needs one count everywhere:
 # every process here, killed or not, runs with one thread
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-COMMON = ["model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
-          "data.validation_clips=0", "lora.rank=4", "lora.alpha=4", "train.batch_size=2",
-          "train.lr=1e-3", "train.log_every=1"]
+COMMON = [*TINY_TRAIN, "train.batch_size=2", "train.lr=1e-3"]
 
 
 def kill_repeatedly(argv: list[str], kills: int, window=(2.5, 6.0), seed: int = 0) -> int:

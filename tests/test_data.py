@@ -167,7 +167,7 @@ def test_the_failure_message_counts_what_was_tried(tmp_path):
 
 def _datasets(sources, *overrides):
     from framerturbo.core.config import load_config
-    from framerturbo.train.setup import make_datasets
+    from framerturbo.data.splits import make_datasets
 
     return make_datasets(load_config(None, [f"data.sources={sources}", "data.num_frames=5",
                                             "data.height=64", "data.width=64", "data.stride=2",
@@ -237,7 +237,7 @@ def _ids(frames):
 def test_clips_read_in_any_order_are_exact(tmp_path, keyint):
     """The reader continues decoding when the next clip of the same file lies ahead (no seek);
     whatever the order, every clip holds exactly the frames asked for."""
-    from framerturbo.data import video
+    from framerturbo.media import video
 
     path = _id_video(tmp_path / "v.mp4", n=60, keyint=keyint)
     starts = [0, 5, 30, 31, 50, 12, 40, 2, 10, 20, 27, 44, 45, 46, 51]
@@ -254,7 +254,7 @@ def test_clips_read_in_any_order_are_exact(tmp_path, keyint):
 def test_every_window_of_a_one_keyframe_file_decodes_it_once(tmp_path):
     """Reading all windows of a single-keyframe file in order must cost about one pass over the
     file, not one decode-from-the-start per window (O(n) instead of O(n^2))."""
-    from framerturbo.data import video
+    from framerturbo.media import video
 
     path = _id_video(tmp_path / "v.mp4", n=90, keyint=None)
     ds = ClipDataset(discover([path]), ClipSettings(num_frames=4, height=64, width=64, stride=2,

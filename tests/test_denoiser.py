@@ -60,9 +60,8 @@ def test_denoised_is_c_skip_x_plus_c_out_f():
     assert torch.allclose(out.denoised, x / (s**2 + 1) - s / torch.sqrt(s**2 + 1) * out.output)
 
 
-def test_pipeline_and_trainer_both_call_the_denoiser(micro_pipe, micro_parts, monkeypatch,
-                                                     tmp_path):
-    from framerturbo.core.config import load_config
+def test_pipeline_and_trainer_both_call_the_denoiser(micro_pipe, monkeypatch, tmp_path,
+                                                     tiny_train_config):
     from framerturbo.train.loop import train
     from videos import make_dataset
 
@@ -79,8 +78,5 @@ def test_pipeline_and_trainer_both_call_the_denoiser(micro_pipe, micro_parts, mo
     assert calls == [True, True]  # one guided call per sampling step
     calls.clear()
     clips = make_dataset(tmp_path / "clips", n=2)
-    train(load_config(None, [f"data.sources={clips}", f"train.output_dir={tmp_path / 'run'}",
-                             "model.pretrained=random-micro", "data.num_frames=3",
-                             "data.height=64", "data.width=64", "data.stride=2", "data.validation_clips=0",
-                             "train.max_steps=2", "lora.rank=2"]))
+    train(tiny_train_config(clips, tmp_path / "run", "data.num_frames=3", "train.max_steps=2"))
     assert calls == [False, False]  # one unguided call per training step

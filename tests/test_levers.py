@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import textured_image
+from conftest import TINY_TRAIN, textured_image
 from framerturbo.models import levers
 from framerturbo.cli.main import main
 from framerturbo.core.config import ConfigError, load_config
@@ -82,9 +82,7 @@ def test_compiled_unet_trains_like_the_eager_one(tmp_path):
     from safetensors.torch import load_file
 
     clips = make_dataset(tmp_path / "clips", n=2)
-    common = [f"data.sources={clips}", "model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64",
-              "data.stride=2", "data.validation_clips=0", "lora.rank=4", "lora.alpha=4",
-              "train.max_steps=2", "train.batch_size=1", "train.log_every=1"]
+    common = [f"data.sources={clips}", *TINY_TRAIN, "train.max_steps=2", "train.batch_size=1"]
     runs = {c: train(load_config(None, [*common, f"train.compile={c}",
                                         f"train.output_dir={tmp_path / str(c)}"]))
             for c in (False, True)}

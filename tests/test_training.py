@@ -13,14 +13,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import TINY_TRAIN
 from framerturbo.cli.main import main
 from framerturbo.core.config import load_config
 from framerturbo.train.loop import train
 from videos import make_dataset
 
-BASE = ["model.pretrained=random-micro", "data.num_frames=5", "data.height=64", "data.width=64", "data.stride=2",
-        "data.validation_clips=0", "lora.rank=4", "lora.alpha=4", "train.log_every=1",
-        "train.lr=1e-3", "train.batch_size=2"]
+BASE = [*TINY_TRAIN, "train.lr=1e-3", "train.batch_size=2"]
 
 
 @pytest.fixture(scope="module")

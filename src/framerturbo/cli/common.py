@@ -147,7 +147,7 @@ def size_multiple(model: str, svd: str | None = None) -> int | None:
 def check_args_early(args) -> None:
     """Cheap checks before the model loads (which takes seconds): model/SVD folders exist,
     LoRA folders hold weights, the generation size fits the model."""
-    from ..models.adapters import LORA_WEIGHTS, parse_lora_spec
+    from ..models.adapters import find_lora_dir, parse_lora_spec
 
     for what, location in (("model", args.model), ("SVD", getattr(args, "svd", None))):
         if location and location not in ("micro", "random-micro") \
@@ -155,10 +155,7 @@ def check_args_early(args) -> None:
             raise FileNotFoundError(f"{what} folder not found: {location} — pass an existing "
                                     "folder or a Hub id like owner/name")
     for spec in getattr(args, "lora", None) or []:
-        folder = Path(parse_lora_spec(spec)[0])
-        if not (folder / LORA_WEIGHTS).is_file():
-            raise FileNotFoundError(f"{folder}: no {LORA_WEIGHTS} — pass a LoRA folder written "
-                                    "by `framerturbo train` (its lora/ sub-folder)")
+        find_lora_dir(parse_lora_spec(spec)[0])  # a run folder or a LoRA folder, else one line
     height, width = getattr(args, "height", None), getattr(args, "width", None)
     if height is None or width is None:
         return
