@@ -1,0 +1,83 @@
+"""landmarks, sentence: the sign-language commands (docs/sign-language.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .common import EXIT_USAGE
+from .inference import add_stitch_options, run_stitch_clips
+
+
+def register(sub) -> None:
+    _add_landmarks(sub)
+    _add_sentence(sub)
+
+
+def _add_landmarks(sub) -> None:
+    p = sub.add_parser("landmarks", help="per-frame hand and arm landmarks beside each clip",
+                       description="Write CLIP.landmarks.json (hands: 21 points with handedness; "
+                                   "pose: shoulders, elbows, wrists; source pixels with "
+                                   "confidences) beside each clip; clips whose bytes are "
+                                   "unchanged are skipped.")
+    p.add_argument("videos", nargs="+", metavar="VIDEO|DIR", help="clips or folders of clips")
+    p.add_argument("--source", choices=["mediapipe", "ground-truth"], default="mediapipe",
+                   help="mediapipe (the [sign] extra) or ground-truth (synthetic signer clips)")
+    p.add_argument("--refresh", action="store_true", help="recompute cached landmarks")
+    p.set_defaults(func=_run_landmarks)
+
+
+def _run_landmarks(args) -> int:
+    from ..data.landmarks import get_source, landmarks_for_video, landmarks_path
+    from ..media.video import VIDEO_EXTS
+
+    source = get_source(args.source)
+    videos = []
+    for item in map(Path, args.videos):
+        if item.is_dir():
+            videos += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_EXTS)
+        elif item.is_file():
+            videos.append(item)
+        else:
+            raise ValueError(f"{item}: no such file or folder")
+    if not videos:
+        raise ValueError(f"{' '.join(args.videos)}: no video clips found")
+    done = cached = failed = 0
+    for video in videos:
+        try:
+            marks, hit = landmarks_for_video(video, source, refresh=args.refresh)
+        except ValueError as e:
+            if "pip install" in str(e):
+                raise
+            print(f"warning: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        cached += hit
+        done += not hit
+        hands = (marks.hand_conf > 0).mean(axis=0)
+        print(f"{landmarks_path(video)}: {len(marks)} frames, left hand in {hands[0]:.0%}, "
+              f"right hand in {hands[1]:.0%}" + (" (cached)" if hit else ""))
+    print(f"landmarks: {done} written, {cached} unchanged, {failed} failed")
+    return EXIT_USAGE if failed else 0
+
+
+def _add_sentence(sub) -> None:
+    p = sub.add_parser("sentence", help="a signed sentence from glosses and a lexicon of clips",
+                       description="Look up each gloss in --lexicon (a folder of clips named by "
+                                   "gloss, or a JSONL of {\"gloss\", \"path\"}) and stitch the "
+                                   "clips; takes every option of `stitch`.")
+    p.add_argument("glosses", help='glosses separated by spaces, e.g. "HELLO MY NAME"')
+    p.add_argument("--lexicon", required=True, help="folder of GLOSS.mp4 clips or a .jsonl")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4/.gif) or folder")
+    add_stitch_options(p)
+    p.set_defaults(func=_run_sentence)
+
+
+def _run_sentence(args) -> int:
+    from ..tasks.sentence import resolve_glosses
+
+    clips = resolve_glosses(args.glosses, args.lexicon)
+    print("clips: " + " ".join(str(c) for c in clips))
+    if len(clips) == 1:
+        raise ValueError("a sentence needs at least two glosses")
+    return run_stitch_clips(args, [str(c) for c in clips])
