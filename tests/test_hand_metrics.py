@@ -65,3 +65,19 @@ def test_hand_finder_on_references_and_ghosts():
     plain = np.broadcast_to(clip.frames[0, :1, :1], clip.frames[0].shape)
     ghost = finder.detect(crossfade(clip.frames[0], plain, 3)[1:2])
     assert (ghost.hand_conf == 0).all()
+
+
+def test_landmark_benchmark_tiny_records_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    pytest.importorskip("mediapipe", reason="the [sign] extra is not installed")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "landmarks.py"
+    result = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "frames_per_s" in result.stdout and "nothing recorded" in result.stdout
+    assert not list(tmp_path.iterdir())
