@@ -7,7 +7,8 @@ clip (the signer's hold before/after a sign) are trimmed first. Clips of other s
 rates are conformed to the first clip, with a warning. Transitions are conditioned on the clips'
 real frame rate and generated at the model's size: the endpoints are letterboxed into it (their
 aspect kept) and the padding is cut off again, so nothing is squashed. A JSON beside the video
-says where every clip and transition sits.
+says where every clip and transition sits. For sign language, trimming and transitions can follow
+the hands (``data/handpaths.py``, docs/sign-language.md).
 """
 
 from __future__ import annotations
