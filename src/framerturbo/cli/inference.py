@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,9 @@ def _add_interpolate(sub) -> None:
     group.add_argument("--tracks", help="trajectory JSON (see docs/quickstart.md)")
     group.add_argument("--autopilot", action="store_true",
                        help="trajectories from SIFT matches, refined while sampling")
+    group.add_argument("--tracks-from-hands", action="store_true",
+                       help="tracks for the wrists, fingertips and elbows MediaPipe finds in "
+                            "both images (matched by handedness; the [sign] extra)")
     p.add_argument("--control-scale", type=float,
                    help="ControlNet strength (1.0 with --tracks, 0.5 with --autopilot)")
     p.add_argument("--control-steps", type=float, nargs=2, metavar=("FROM", "TO"),
@@ -52,7 +56,9 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
 
     start, end = load_image(start_path), load_image(end_path)
     tracks = None
-    if tracks_path:
+    if getattr(args, "tracks_from_hands", False):
+        tracks = _tracks_from_hands(start, end, args.num_frames)
+    elif tracks_path:
         tracks = load_tracks(tracks_path)
         if tracks.image_size is None:
             tracks.image_size = start.size  # points are in start-image pixels
@@ -77,6 +83,25 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
     return elapsed
 
 
+def _tracks_from_hands(start, end, num_frames: int):
+    """Hermite hand tracks between two photos (still: zero end velocities), in start pixels."""
+    import numpy as np
+
+    from ..data.handpaths import hand_tracks
+    from ..data.landmarks import MediaPipeSource
+
+    source = MediaPipeSource()
+    a, b = (source.extract(np.asarray(img)[None], video=False) for img in (start, end))
+    plan = hand_tracks(a, b, num_frames - 2)
+    for note in plan.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if not plan.tracks.tracks:
+        print("warning: no hands found in both images: interpolating without tracks",
+              file=sys.stderr)
+        return None
+    return plan.tracks
+
+
 def _run_interpolate(args) -> int:
     from ..media.files import InputError, check_writable, load_image
 
@@ -91,12 +116,17 @@ def _run_interpolate(args) -> int:
                          "folder name (PNG frames)")
     check_writable(out)  # fail fast, before loading the model
     load_image(args.start), load_image(args.end)
+    if args.tracks_from_hands:
+        from ..data.landmarks import require_mediapipe
+
+        require_mediapipe()
     if args.tracks:
         from ..core.tracks import load_tracks
 
         load_tracks(args.tracks)
     t0 = time.perf_counter()
-    pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot), notice=True)
+    pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot
+                                               or args.tracks_from_hands), notice=True)
     t_load = time.perf_counter() - t0
     t_sample = _interpolate_pair(pipe, args, args.start, args.end, args.tracks, out)
     print(f"wrote {out} ({args.num_frames} frames, {args.width}x{args.height}); "
@@ -112,7 +142,8 @@ def _run_batch(args) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     if not pairs:
         raise ValueError(f"{args.pairs}: no start/end pairs found")
-    any_tracks = args.autopilot or args.tracks or any(p.tracks for p in pairs)
+    any_tracks = (args.autopilot or args.tracks or args.tracks_from_hands
+                  or any(p.tracks for p in pairs))
     pipe = load_pipeline(args, controlnet=bool(any_tracks), notice=True)
     pipe.set_progress_bar_config(disable=True)
     summary = run_batch(
@@ -131,38 +162,82 @@ def _add_stitch(sub) -> None:
                                    "(last usable frame → first usable frame of the next).")
     p.add_argument("clips", nargs="+", help="video clips, in order")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4/.gif) or folder")
-    p.add_argument("--transition-frames", type=int, default=12,
-                   help="new frames between consecutive clips (12)")
-    p.add_argument("--trim-static", action="store_true",
-                   help="drop motionless frames at the head and tail of each clip")
-    p.add_argument("--trim-threshold", type=float, default=0.5,
-                   help="mean grey-level change per frame below which a frame counts as static")
-    add_model_args(p)
-    add_sampling_args(p)
+    add_stitch_options(p)
     p.set_defaults(func=_run_stitch)
 
 
-def _run_stitch(args) -> int:
+def _frames_or_auto(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of frames or 'auto'") \
+            from None
+
+
+def add_stitch_options(p) -> None:
+    """Everything `stitch` takes besides its clips and output (``sentence`` shares it)."""
+    p.add_argument("--transition-frames", type=_frames_or_auto, default=12,
+                   help="new frames between consecutive clips (12), or 'auto': the hands' "
+                        "travel over the signing speed, clamped to --auto-range")
+    p.add_argument("--auto-range", type=int, nargs=2, metavar=("MIN", "MAX"), default=(4, 24),
+                   help="bounds of --transition-frames auto (4 24)")
+    p.add_argument("--trim", choices=["none", "static", "hands"], default=None,
+                   help="drop head/tail frames: static = motionless (grey level), hands = both "
+                        "hands at rest (low and still, or unseen)")
+    p.add_argument("--trim-static", action="store_true", help="same as --trim static")
+    p.add_argument("--trim-threshold", type=float, default=0.5,
+                   help="mean grey-level change per frame below which a frame counts as static")
+    p.add_argument("--control", choices=["none", "hands"], default="none",
+                   help="hands = steer each transition along the hands' paths (ControlNet)")
+    p.add_argument("--control-scale", type=float, default=1.0,
+                   help="ControlNet strength with --control hands (1.0)")
+    p.add_argument("--landmarks", choices=["mediapipe", "ground-truth"], default="mediapipe",
+                   help="landmark source for the hand options: mediapipe (the [sign] extra) or "
+                        "ground-truth (synthetic signer clips' .tracks.npz)")
+    add_model_args(p)
+    add_sampling_args(p)
+
+
+def run_stitch_clips(args, clips: list[str]) -> int:
+    """`stitch` on ``clips`` with the options of :func:`add_stitch_options`."""
+    from ..media.files import check_writable
     from ..media.video import probe
     from ..tasks.stitch import stitch
-    from ..media.files import check_writable
 
+    trim = "static" if args.trim_static and args.trim is None else (args.trim or "none")
+    if args.trim_static and args.trim not in (None, "static"):
+        raise ValueError("give --trim or --trim-static, not both")
+    hands = trim == "hands" or args.control == "hands" or args.transition_frames == "auto"
+    source = None
+    if hands:
+        from ..data.landmarks import get_source
+
+        source = get_source(args.landmarks)  # fails fast without the [sign] extra
     check_writable(args.output)
-    for clip in args.clips:  # fail fast, before loading the model
+    for clip in clips:  # fail fast, before loading the model
         probe(clip)
     fps = args.fps  # unset: transitions are conditioned on the clips' own rate
     apply_model_defaults(args)
-    pipe = load_pipeline(args, controlnet=False, notice=True)
+    pipe = load_pipeline(args, controlnet=args.control == "hands", notice=True)
     kwargs = sampling_kwargs(args) | {"seed": args.seed, "fps": fps}
+    if args.control == "hands":
+        kwargs["control_scale"] = args.control_scale
     with warnings_to_stderr():
-        segments = stitch(pipe, args.clips, args.output,
-                          transition_frames=args.transition_frames, trim=args.trim_static,
-                          trim_threshold=args.trim_threshold, height=args.height,
-                          width=args.width, sample_kwargs=kwargs)
+        segments = stitch(pipe, clips, args.output,
+                          transition_frames=args.transition_frames, trim=trim,
+                          trim_threshold=args.trim_threshold, control=args.control,
+                          landmarks=source, auto_range=tuple(args.auto_range),
+                          height=args.height, width=args.width, sample_kwargs=kwargs)
     frames = segments[-1].end_frame + 1
-    print(f"wrote {args.output} ({frames} frames: {len(args.clips)} clips, "
-          f"{len(args.clips) - 1} transitions) and {args.output}.json")
+    print(f"wrote {args.output} ({frames} frames: {len(clips)} clips, "
+          f"{len(clips) - 1} transitions) and {args.output}.json")
     return 0
+
+
+def _run_stitch(args) -> int:
+    return run_stitch_clips(args, args.clips)
 
 
 def _add_demo(sub) -> None:

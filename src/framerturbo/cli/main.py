@@ -24,14 +24,14 @@ def _quiet_libraries() -> None:
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
-    from . import data, evaluation, inference, training
+    from . import data, evaluation, inference, sign, training
 
     parser = argparse.ArgumentParser(
         prog="framerturbo",
         description="Fine-tune, run and evaluate Framer frame interpolation.")
     parser.add_argument("--version", action="version", version=f"framerturbo {version('framerturbo')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (inference, training, data, evaluation):  # each adds its subcommands
+    for module in (inference, training, data, evaluation, sign):  # each adds its subcommands
         module.register(sub)
     return parser
 

@@ -7,7 +7,8 @@ clip (the signer's hold before/after a sign) are trimmed first. Clips of other s
 rates are conformed to the first clip, with a warning. Transitions are conditioned on the clips'
 real frame rate and generated at the model's size: the endpoints are letterboxed into it (their
 aspect kept) and the padding is cut off again, so nothing is squashed. A JSON beside the video
-says where every clip and transition sits.
+says where every clip and transition sits. For sign language, trimming and transitions can follow
+the hands (``data/handpaths.py``, docs/sign-language.md).
 """
 
 from __future__ import annotations
@@ -64,17 +65,34 @@ def plan_frame_count(clip_lengths: list[int], transition_frames: int) -> int:
     return sum(clip_lengths) + (len(clip_lengths) - 1) * transition_frames
 
 
-def stitch(pipe, clips: list[str | Path], out: str | Path, *, transition_frames: int = 12,
-           trim: bool = False, trim_threshold: float = 0.5, height: int = 320, width: int = 512,
+def stitch(pipe, clips: list[str | Path], out: str | Path, *,
+           transition_frames: int | str = 12, trim: bool | str = False,
+           trim_threshold: float = 0.5, control: str = "none", landmarks=None,
+           auto_range: tuple[int, int] = (4, 24), height: int = 320, width: int = 512,
            sample_kwargs: dict | None = None) -> list[Segment]:
-    """Write the joined video to ``out`` (+ ``out``.json); returns the segments."""
+    """Write the joined video to ``out`` (+ ``out``.json); returns the segments.
+
+    ``trim``: False/"none", True/"static" (grey-level change) or "hands" (rest frames by the
+    hands); ``control="hands"`` steers each transition with hand tracks; ``transition_frames``
+    "auto" sizes each join by the hands' travel. The hand options need a ``landmarks`` source
+    (``data/landmarks.py``)."""
     from ..core.atomic import atomic_file
     from ..media.files import write_frames
 
+    trim = {True: "static", False: "none"}.get(trim, trim)
+    if trim not in ("none", "static", "hands"):
+        raise ValueError(f"unknown trim mode {trim!r} — use none, static or hands")
+    if control not in ("none", "hands"):
+        raise ValueError(f"unknown control {control!r} — use none or hands")
+    auto = transition_frames == "auto"
     if len(clips) < 2:
         raise ValueError("stitch needs at least two clips")
-    if transition_frames < 1:
-        raise ValueError("--transition-frames must be at least 1")
+    if not auto and (not isinstance(transition_frames, int) or transition_frames < 1):
+        raise ValueError("--transition-frames must be at least 1 (or auto)")
+    needs_hands = trim == "hands" or control == "hands" or auto
+    if needs_hands and landmarks is None:
+        raise ValueError("hand trimming, hand control and --transition-frames auto need a "
+                         "landmark source")
     first, fps = read_clip(Path(clips[0]))
     size = first.shape[1:3]
     videos = [first]
@@ -92,37 +110,83 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *, transition_frames:
     sample_kwargs = dict(sample_kwargs or {})
     if sample_kwargs.get("fps") is None:  # the transition plays at the clips' rate
         sample_kwargs["fps"] = fps
-    trims = [trim_static(v, trim_threshold) if trim else (0, 0) for v in videos]
-    videos = [v[h:len(v) - t] for v, (h, t) in zip(videos, trims)]
+    marks = [landmarks.for_clip(p, v, fps) for p, v in zip(clips, videos)] if needs_hands \
+        else [None] * len(videos)
+    if trim == "hands":
+        from ..data.handpaths import trim_hands
 
-    pieces, segments, cursor = [], [], 0
+        trims = [trim_hands(m) for m in marks]
+    elif trim == "static":
+        trims = [trim_static(v, trim_threshold) for v in videos]
+    else:
+        trims = [(0, 0)] * len(videos)
+    videos = [v[h:len(v) - t] for v, (h, t) in zip(videos, trims)]
+    marks = [m.slice(h, len(m) - t) if m is not None else None for m, (h, t) in zip(marks, trims)]
+    speed = None
+    if auto:
+        from ..data.handpaths import signing_speed
+
+        speed = signing_speed([m for m in marks if m is not None])
+
+    pieces, segments, joins, cursor = [], [], [], 0
     for i, (video, (h, t)) in enumerate(zip(videos, trims)):
         segments.append(Segment("clip", str(clips[i]), cursor, cursor + len(video) - 1, h, t))
         pieces.append(video)
         cursor += len(video)
         if i + 1 < len(videos):
-            middle = generate_transition(pipe, video[-1], videos[i + 1][0], transition_frames,
-                                         height, width, sample_kwargs)
-            segments.append(Segment("transition", "generated", cursor,
-                                    cursor + transition_frames - 1))
+            n, join = transition_frames, {}
+            if auto:
+                from ..data.handpaths import auto_transition_frames
+
+                n, join["length"] = auto_transition_frames(marks[i], marks[i + 1], speed,
+                                                           *auto_range)
+            tracks = None
+            if control == "hands":
+                tracks, join["hand_tracks"], notes = _hand_control(
+                    marks[i], marks[i + 1], n, video.shape[1:3], height, width)
+                for note in notes:
+                    warnings.warn(f"transition {i + 1}: {note}", stacklevel=2)
+            middle = generate_transition(pipe, video[-1], videos[i + 1][0], n,
+                                         height, width, sample_kwargs, tracks=tracks)
+            segments.append(Segment("transition", "generated", cursor, cursor + n - 1))
+            joins.append({"frames": n, **join})
             pieces.append(middle)
-            cursor += transition_frames
+            cursor += n
     result = np.concatenate(pieces)
     out = Path(out)
     write_frames(result, out, fps=fps)
-    meta = {"fps": fps, "frames": int(len(result)), "transition_frames": transition_frames,
+    meta = {"fps": fps, "frames": int(len(result)),
+            "transition_frames": transition_frames if not auto else [j["frames"] for j in joins],
+            "trim": trim, "control": control,
+            "landmarks": getattr(landmarks, "name", None) if needs_hands else None,
             "generated_at": {"height": height, "width": width,
                              "fps_conditioning": float(sample_kwargs["fps"])},
-            "segments": [asdict(s) for s in segments]}
+            "segments": [asdict(s) for s in segments], "transitions": joins}
     with atomic_file(out.with_name(out.name + ".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return segments
 
 
+def _hand_control(a, b, n: int, clip_hw, height: int, width: int):
+    """(F, K, 2) hand tracks in generation pixels (the letterboxed endpoints' frame), or None
+    when no hand could be matched; the track names; notes on hands left out."""
+    from ..data.handpaths import hand_tracks
+    from ..media.video import crop_transform
+
+    plan = hand_tracks(a, b, n)
+    if not plan.tracks.tracks:
+        return None, [], plan.notes + ["no hand tracks: the transition runs without control"]
+    points = np.stack([t.points for t in plan.tracks.tracks], axis=1)  # (n + 2, K, 2)
+    sx, sy, ox, oy = crop_transform(*clip_hw, height, width, "pad")
+    points = points * np.array([sx, sy]) - np.array([ox, oy])
+    return points, plan.names, plan.notes
+
+
 def generate_transition(pipe, last: np.ndarray, first: np.ndarray, n: int, height: int,
-                        width: int, sample_kwargs: dict) -> np.ndarray:
+                        width: int, sample_kwargs: dict, tracks=None) -> np.ndarray:
     """N frames strictly between ``last`` and ``first`` (uint8, the clips' size), generated at
-    ``height`` × ``width`` from letterboxed endpoints."""
+    ``height`` × ``width`` from letterboxed endpoints; ``tracks`` (n + 2, K, 2) in generation
+    pixels steer it through the ControlNet."""
     import torch
 
     from ..media.files import to_uint8
@@ -132,5 +196,5 @@ def generate_transition(pipe, last: np.ndarray, first: np.ndarray, n: int, heigh
     ends = resize_frames(np.stack([last, first]), height, width, "pad")
     frames = pipe(ends[0], ends[1], num_frames=n + 2, height=height, width=width,
                   output_type="np", generator=torch.Generator().manual_seed(seed),
-                  **kwargs).frames[0]
+                  **({"tracks": tracks} if tracks is not None else {}), **kwargs).frames[0]
     return unfit_frames(to_uint8(frames[1:-1]), *last.shape[:2], "pad")

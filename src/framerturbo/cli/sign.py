@@ -1,0 +1,141 @@
+"""landmarks, sentence: the sign-language commands (docs/sign-language.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .common import EXIT_USAGE
+from .inference import add_stitch_options, run_stitch_clips
+
+
+def register(sub) -> None:
+    _add_landmarks(sub)
+    _add_sentence(sub)
+    _add_hand_eval(sub)
+
+
+def _add_landmarks(sub) -> None:
+    p = sub.add_parser("landmarks", help="per-frame hand and arm landmarks beside each clip",
+                       description="Write CLIP.landmarks.json (hands: 21 points with handedness; "
+                                   "pose: shoulders, elbows, wrists; source pixels with "
+                                   "confidences) beside each clip; clips whose bytes are "
+                                   "unchanged are skipped.")
+    p.add_argument("videos", nargs="+", metavar="VIDEO|DIR", help="clips or folders of clips")
+    p.add_argument("--source", choices=["mediapipe", "ground-truth"], default="mediapipe",
+                   help="mediapipe (the [sign] extra) or ground-truth (synthetic signer clips)")
+    p.add_argument("--refresh", action="store_true", help="recompute cached landmarks")
+    p.set_defaults(func=_run_landmarks)
+
+
+def _run_landmarks(args) -> int:
+    from ..data.landmarks import get_source, landmarks_for_video, landmarks_path
+    from ..media.video import VIDEO_EXTS
+
+    source = get_source(args.source)
+    videos = []
+    for item in map(Path, args.videos):
+        if item.is_dir():
+            videos += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_EXTS)
+        elif item.is_file():
+            videos.append(item)
+        else:
+            raise ValueError(f"{item}: no such file or folder")
+    if not videos:
+        raise ValueError(f"{' '.join(args.videos)}: no video clips found")
+    done = cached = failed = 0
+    for video in videos:
+        try:
+            marks, hit = landmarks_for_video(video, source, refresh=args.refresh)
+        except ValueError as e:
+            if "pip install" in str(e):
+                raise
+            print(f"warning: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        cached += hit
+        done += not hit
+        hands = (marks.hand_conf > 0).mean(axis=0)
+        print(f"{landmarks_path(video)}: {len(marks)} frames, left hand in {hands[0]:.0%}, "
+              f"right hand in {hands[1]:.0%}" + (" (cached)" if hit else ""))
+    print(f"landmarks: {done} written, {cached} unchanged, {failed} failed")
+    return EXIT_USAGE if failed else 0
+
+
+def _add_sentence(sub) -> None:
+    p = sub.add_parser("sentence", help="a signed sentence from glosses and a lexicon of clips",
+                       description="Look up each gloss in --lexicon (a folder of clips named by "
+                                   "gloss, or a JSONL of {\"gloss\", \"path\"}) and stitch the "
+                                   "clips; takes every option of `stitch`.")
+    p.add_argument("glosses", help='glosses separated by spaces, e.g. "HELLO MY NAME"')
+    p.add_argument("--lexicon", required=True, help="folder of GLOSS.mp4 clips or a .jsonl")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4/.gif) or folder")
+    add_stitch_options(p)
+    p.set_defaults(func=_run_sentence)
+
+
+def _run_sentence(args) -> int:
+    from ..tasks.sentence import resolve_glosses
+
+    clips = resolve_glosses(args.glosses, args.lexicon)
+    print("clips: " + " ".join(str(c) for c in clips))
+    if len(clips) == 1:
+        raise ValueError("a sentence needs at least two glosses")
+    return run_stitch_clips(args, [str(c) for c in clips])
+
+
+def _add_hand_eval(sub) -> None:
+    p = sub.add_parser("hand-eval", help="hand metrics of transitions on held-out synthetic "
+                                         "signing (hard cut, cross-fade, flow, Framer with and "
+                                         "without hand control)",
+                       description="Cut transitions from continuous synthetic signer clips "
+                                   "(seeds SEED … SEED+N−1) and score every row's hands: "
+                                   "keypoint error, DTW-MJE, detection rate, jerk.")
+    p.add_argument("--n", type=int, default=8, help="transitions (8)")
+    p.add_argument("--seed", type=int, default=9_000_000,
+                   help="first seed (9000000: never used to train the micro model)")
+    p.add_argument("--model", default="micro")
+    p.add_argument("--svd")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--sampler", default="dpm++")
+    p.add_argument("--control-scale", type=float, default=1.0)
+    p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
+    p.set_defaults(func=_run_hand_eval)
+
+
+def _run_hand_eval(args) -> int:
+    import html
+    import json
+
+    from ..core.atomic import atomic_file
+    from ..eval.hands import evaluate_hand_transitions, markdown_table
+    from ..sampling.pipeline import FramerPipeline
+
+    pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu", dtype="fp32",
+                                      controlnet=True)
+    pipe.set_progress_bar_config(disable=True)
+    seeds = list(range(args.seed, args.seed + args.n))
+    result = evaluate_hand_transitions(pipe, seeds, sampler=args.sampler, steps=args.steps,
+                                       control_scale=args.control_scale)
+    result["conditions"] = {"model": args.model, "seeds": [seeds[0], seeds[-1]],
+                            "sampler": args.sampler, "steps": args.steps,
+                            "control_scale": args.control_scale}
+    out = Path(args.out)
+    with atomic_file(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    rows = "".join(
+        f"<tr><td>{html.escape(r)}</td><td>{m['hand_mje_px']:.2f}</td>"
+        f"<td>{m['hand_dtw_mje_px']:.2f}</td><td>{m['hand_detection_rate']:.1%}</td>"
+        f"<td>{m['hand_jerk']:.2f}</td></tr>" for r, m in result["rows"].items())
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Hand metrics</title>"
+            "</head><body><h1>Hand metrics of transitions</h1>"
+            f"<p>{len(seeds)} held-out synthetic signer transitions; "
+            f"{html.escape(json.dumps(result['conditions']))}</p><table>"
+            "<tr><th>row</th><th>hand MJE (px)</th><th>DTW-MJE (px)</th><th>hands found</th>"
+            f"<th>jerk (px/frame³)</th></tr>{rows}<tr><td>real frames</td><td></td><td></td>"
+            f"<td>{result['real_detection_rate']:.1%}</td><td></td></tr></table></body></html>")
+    with atomic_file(out / "report.html") as tmp:
+        tmp.write_text(page)
+    print(markdown_table(result))
+    print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
+    return 0

@@ -1,0 +1,83 @@
+"""Hand metrics against hand-computed values, and the synthetic signer's hand finder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from framerturbo.data.landmarks import PALM, from_signer_tracks
+from framerturbo.data.synthetic import render_signer
+from framerturbo.eval.baselines import crossfade
+from framerturbo.eval.hands import (SignerHandFinder, detection_rate, dtw_mje, hard_cut, jerk,
+                                    mean_joint_error)
+
+
+def test_mean_joint_error_by_hand():
+    true = np.zeros((2, 2, 2))
+    pred = np.array([[[3, 4], [0, 0]], [[np.nan, np.nan], [6, 8]]], float)
+    # distances 5, 0, (unknown), 10 → (5 + 0 + 10) / 3
+    assert math.isclose(mean_joint_error(pred, true), 5.0)
+    assert math.isnan(mean_joint_error(np.full((1, 1, 2), np.nan), np.zeros((1, 1, 2))))
+
+
+def test_dtw_mje_by_hand():
+    true = np.array([[[0, 0]], [[1, 0]], [[2, 0]], [[3, 0]]], float)
+    # a constant 2-px offset: every alignment costs 2 per step at best
+    assert math.isclose(dtw_mje(true + [0, 2], true), 2.0)
+    # the same path one frame late: MJE is 1 per frame, DTW aligns it at a cost of 0 except
+    # the first frame: path (0,0)(1,0)(2,1)(3,2)(3,3) → costs 0,1,0,0,0 over 5 steps = 0.2
+    late = np.array([[[0, 0]], [[0, 0]], [[1, 0]], [[2, 0]]], float)
+    assert math.isclose(mean_joint_error(late, true), 0.75)
+    assert math.isclose(dtw_mje(late, true), 1.0 / 5)
+    assert dtw_mje(true, true) == 0.0
+
+
+def test_jerk_and_detection_rate_by_hand():
+    t = np.arange(6, dtype=float)
+    assert math.isclose(jerk(np.stack([t**3, 0 * t], 1)), 6.0)  # d³(t³) = 6 per step
+    assert math.isclose(jerk(np.stack([2 * t, t * t], 1)), 0.0)  # quadratics have no jerk
+    conf = np.array([[0.9, 0], [0.7, 0.8]])
+    assert detection_rate(conf) == 0.75
+    assert detection_rate(conf, expected=np.array([[True, False], [True, True]])) == 1.0
+
+
+def test_hard_cut_holds_then_switches():
+    a, b = np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 9, np.uint8)
+    video = hard_cut(a, b, 5)
+    assert [int(f.max()) for f in video] == [0, 0, 0, 9, 9]
+
+
+def test_hand_finder_on_references_and_ghosts():
+    clip = render_signer(9_000_000, 9)
+    marks = from_signer_tracks(clip.tracks, (64, 64), 8.0)
+    ends = [0, 8]
+    from framerturbo.eval.hands import _ends
+
+    finder = SignerHandFinder(clip.frames[ends], _ends(marks, 0, 8))
+    own = finder.detect(clip.frames[ends])  # the references themselves: exact, confident
+    assert (own.hand_conf > 0.99).all()
+    assert mean_joint_error(own.hands[:, :, PALM], marks.hands[ends][:, :, PALM]) < 0.5
+    found = finder.detect(clip.frames[1:8])
+    present = marks.hand_conf[1:8] > 0
+    assert detection_rate(found.hand_conf, present) > 0.5
+    # a hand faded half into the background (a ghost) is not found
+    plain = np.broadcast_to(clip.frames[0, :1, :1], clip.frames[0].shape)
+    ghost = finder.detect(crossfade(clip.frames[0], plain, 3)[1:2])
+    assert (ghost.hand_conf == 0).all()
+
+
+def test_landmark_benchmark_tiny_records_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    pytest.importorskip("mediapipe", reason="the [sign] extra is not installed")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "landmarks.py"
+    result = subprocess.run([sys.executable, str(script), "--tiny", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "frames_per_s" in result.stdout and "nothing recorded" in result.stdout
+    assert not list(tmp_path.iterdir())

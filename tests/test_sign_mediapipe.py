@@ -1,0 +1,65 @@
+"""The MediaPipe landmark source (the [sign] extra): skipped cleanly where it is not installed;
+without it, a sign feature says in one line what to install."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from framerturbo.cli.main import main
+from framerturbo.data.landmarks import INSTALL_HINT, MissingExtraError, require_mediapipe
+
+
+def test_without_the_extra_one_line_says_what_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe → ImportError
+    with pytest.raises(MissingExtraError, match=r"pip install 'framerturbo\[sign\]'"):
+        require_mediapipe()
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"")
+    for argv in (["landmarks", str(video)],
+                 ["stitch", str(video), str(video), "-o", str(tmp_path / "o.mp4"),
+                  "--control", "hands"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"framerturbo: error: {INSTALL_HINT}"]
+
+
+try:
+    import mediapipe  # noqa: F401
+    HAVE_MEDIAPIPE = True
+except ImportError:
+    HAVE_MEDIAPIPE = False
+needs_mediapipe = pytest.mark.skipif(not HAVE_MEDIAPIPE,
+                                     reason="the [sign] extra (MediaPipe) is not installed")
+
+
+@needs_mediapipe
+def test_blank_and_generated_images_give_an_empty_result():
+    from framerturbo.data.landmarks import MediaPipeSource
+    from framerturbo.data.synthetic import render_signer
+
+    source = MediaPipeSource()
+    frames = np.stack([np.full((128, 128, 3), 200, np.uint8),
+                       np.kron(render_signer(0, 1).frames[0], np.ones((2, 2, 1), np.uint8))])
+    marks = source.extract(frames, video=False)
+    assert marks.hands.shape == (2, 2, 21, 2) and marks.image_size == (128, 128)
+    assert (marks.hand_conf[0] == 0).all() and np.isnan(marks.hands[0]).all()
+    assert (marks.pose_conf[0] == 0).all()
+
+
+@needs_mediapipe
+def test_pose_finds_the_astronaut_and_no_hands_is_not_an_error():
+    skimage_data = pytest.importorskip("skimage.data")
+    from framerturbo.data.landmarks import MediaPipeSource
+
+    photo = skimage_data.astronaut()  # 512×512, a person from the chest up, hands not visible
+    marks = MediaPipeSource().extract(photo[None], video=False)
+    assert (marks.hand_conf == 0).all()
+    shoulders = marks.pose[0, :2]
+    assert (marks.pose_conf[0, :2] > 0.9).all()
+    # the person faces the camera: the left shoulder is on the image's right
+    assert shoulders[0, 0] > shoulders[1, 0] + 100
+    assert ((shoulders > 0) & (shoulders < 512)).all()
+    assert 180 < shoulders[:, 1].mean() < 330
