@@ -30,6 +30,7 @@ from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch, encode_batch
 from ..core.seeding import stable_seed
 from . import checkpoint as ckpt
+from . import trackers
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
 from .objective import StepNoise, diffusion_loss, predict
 from .setup import load_models, make_optimizer
@@ -39,12 +40,14 @@ logger = logging.getLogger(__name__)
 def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = None) -> Path:
     """Run (or resume) training; returns the run folder."""
     check_launch_precision(cfg)
+    trackers.check_trackers(cfg.train.report_to)
+    run_dir = Path(cfg.train.output_dir)
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision,
                               gradient_accumulation_steps=cfg.train.grad_accum,
-                              cpu=not torch.cuda.is_available())
+                              cpu=not torch.cuda.is_available(), project_dir=str(run_dir),
+                              log_with=trackers.log_with(cfg, run_dir, resume) or None)
     check_engine(cfg, accelerator)
-    run_dir, device, is_main = Path(cfg.train.output_dir), accelerator.device, \
-        accelerator.is_main_process
+    device, is_main = accelerator.device, accelerator.is_main_process
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(cfg.to_toml())
@@ -67,7 +70,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                                   len(train_set), cfg.train.batch_size,
                                   accelerator.process_index, accelerator.num_processes,
                                   cfg.train.seed, start=step * cfg.train.grad_accum)))
-    log = MetricsLog(run_dir, step, is_main)
+    log = MetricsLog(run_dir, step, is_main, trackers.start(accelerator, cfg, run_dir, step))
     rate = ThroughputMeter(cfg.train.grad_accum * cfg.train.batch_size * accelerator.num_processes)
     skipped, nan_skips = 0, 0
     last_step = min(cfg.train.max_steps, stop_at_step or cfg.train.max_steps)
