@@ -30,7 +30,7 @@ from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch, encode_batch
 from ..core.seeding import stable_seed
 from . import checkpoint as ckpt
-from . import trackers
+from . import run_card, trackers
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
 from .objective import StepNoise, diffusion_loss, predict
 from .setup import load_models, make_optimizer
@@ -125,6 +125,10 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     log.close()
     if step >= cfg.train.max_steps and is_main:
         ckpt.export_result(run_dir, models, ema, cfg)
+    if is_main:  # the model cards (README.md) of the run folder and its products
+        run_card.write_run_cards(run_dir, run_card.facts(
+            cfg, run_dir, step, train_set, val_set, accelerator.num_processes,
+            sum(p.numel() for p in models.trainable.get("unet", []))))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     AcceleratorState._reset_state()  # a later train() in this process may pick other precision
