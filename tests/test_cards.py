@@ -46,7 +46,7 @@ def test_run_folder_and_lora_cards(run_dir):
         assert {"framerturbo", "lora"} <= set(meta["tags"]) and "base_model" not in meta
         text = card.text
         assert kind_line in text
-        assert "3 clips from 3 files" in text and "1 clips from 1 files" in text
+        assert "3 clips from 3 files" in text and "1 clip from 1 file" in text
         assert "LoRA preset `attn`, rank 4, alpha 4" in text and "2 steps of 2" in text
         psnr = last_values(run_dir)["val/psnr"]
         assert f"| val/psnr | {psnr:.4g} |" in text

@@ -61,6 +61,10 @@ def _yaml(front: dict) -> str:
     return "\n".join(lines + ["---", ""])
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _counts(d: dict) -> str:
     return ", ".join(f"{k} ({v})" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "—"
 
@@ -72,7 +76,7 @@ def _data_section(data: dict) -> list[str]:
         s = data.get(split)
         if not s:
             continue
-        out.append(f"- **{split}**: {s['clips']} clips from {s['files']} files "
+        out.append(f"- **{split}**: {_n(s['clips'], 'clip')} from {_n(s['files'], 'file')} "
                    f"({s['seconds']:.1f} s of video; {s['skipped']} files skipped); "
                    f"source sizes {_counts(s['sizes'])}; source fps {_counts(s['fps'])}; "
                    f"sampled at {_counts(s['sampled_fps'])} fps")
