@@ -60,3 +60,62 @@ def test_lora_spec_parsing():
     assert parse_lora_spec("C:/x/lora:-1") == ("C:/x/lora", -1.0)
     with pytest.raises(ValueError, match="match no module"):
         add_lora(FramerUNet(**config("micro-unet")), 4, 4, 0.0, r"nothing\.here")
+
+
+def test_pipeline_lora_api_gives_the_same_frames_as_the_model_path(tmp_path):
+    """diffusers' pipeline API (FramerLoraLoaderMixin: load_lora_weights, set_adapters,
+    fuse_lora, unfuse_lora, unload_lora_weights) against the model-level path, on the micro
+    pipeline with two stacked LoRAs; and a LoRA saved with diffusers' ``unet.`` key prefix."""
+    from safetensors.torch import load_file, save_file
+
+    from framerturbo.models.loading import load_components
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    folders = []
+    for i, preset in enumerate(("attn", "framer")):
+        unet = load_components("random-micro", device="cpu")["unet"]
+        torch.manual_seed(i)
+        for p in add_lora(unet, 4, 4, 0.0, target_regex(preset)):
+            torch.nn.init.normal_(p, std=0.05)
+        folders.append(save_lora(unet, tmp_path / f"lora{i}"))
+
+    def frames(pipe):
+        pipe.set_progress_bar_config(disable=True)
+        a, b = (torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(s)) for s in (0, 1))
+        return pipe(a, b, num_frames=5, height=64, width=64, num_inference_steps=3,
+                    generator=torch.Generator().manual_seed(0), output_type="pt").frames
+
+    specs = [(str(folders[0]), 0.6), (str(folders[1]), 1.5)]
+    by_hand = FramerPipeline(**load_components("random-micro", device="cpu"))
+    load_loras(by_hand.unet, specs)  # the model-level path
+    expected = frames(by_hand)
+    pipe = FramerPipeline(**load_components("random-micro", device="cpu"))
+    base = frames(pipe)
+    assert load_loras(pipe, specs) == ["lora0", "lora1"]  # through pipe.load_lora_weights
+    assert pipe.get_list_adapters() == {"unet": ["lora0", "lora1"]}
+    assert torch.equal(frames(pipe), expected)
+    effect = (expected - base).abs().max()
+    pipe.fuse_lora(components=["unet"], lora_scale=1.0)
+    fused = (frames(pipe) - expected).abs().max()
+    pipe.unfuse_lora(components=["unet"])
+    unfused = (frames(pipe) - expected).abs().max()
+    print(f"LoRA effect {effect:.4f}, fused vs unfused {fused:.2e}, after unfuse {unfused:.2e}")
+    # fusing reorders float sums (~1e-6 in the UNet) that the σ=700 start of a random model
+    # grows to a few 1e-3 in [0, 1] pixels; the LoRAs themselves move the frames by > 0.1
+    assert effect > 0.1 and fused < effect / 10 and unfused < effect / 10
+    pipe.unload_lora_weights()  # unmerging subtracted ΔW again: the base up to rounding
+    assert (frames(pipe) - base).abs().max() < effect / 10
+
+    # diffusers' own savers prefix the keys with "unet."; the mixin finds the prefix itself
+    prefixed = tmp_path / "prefixed"
+    prefixed.mkdir()
+    weights = load_file(folders[0] / "pytorch_lora_weights.safetensors")
+    save_file({f"unet.{k}": v for k, v in weights.items()},
+              prefixed / "pytorch_lora_weights.safetensors")
+    pipe.load_lora_weights(str(folders[0]), adapter_name="ours")
+    pipe.set_adapters("ours", adapter_weights=0.6)
+    ours = frames(pipe)
+    pipe.delete_adapters("ours")
+    pipe.load_lora_weights(str(prefixed), adapter_name="theirs")
+    pipe.set_adapters("theirs", adapter_weights=0.6)
+    assert torch.equal(frames(pipe), ours)

@@ -183,7 +183,7 @@ def load_pipeline(args, controlnet: bool, notice: bool = False):
                                       dtype=args.dtype, controlnet=controlnet)
     if args.lora:
         specs = [parse_lora_spec(x) for x in args.lora]
-        load_loras(pipe.unet, [(str(find_lora_dir(path)), scale) for path, scale in specs])
+        load_loras(pipe, [(str(find_lora_dir(path)), scale) for path, scale in specs])
     levers.apply_kernels(pipe.unet, pipe.controlnet, getattr(args, "attention", "sdpa"),
                          getattr(args, "compile", False))
     levers.apply_offload(pipe, offload, None if args.device == "auto" else args.device)

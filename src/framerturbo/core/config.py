@@ -26,6 +26,9 @@ else:  # pragma: no cover
 # the lever choices (models/levers.py applies them; the CLI and this config offer them)
 ATTENTION = ("sdpa", "xformers")
 OFFLOAD = ("none", "vae", "model", "sequential")
+# experiment trackers accelerate's tracker API offers (train.report_to; train/trackers.py)
+TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive",
+            "swanlab", "trackio")
 
 
 class ConfigError(ValueError):
@@ -94,6 +97,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 10
     on_nan: str = "stop"  # stop | skip
+    # experiment trackers through accelerate (TRACKERS); metrics.jsonl is always written
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
 
 
 @dataclass
@@ -304,5 +309,13 @@ def validate(cfg: Config) -> None:
     if cfg.control.train != "none" and not cfg.control.use:
         raise ConfigError("control.train needs control.use = true (tracks must feed the "
                           "ControlNet to train it)")
+    if t.report_to == ["none"]:  # transformers' spelling of "no tracker"
+        t.report_to = []
+    for name in t.report_to:
+        if name not in TRACKERS:
+            close = difflib.get_close_matches(name, TRACKERS, n=1)
+            raise ConfigError(f"train.report_to: {name!r} is not a tracker"
+                              + (f" — did you mean {close[0]!r}?" if close else "")
+                              + f" (choices: {', '.join(TRACKERS)}, or none)")
     if not 1 <= cfg.control.min_tracks <= cfg.control.max_tracks:
         raise ConfigError("control.min_tracks must be >= 1 and <= control.max_tracks")

@@ -10,8 +10,9 @@ Presets (module-name regexes over the stock SVD UNet):
 * ``custom``  — ``lora.targets``: suffixes, or one regex.
 
 Saved adapters are diffusers LoRA folders (``pytorch_lora_weights.safetensors`` + PEFT metadata),
-loadable with ``load_lora_adapter``; several can be stacked with per-adapter scales
-(scale 0 reproduces the base model).
+loadable with ``load_lora_adapter`` and, on a FramerPipeline, with diffusers' own pipeline API
+(``FramerLoraLoaderMixin``: ``load_lora_weights``, ``set_adapters``, ``fuse_lora``); several can
+be stacked with per-adapter scales (scale 0 reproduces the base model).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 from pathlib import Path
 
 import torch
+from diffusers.loaders.lora_base import LoraBaseMixin
 from torch import nn
 
 _ATTN = r"attn[12]\.(to_q|to_k|to_v|to_out\.0)"
@@ -110,8 +112,10 @@ def find_lora_dir(path: str | Path) -> Path:
                             "folder or a LoRA folder from `framerturbo train`")
 
 
-def load_loras(model, specs: list[tuple[str, float]]) -> list[str]:
-    """Load several LoRA folders into ``model`` and activate them with their scales."""
+def load_loras(target, specs: list[tuple[str, float]]) -> list[str]:
+    """Load several LoRA folders into ``target`` and activate them with their scales. A
+    pipeline loads through diffusers' pipeline API (``load_lora_weights`` + ``set_adapters``),
+    a bare model through its ``load_lora_adapter`` — the same adapters either way."""
     names = []
     for i, (path, _) in enumerate(specs):
         folder = Path(path)
@@ -119,11 +123,57 @@ def load_loras(model, specs: list[tuple[str, float]]) -> list[str]:
             raise FileNotFoundError(f"{folder}: no {LORA_WEIGHTS} — pass a LoRA folder written "
                                     "by `framerturbo train` (its lora/ sub-folder)")
         name = f"lora{i}"
-        model.load_lora_adapter(str(folder), prefix=None, use_safetensors=True,
-                                adapter_name=name, weight_name=LORA_WEIGHTS)
+        if isinstance(target, LoraBaseMixin):
+            target.load_lora_weights(str(folder), adapter_name=name)
+        else:
+            target.load_lora_adapter(str(folder), prefix=None, use_safetensors=True,
+                                     adapter_name=name, weight_name=LORA_WEIGHTS)
         names.append(name)
-    model.set_adapters(names, weights=[s for _, s in specs])
+    scales = [s for _, s in specs]
+    if isinstance(target, LoraBaseMixin):
+        target.set_adapters(names, adapter_weights=scales)
+    else:
+        target.set_adapters(names, weights=scales)
     return names
+
+
+def _lora_prefix(folder: Path, weight_name: str) -> str | None:
+    """``unet`` for files written by diffusers' pipeline savers (keys ``unet.…``, e.g. its
+    training scripts), None for ours (keys as the UNet names its modules)."""
+    from safetensors import safe_open
+
+    with safe_open(str(folder / weight_name), framework="pt") as f:
+        keys = list(f.keys())
+    return "unet" if keys and all(k.startswith("unet.") for k in keys) else None
+
+
+class FramerLoraLoaderMixin(LoraBaseMixin):
+    """diffusers' pipeline LoRA API for FramerPipeline: ``load_lora_weights``, ``set_adapters``,
+    ``fuse_lora``/``unfuse_lora``, ``unload_lora_weights``, ``delete_adapters``, … — all but
+    the loading come from diffusers' ``LoraBaseMixin`` unchanged. diffusers has no SVD mixin, and
+    ``StableDiffusionLoraLoaderMixin`` does not fit (it expects ``unet.``-prefixed keys and a
+    ``text_encoder``; docs/lora-principles.md), so the loading is this one method."""
+
+    _lora_loadable_modules = ["unet"]
+    unet_name = "unet"
+
+    def load_lora_weights(self, pretrained_model_name_or_path_or_dict, adapter_name=None,
+                          **kwargs):
+        """A LoRA folder from ``framerturbo train`` (or its run folder), a diffusers LoRA
+        folder with ``unet.``-prefixed keys, or a state dict, as adapter ``adapter_name``."""
+        source = pretrained_model_name_or_path_or_dict
+        if isinstance(source, dict):
+            prefix = "unet" if all(k.startswith("unet.") for k in source) else None
+            self.unet.load_lora_adapter(dict(source), prefix=prefix, adapter_name=adapter_name,
+                                        **kwargs)
+            return
+        weight_name = kwargs.pop("weight_name", LORA_WEIGHTS)
+        prefix = None
+        if Path(source).exists():
+            source = find_lora_dir(source) if weight_name == LORA_WEIGHTS else Path(source)
+            prefix = _lora_prefix(source, weight_name)
+        self.unet.load_lora_adapter(str(source), prefix=prefix, adapter_name=adapter_name,
+                                    weight_name=weight_name, use_safetensors=True, **kwargs)
 
 
 def trainable_full(model: nn.Module, prefixes: list[str]) -> list[nn.Parameter]:

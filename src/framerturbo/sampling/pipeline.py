@@ -25,6 +25,7 @@ from PIL import Image
 from ..denoising import conditioning as C
 from ..denoising.denoiser import FramerDenoiser, combine_guidance
 from ..denoising.encoding import encode_endpoints, pixels_from_uint8
+from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD
 from .autopilot import AutopilotState, refine_tracks
 from ..models.schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
@@ -107,8 +108,9 @@ def _as_batch(images) -> list:
     return list(images) if isinstance(images, (list, tuple)) else [images]
 
 
-class FramerPipeline(DiffusionPipeline):
-    """Framer interpolation on stock diffusers components (see ``models.loading``)."""
+class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
+    """Framer interpolation on stock diffusers components (see ``models.loading``); LoRAs
+    through diffusers' pipeline API (``load_lora_weights``, ``set_adapters``, ``fuse_lora``)."""
 
     model_cpu_offload_seq = "image_encoder->controlnet->unet->vae"
     _optional_components = ["controlnet"]

@@ -8,6 +8,9 @@
   diffusers' ``from_pretrained``.
 * ``comfyui`` — one safetensors file of the merged UNet keyed by the diffusers parameter names, as
   ComfyUI-FramerWrapper loads a Framer UNet.
+
+Each output gets a model card (README.md; for ``comfyui`` beside the file) from the facts of the
+run the LoRA came from (``RUN/card.json``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from safetensors.torch import save_file
 
 from ..models.adapters import find_lora_dir, load_loras
 from ..core.atomic import atomic_dir, atomic_file
+from ..models.card import CARD_FILE, MARKER, write_card
 from ..models.loading import load_components
+from ..train.run_card import read_facts
 
 FORMATS = ("peft", "merged", "comfyui")
 
@@ -38,18 +43,30 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     lora, out = find_lora_dir(run_or_lora), Path(out)
+    facts = export_facts(lora, out, model, svd, scale)
     if fmt == "peft":
-        return _export_peft(lora, out, model, svd)
+        return _export_peft(lora, out, model, svd, facts)
     unet, parts = merged_unet(model, svd, lora, scale)
     if fmt == "comfyui":
         with atomic_file(out) as tmp:
             save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, tmp,
                       metadata={"format": "pt", "source": "framerturbo merged Framer UNet"})
+        card = out.parent / CARD_FILE
+        if card.exists() and MARKER not in card.read_text(errors="replace"):
+            card = out.with_name(out.stem + ".README.md")  # never overwrite someone's README
+        write_card(card, facts, "comfyui", out.name)
         return out
-    return _write_folder(out, {"unet": unet, "controlnet": parts.get("controlnet")})
+    return _write_folder(out, {"unet": unet, "controlnet": parts.get("controlnet")}, facts)
 
 
-def _export_peft(lora: Path, out: Path, model: str, svd: str | None) -> Path:
+def export_facts(lora: Path, out: Path, model: str, svd: str | None, scale: float) -> dict:
+    """The run's card facts (when the LoRA came from a run), with this export's base and
+    scale."""
+    facts = read_facts(lora) or {"title": out.stem}
+    return facts | {"base_model": str(model), "svd": svd or "", "scale": scale}
+
+
+def _export_peft(lora: Path, out: Path, model: str, svd: str | None, facts: dict) -> Path:
     from peft import get_peft_model_state_dict
 
     unet = load_components(model, svd, controlnet=False, device="cpu", dtype="fp32")["unet"]
@@ -61,12 +78,14 @@ def _export_peft(lora: Path, out: Path, model: str, svd: str | None) -> Path:
         config.save_pretrained(tmp)
         save_file({f"base_model.model.{k}": v.contiguous() for k, v in state.items()},
                   tmp / "adapter_model.safetensors")
+        write_card(tmp, facts, "peft", str(out))
     return out
 
 
-def _write_folder(out: Path, parts: dict) -> Path:
+def _write_folder(out: Path, parts: dict, facts: dict) -> Path:
     with atomic_dir(out) as tmp:
         for name, part in parts.items():
             if part is not None:
                 part.save_pretrained(tmp / name)
+        write_card(tmp, facts, "merged", str(out))
     return out

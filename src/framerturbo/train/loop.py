@@ -31,21 +31,26 @@ from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch, encode_batch
 from ..core.seeding import stable_seed
 from . import checkpoint as ckpt
+from . import run_card, trackers
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
 from .objective import StepNoise, diffusion_loss, predict
 from .setup import load_models, make_optimizer
 from .validate import validate
 
 logger = logging.getLogger(__name__)
+
+
 def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = None) -> Path:
     """Run (or resume) training; returns the run folder."""
     check_launch_precision(cfg)
+    trackers.check_trackers(cfg.train.report_to)
+    run_dir = Path(cfg.train.output_dir)
     accelerator = Accelerator(mixed_precision=cfg.train.mixed_precision,
                               gradient_accumulation_steps=cfg.train.grad_accum,
-                              cpu=not torch.cuda.is_available())
+                              cpu=not torch.cuda.is_available(), project_dir=str(run_dir),
+                              log_with=trackers.log_with(cfg, run_dir, resume) or None)
     check_engine(cfg, accelerator)
-    run_dir, device, is_main = Path(cfg.train.output_dir), accelerator.device, \
-        accelerator.is_main_process
+    device, is_main = accelerator.device, accelerator.is_main_process
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(cfg.to_toml())
@@ -69,7 +74,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                                   accelerator.process_index, accelerator.num_processes,
                                   cfg.train.seed, start=step * cfg.train.grad_accum,
                                   groups=train_set.bucket_keys())))
-    log = MetricsLog(run_dir, step, is_main)
+    log = MetricsLog(run_dir, step, is_main, trackers.start(accelerator, cfg, run_dir, step))
     if train_set.bucket_keys() is not None:  # clips per (W, H, F) bucket, in the run log
         counts = bucket_counts(train_set.bucket_keys())
         logger.info("buckets (WxHxF: clips): %s", counts)
@@ -128,6 +133,10 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     log.close()
     if step >= cfg.train.max_steps and is_main:
         ckpt.export_result(run_dir, models, ema, cfg)
+    if is_main:  # the model cards (README.md) of the run folder and its products
+        run_card.write_run_cards(run_dir, run_card.facts(
+            cfg, run_dir, step, train_set, val_set, accelerator.num_processes,
+            sum(p.numel() for p in models.trainable.get("unet", []))))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     AcceleratorState._reset_state()  # a later train() in this process may pick other precision

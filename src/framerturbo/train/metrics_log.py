@@ -1,11 +1,9 @@
-"""The run's metrics: ``metrics.jsonl`` (what ``report`` and the resume test read), TensorBoard
-when installed, and the loss per σ bucket."""
+"""The run's metrics: ``metrics.jsonl`` (what ``report`` and the resume test read), the
+experiment trackers of ``train.report_to`` (``trackers.py``), and the loss per σ bucket."""
 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import time
 from pathlib import Path
 
@@ -14,15 +12,12 @@ import torch
 from ..core import edm
 from ..core.atomic import atomic_file
 
-logger = logging.getLogger(__name__)
-
 
 class MetricsLog:
-    """metrics.jsonl (what ``report`` and the resume test read) + TensorBoard when installed."""
+    """metrics.jsonl (what ``report`` and the resume test read) + the run's trackers."""
 
-    def __init__(self, run_dir: Path, step: int, enabled: bool):
-        self.path, self.enabled = run_dir / "metrics.jsonl", enabled
-        self.writer = None
+    def __init__(self, run_dir: Path, step: int, enabled: bool, trackers=None):
+        self.path, self.enabled, self.trackers = run_dir / "metrics.jsonl", enabled, trackers
         if not enabled:
             return
         if self.path.exists():  # keep what precedes the checkpoint we resume from
@@ -35,30 +30,22 @@ class MetricsLog:
                     pass  # a line cut short by a crash
             with atomic_file(self.path) as tmp:
                 tmp.write_text("".join(k + "\n" for k in keep))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-        except ImportError:
-            logger.info("tensorboard is not installed; metrics go to metrics.jsonl only")
 
     def log(self, step: int, values: dict) -> None:
-        """Numbers go to both; images (H, W, 3 uint8 arrays) only to TensorBoard."""
+        """Numbers go to both; images (H, W, 3 uint8 arrays) and files (paths, e.g. the
+        validation GIF) only to the trackers."""
         if not self.enabled:
             return
         images = {k: v for k, v in values.items() if hasattr(v, "shape")}
-        scalars = {k: v for k, v in values.items() if k not in images}
+        files = {k: v for k, v in values.items() if isinstance(v, Path)}
+        scalars = {k: v for k, v in values.items() if k not in images and k not in files}
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": step, **scalars}) + "\n")
-        if self.writer is not None:
-            for k, v in scalars.items():
-                if isinstance(v, (int, float)) and math.isfinite(v):
-                    self.writer.add_scalar(k, v, step)
-            for k, v in images.items():
-                self.writer.add_image(k, v, step, dataformats="HWC")
+        if self.trackers is not None:
+            self.trackers.log(step, scalars, images, files)
 
     def close(self):
-        if self.writer is not None:
-            self.writer.close()
+        """The trackers end with ``accelerator.end_training()``."""
 
 
 def sigma_buckets(sigmas: torch.Tensor, losses: torch.Tensor) -> dict:

@@ -80,7 +80,8 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
     video = torch.cat(grid, dim=2).permute(0, 2, 3, 1).numpy()
     samples = Path(run_dir) / "samples"
     samples.mkdir(exist_ok=True)
-    write_gif(video, samples / f"step-{step:08d}.gif", fps=7)
+    gif = samples / f"step-{step:08d}.gif"
+    write_gif(video, gif, fps=7)
     middle = to_uint8(video[len(video) // 2])
     return {"val/psnr": float(np.mean(psnr)), "val/ssim": float(np.mean(ssim)),
-            "val/samples": middle}
+            "val/samples": middle, "val/samples_gif": gif}  # image + file: trackers only
