@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import textured_image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
+pytestmark = [pytest.mark.system, pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")]
 
 
 def free_port() -> int:

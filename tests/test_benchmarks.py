@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.system  # whole-program: left out of the quick tier
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

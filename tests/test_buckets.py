@@ -106,6 +106,7 @@ def _losses(run: Path):
     return [(r["step"], r["loss"]) for r in rows if "loss" in r]
 
 
+@pytest.mark.system
 def test_resume_continues_exactly_with_buckets(mixed, tmp_path):
     def cfg(out):
         return load_config(None, [f"data.sources={mixed}", f"train.output_dir={out}", *BASE,

@@ -21,6 +21,8 @@ from framerturbo.train import checkpoint as ckpt
 from framerturbo.train.loop import train
 from videos import make_dataset
 
+pytestmark = pytest.mark.system  # whole-program: left out of the quick tier
+
 KILLS = 20
 # CPU kernels split reductions by thread count, so bit-equality needs one count everywhere:
 # every process here, killed or not, runs with one thread

@@ -15,6 +15,8 @@ from framerturbo.cli.main import main
 from framerturbo.media.files import read_video_frames
 from videos import moving_square_frames, write_video
 
+pytestmark = pytest.mark.system  # whole-program: left out of the quick tier
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "Your own videos, end to end"
 TINY = {"train": ["train.max_steps=2", "train.checkpoint_every=2", "train.batch_size=1",

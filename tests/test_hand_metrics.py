@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import math
 
 import numpy as np
@@ -67,6 +69,7 @@ def test_hand_finder_on_references_and_ghosts():
     assert (ghost.hand_conf == 0).all()
 
 
+@pytest.mark.system
 def test_landmark_benchmark_tiny_records_nothing(tmp_path):
     import subprocess
     import sys

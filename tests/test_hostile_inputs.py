@@ -176,6 +176,7 @@ def test_full_disk_during_checkpoint_save_keeps_the_previous_one(tmp_path, monke
     assert not [p for p in ckpt.checkpoint_dir(tmp_path).iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.system
 def test_legacy_bin_weights_load_with_a_warning(tmp_path, micro_parts, caplog):
     from framerturbo.models.loading import load_components, save_components
 

@@ -6,6 +6,7 @@ functions too) and fails on one that points to a higher layer or across to a sib
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,30 @@ def test_the_checker_sees_nested_and_relative_imports(tmp_path, monkeypatch):
     assert (2, "framerturbo.sampling.pipeline") in imports_of(fake)
     monkeypatch.undo()
     assert RANK[layer_of("framerturbo.sampling.pipeline")] > RANK[layer_of(module_name(fake))]
+
+
+def floor_plan() -> dict[str, str]:
+    """docs/architecture.md's picture: folder → the text of its entry."""
+    doc = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    picture = doc.split("```\nframerturbo/\n", 1)[1].split("```", 1)[0]
+    entries: dict[str, str] = {}
+    folder = None
+    for line in picture.splitlines():
+        head = line[2:].split(" ", 1)[0] if line.startswith("  ") and not line.startswith("   ") \
+            else ""
+        if head.endswith("/"):
+            folder = head[:-1]
+        if folder:
+            entries[folder] = entries.get(folder, "") + " " + line
+    return entries
+
+
+def test_the_architecture_picture_names_every_folder_and_module():
+    plan = floor_plan()
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert folders <= set(plan), f"folders missing from docs/architecture.md: {folders - set(plan)}"
+    missing = [f"{p.parent.name}/{p.stem}" for p in all_modules()
+               if p.parent != PACKAGE and p.stem != "__init__"
+               and not re.search(rf"\b{p.stem}\b", plan.get(p.parent.name, ""))]
+    assert not missing, f"modules the picture in docs/architecture.md does not name: {missing}"
+    assert set(plan) - {"configs"} <= set(RANK), "a folder in the picture has no floor in FLOORS"

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from framerturbo.core.config import ConfigError, load_config
@@ -70,6 +70,7 @@ config_values = st.one_of(st.integers(-5, 5000), st.floats(-10, 10, allow_nan=Fa
 @given(st.sampled_from(["train.max_steps", "train.lr", "data.height", "data.flip",
                         "lora.preset", "data.sources", "objective.p_std", "train.seed",
                         "nosuch.key", "train.nosuch"]), config_values)
+@example("data.sources", "[")  # found by this test: a broken JSON list must be a ConfigError
 def test_config_loader_accepts_or_names_the_key(key, value):
     try:
         cfg = load_config(None, [f"{key}={value}"])

@@ -3,6 +3,8 @@ job, `framerturbo demo`, is run in its --quick form by tests/test_synthetic_eval
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import shlex
@@ -11,6 +13,8 @@ import sys
 from pathlib import Path
 
 from framerturbo.media.files import read_video_frames
+
+pytestmark = pytest.mark.system  # whole-program: left out of the quick tier
 
 ROOT = Path(__file__).resolve().parents[1]
 

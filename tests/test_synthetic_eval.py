@@ -85,6 +85,7 @@ def test_report_writes_html_with_embedded_plots(tmp_path):
     assert main(["report", str(tmp_path / "nothing")]) == 2
 
 
+@pytest.mark.system
 def test_demo_quick_writes_metrics_and_report(tmp_path):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())

@@ -41,6 +41,7 @@ def last_weights(run: Path) -> dict:
     return load_file(ckpts[-1] / "trainable.safetensors")
 
 
+@pytest.mark.system
 def test_resume_continues_exactly(clips, tmp_path):
     extra = ["train.max_steps=6", "train.checkpoint_every=3", "train.grad_accum=2",
              "lora.dropout=0.1", "train.lr_scheduler=cosine", "train.warmup_steps=2",
@@ -130,6 +131,7 @@ def test_nan_loss_stops_with_a_checkpoint(clips, tmp_path, monkeypatch):
     assert rows[-1]["nan_skipped_steps"] == 1
 
 
+@pytest.mark.system
 def test_two_process_cpu_run_keeps_ranks_identical(clips, tmp_path):
     accelerate = Path(sys.executable).parent / "accelerate"
     env = dict(os.environ, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")

@@ -155,8 +155,12 @@ def _coerce(key: str, value: Any, annotation) -> Any:
     origin = get_origin(annotation)
     if origin is list:
         if isinstance(value, str):  # from a key=value override: JSON list or comma list
-            value = json.loads(value) if value.strip().startswith("[") else \
-                [v for v in value.split(",") if v]
+            try:
+                value = json.loads(value) if value.strip().startswith("[") else \
+                    [v for v in value.split(",") if v]
+            except json.JSONDecodeError:
+                raise ConfigError(f"{key}: {value!r} is not a list — write [\"a\", \"b\"] or "
+                                  "a,b") from None
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r} — write [a, b]")
         (item,) = get_args(annotation)
