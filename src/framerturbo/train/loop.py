@@ -68,17 +68,8 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
         if cfg.train.ema_decay > 0 else None
     step, ema = ckpt.restore(run_dir, resume, models, optimizer, scheduler, ema, accelerator)
 
-    batches = iter(DataLoader(train_set, collate_fn=collate, num_workers=cfg.data.num_workers,
-                              batch_sampler=AddressSampler(
-                                  len(train_set), cfg.train.batch_size,
-                                  accelerator.process_index, accelerator.num_processes,
-                                  cfg.train.seed, start=step * cfg.train.grad_accum,
-                                  groups=train_set.bucket_keys())))
-    log = MetricsLog(run_dir, step, is_main, trackers.start(accelerator, cfg, run_dir, step))
-    if train_set.bucket_keys() is not None:  # clips per (W, H, F) bucket, in the run log
-        counts = bucket_counts(train_set.bucket_keys())
-        logger.info("buckets (WxHxF: clips): %s", counts)
-        log.log(step, {"data/buckets": counts})
+    batches = batch_stream(train_set, cfg, accelerator, step)
+    log = open_metrics_log(run_dir, step, accelerator, cfg, train_set)
     rate = ThroughputMeter(cfg.train.grad_accum * cfg.train.batch_size * accelerator.num_processes)
     skipped, nan_skips = 0, 0
     last_step = min(cfg.train.max_steps, stop_at_step or cfg.train.max_steps)
@@ -128,19 +119,47 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                 or step == cfg.train.max_steps):
             log.log(step, validate(cfg, models, val_set, run_dir, step, device))
     bar.close()
+    finish_run(run_dir, step, cfg, accelerator, models, ema, params, log, train_set, val_set)
+    return run_dir
+
+
+def batch_stream(train_set, cfg: Config, accelerator, step: int):
+    """The endless stream of this process's micro-batches, from micro-batch ``step·grad_accum``
+    on (a seeded order per epoch, one bucket per batch when buckets are on)."""
+    sampler = AddressSampler(len(train_set), cfg.train.batch_size, accelerator.process_index,
+                             accelerator.num_processes, cfg.train.seed,
+                             start=step * cfg.train.grad_accum, groups=train_set.bucket_keys())
+    return iter(DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
+                           num_workers=cfg.data.num_workers))
+
+
+def open_metrics_log(run_dir: Path, step: int, accelerator, cfg: Config, train_set) -> MetricsLog:
+    """metrics.jsonl + the configured trackers; the clips per bucket go in first."""
+    log = MetricsLog(run_dir, step, accelerator.is_main_process,
+                     trackers.start(accelerator, cfg, run_dir, step))
+    if train_set.bucket_keys() is not None:  # clips per (W, H, F) bucket, in the run log
+        counts = bucket_counts(train_set.bucket_keys())
+        logger.info("buckets (WxHxF: clips): %s", counts)
+        log.log(step, {"data/buckets": counts})
+    return log
+
+
+def finish_run(run_dir: Path, step: int, cfg: Config, accelerator, models, ema, params, log,
+               train_set, val_set) -> None:
+    """Rank checksums, close the logs, export the result when the run is complete, write the
+    model cards, and release accelerate's state."""
     if accelerator.num_processes > 1:
-        log.log(step, rank_checksums(accelerator, params, device))
+        log.log(step, rank_checksums(accelerator, params, accelerator.device))
     log.close()
-    if step >= cfg.train.max_steps and is_main:
+    if step >= cfg.train.max_steps and accelerator.is_main_process:
         ckpt.export_result(run_dir, models, ema, cfg)
-    if is_main:  # the model cards (README.md) of the run folder and its products
+    if accelerator.is_main_process:  # the model cards (README.md) of the run and its products
         run_card.write_run_cards(run_dir, run_card.facts(
             cfg, run_dir, step, train_set, val_set, accelerator.num_processes,
             sum(p.numel() for p in models.trainable.get("unet", []))))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     AcceleratorState._reset_state()  # a later train() in this process may pick other precision
-    return run_dir
 
 
 def accumulate_gradients(cfg: Config, accelerator, denoiser, wrapped, models, batches, step: int,
