@@ -98,15 +98,33 @@ def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
         assert main(common + ["-o", str(tmp_path / name)] + extra) == 0
         outs[name] = np.stack([np.asarray(Image.open(p)).astype(float)
                                for p in sorted((tmp_path / name).glob("*.png"))])
-    # mean |Δ| in uint8 levels against the base model. Scale 0 is the base up to float
-    # reordering inside the PEFT-wrapped layers (a level here and there); the LoRA's effect
-    # grows with its scale, and 0.5 + 0.5 of the same LoRA is scale 1. Measured over three test
-    # orders: zero 0.0002, half 1.8–2.4, full 2.5–3.1 (half/full 0.73–0.81), |stack − full| 0.002
+    # mean |Δ| in uint8 levels against the base model: scale 0 is the base up to float
+    # reordering inside the PEFT-wrapped layers (a level here and there), scale 1 is a real
+    # change, and 0.5 + 0.5 of the same LoRA is scale 1. (How far scale 0.5 lands between them
+    # in *frames* is the network's business, not a property of scales; the scales' own
+    # arithmetic is pinned exactly below, on the LoRA layers.)
     dist = {k: float(np.abs(outs[k] - outs["base"]).mean()) for k in outs}
     assert np.abs(outs["zero"] - outs["base"]).max() <= 2 and dist["zero"] < 0.01
     assert dist["full"] > 0.5  # a real change, not rounding
-    assert 0.3 * dist["full"] < dist["half"] < dist["full"]
+    assert dist["half"] > 0.1
     assert float(np.abs(outs["stack"] - outs["full"]).mean()) < 0.05 * dist["full"]
+    # each LoRA layer's contribution is linear in the scale: f(s) − f(0) = s·(f(1) − f(0))
+    from framerturbo.models.adapters import load_loras
+    from framerturbo.models.loading import random_micro_components
+
+    unet = random_micro_components(controlnet=False)["unet"]
+    load_loras(unet, [(str(lora), 1.0)])
+    name, layer = next((n, m) for n, m in unet.named_modules() if hasattr(m, "lora_A")
+                       and isinstance(m.base_layer, torch.nn.Linear))
+    x = torch.randn(3, layer.base_layer.in_features, generator=torch.Generator().manual_seed(0))
+    ys = {}
+    with torch.no_grad():
+        for scale in (0.0, 0.5, 1.0):
+            unet.set_adapters(unet.active_adapters(), weights=[scale])
+            ys[scale] = layer(x)
+    delta = ys[1.0] - ys[0.0]
+    assert float(delta.abs().max()) > 1e-4, name  # trained: the LoRA moves this layer
+    assert torch.allclose(ys[0.5] - ys[0.0], 0.5 * delta, atol=1e-6), name
     assert main(common + ["-o", str(tmp_path / "x"), "--lora", str(tmp_path)]) == 2
 
 
