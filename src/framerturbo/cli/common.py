@@ -172,8 +172,8 @@ def load_pipeline(args, controlnet: bool, notice: bool = False):
     from ..models import levers
     from ..models.adapters import find_lora_dir, load_loras, parse_lora_spec
     from ..models.loading import RANDOM_MICRO
-    from ..sampling.pipeline import FramerPipeline
     from ..models.schedulers import canonical_name
+    from ..sampling.pipeline import FramerPipeline
 
     if hasattr(args, "sampler"):
         canonical_name(args.sampler)

@@ -38,11 +38,11 @@ def _add_check_data(sub) -> None:
 def _run_check_data(args) -> int:
     import json
 
+    from tqdm.auto import tqdm
+
+    from ..core.atomic import atomic_file
     from ..data.check import check_source, format_table, summarise
     from ..data.sources import discover
-    from ..core.atomic import atomic_file
-
-    from tqdm.auto import tqdm
 
     bucketing = None
     if args.buckets:

@@ -7,8 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-from .common import (EXIT_USAGE, MODEL_DEFAULT, add_model_args, add_sampling_args, add_size_args,
-    apply_model_defaults, load_pipeline, sampling_kwargs, warnings_to_stderr)
+from .common import (
+    EXIT_USAGE,
+    MODEL_DEFAULT,
+    add_model_args,
+    add_sampling_args,
+    add_size_args,
+    apply_model_defaults,
+    load_pipeline,
+    sampling_kwargs,
+    warnings_to_stderr,
+)
 
 
 def register(sub) -> None:

@@ -112,8 +112,8 @@ def _run_cache(args) -> int:
         raise ValueError("data.cache_dir is not set — add it to the config or pass "
                          "data.cache_dir=DIR")
     from ..data.cache import build_cache
-    from ..models.loading import load_components
     from ..data.splits import make_datasets
+    from ..models.loading import load_components
 
     train_set, _ = make_datasets(cfg)
     parts = load_components(cfg.model.pretrained, cfg.model.svd or None, controlnet=False,

@@ -23,8 +23,13 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from ..core.atomic import atomic_file
-from ..denoising.encoding import (augmentation_draw, encode_endpoints, encode_image_tokens,
-    encode_target_latents, pixels_from_uint8)
+from ..denoising.encoding import (
+    augmentation_draw,
+    encode_endpoints,
+    encode_image_tokens,
+    encode_target_latents,
+    pixels_from_uint8,
+)
 from .buckets import bucket_counts, shape_name
 from .dataset import ClipDataset
 from .splits import make_datasets

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from ..media.video import TooShortError, UnreadableError, decodable_frames, probe, read_frames_at
 from .buckets import Bucketing, bucket_counts, shape_name
 from .clips import frame_step, num_windows, source_span
 from .dataset import motion_score
 from .sources import ClipSource
-from ..media.video import TooShortError, UnreadableError, decodable_frames, probe, read_frames_at
 
 STATUSES = ("usable", "too_short", "unreadable", "static", "tiny", "truncated")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .sources import ClipSource
 from ..media.video import UnreadableError, VideoInfo, probe
+from .sources import ClipSource
 
 
 @dataclass

@@ -18,13 +18,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..core.settings import DataConfig
 from ..core.tracks import rasterize_heatmaps
+from ..media.video import (
+    TooShortError,
+    UnreadableError,
+    crop_transform,
+    probe,
+    read_frames_at,
+    resize_frames,
+)
 from .buckets import Bucketing, Shape
 from .clips import Span, clip_times, effective_fps, frame_step, num_windows, source_span
-from ..core.settings import DataConfig
 from .sources import ClipSource
-from ..media.video import (TooShortError, UnreadableError, crop_transform, probe, read_frames_at,
-    resize_frames)
 
 logger = logging.getLogger(__name__)
 

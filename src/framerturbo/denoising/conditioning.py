@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+
 from .encoding import EncodedEndpoints
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import conditioning as C
 from ..core import edm
+from . import conditioning as C
 
 
 @dataclass

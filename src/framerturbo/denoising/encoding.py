@@ -26,8 +26,8 @@ from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion 
     _resize_with_antialiasing,
 )
 
-from ..models.configs import CLIP_MEAN, CLIP_STD
 from ..core.seeding import stable_seed
+from ..models.configs import CLIP_MEAN, CLIP_STD
 
 CLIP_SIZE = 224
 

@@ -82,8 +82,8 @@ def clip_settings(args, record, cfg) -> DataConfig:
 
 def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     """The whole ``evaluate`` command: ``load_pipe(model, settings)`` gives a pipeline."""
-    from ..models.adapters import load_loras
     from ..core.config import load_config
+    from ..models.adapters import load_loras
     from ..models.record import read_record
 
     cfg = load_config(args.config) if args.config else None

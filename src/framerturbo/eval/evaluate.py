@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import ClipDataset, ClipSettings
 from ..core.settings import DataConfig
+from ..data.dataset import ClipDataset, ClipSettings
 from ..data.sources import discover
 from ..media.video import TooShortError, UnreadableError
 from .baselines import BASELINES

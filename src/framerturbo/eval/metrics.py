@@ -17,8 +17,10 @@ def _tensor(frames) -> torch.Tensor:
 
 def frame_metrics(pred, real) -> dict[str, float]:
     """Mean PSNR (dB) and SSIM over frames; inputs (N, H, W, 3) uint8 or float in [0, 1]."""
-    from torchmetrics.functional.image import (peak_signal_noise_ratio,
-                                               structural_similarity_index_measure)
+    from torchmetrics.functional.image import (
+        peak_signal_noise_ratio,
+        structural_similarity_index_measure,
+    )
 
     p, r = _tensor(pred), _tensor(real)
     psnr = [float(peak_signal_noise_ratio(p[i:i + 1], r[i:i + 1], data_range=1.0))

@@ -22,15 +22,15 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from ..core.tracks import TrackSet, match_sift, rasterize_heatmaps, resample_tracks, rescale_points
 from ..denoising import conditioning as C
 from ..denoising.denoiser import FramerDenoiser, combine_guidance
 from ..denoising.encoding import encode_endpoints, pixels_from_uint8
+from ..media.files import load_image
 from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD
-from .autopilot import AutopilotState, refine_tracks
 from ..models.schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
-from ..core.tracks import TrackSet, match_sift, rasterize_heatmaps, rescale_points, resample_tracks
-from ..media.files import load_image
+from .autopilot import AutopilotState, refine_tracks
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from ..models.adapters import find_lora_dir, load_loras
 from ..core.atomic import atomic_dir, atomic_file
+from ..models.adapters import find_lora_dir, load_loras
 from ..models.card import CARD_FILE, MARKER, write_card
 from ..models.loading import load_components
 from ..train.run_card import read_facts

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..models import adapters
 from ..core.atomic import atomic_dir, remove_stale
 from ..core.config import Config
+from ..models import adapters
 
 PREFIX = "step-"
 ENGINE = "engine"  # DeepSpeed/FSDP: accelerate's per-rank state, inside the checkpoint folder

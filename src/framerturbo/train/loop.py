@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..core.config import Config
+from ..core.seeding import stable_seed
 from ..data.batching import AddressSampler, collate
 from ..data.buckets import bucket_counts
 from ..data.cache import open_cache
 from ..data.splits import make_datasets
 from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch, encode_batch
-from ..core.seeding import stable_seed
 from . import checkpoint as ckpt
 from . import run_card, trackers
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..denoising import conditioning as C
 from ..core import edm
+from ..denoising import conditioning as C
 from ..denoising.denoiser import DenoiserOutput, FramerDenoiser
 from ..denoising.encoding import EncodedBatch
 

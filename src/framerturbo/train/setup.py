@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models import adapters, levers
 from ..core.config import Config, ConfigError
-from ..models.loading import load_components, resolve_dtype
 from ..core.seeding import stable_seed
+from ..models import adapters, levers
+from ..models.loading import load_components, resolve_dtype
 
 logger = logging.getLogger(__name__)
 

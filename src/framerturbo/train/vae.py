@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from ..core.atomic import atomic_dir
-from ..data.dataset import ClipDataset, ClipSettings
 from ..core.seeding import stable_seed
+from ..data.dataset import ClipDataset, ClipSettings
 from ..data.sources import discover
 from ..models.configs import config as model_config
 

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from ..core.seeding import stable_seed
-from ..media.files import to_uint8, write_gif
 from ..data.batching import collate
 from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import encode_batch
+from ..media.files import to_uint8, write_gif
 from .objective import StepNoise, diffusion_loss, predict
 
 
@@ -55,8 +55,8 @@ def _encoders(cfg, models, device):
 
 def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> dict:
     from ..eval.metrics import frame_metrics
-    from ..sampling.pipeline import FramerPipeline
     from ..models.schedulers import make_scheduler
+    from ..sampling.pipeline import FramerPipeline
 
     pipe = FramerPipeline(vae=vae, image_encoder=image_encoder, unet=models.unet,
                           scheduler=make_scheduler("euler"),
