@@ -115,8 +115,6 @@ def sampling_kwargs(args) -> dict:
                 decode_chunk_size=args.decode_chunk)
 
 
-_MICRO_DIR = Path(__file__).resolve().parents[1] / "assets" / "micro"  # = loading.MICRO_PATH,
-# without importing torch
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -135,11 +133,12 @@ def size_multiple(model: str, svd: str | None = None) -> int | None:
     """The pixel-size step a model needs (``FramerPipeline.size_multiple``), read from its local
     config.json files without importing or loading anything heavy; None when they are not
     local (a Hub id, ``random-micro``): the pipeline checks after loading then."""
-    folders = [_MICRO_DIR if model == "micro" else Path(model)] + ([Path(svd)] if svd else [])
+    from ..models.configs import MICRO_PATH, size_step
+
+    folders = [MICRO_PATH if model == "micro" else Path(model)] + ([Path(svd)] if svd else [])
     unet, vae = _local_config("unet", folders), _local_config("vae", folders)
     try:
-        return (2 ** (len(vae["block_out_channels"]) - 1)
-                * 2 ** (len(unet["block_out_channels"]) - 1))
+        return size_step(len(vae["block_out_channels"]), len(unet["block_out_channels"]))
     except (TypeError, KeyError):
         return None
 

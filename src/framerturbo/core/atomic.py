@@ -8,6 +8,7 @@ gets the usual permissions (0666/0777 less the umask), not the temporaries' priv
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -90,3 +91,12 @@ def remove_stale(folder: str | Path, name: str) -> None:
         os.replace(old, final)
     for p in folder.glob(f".{name}*"):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (verifies what was written, keys caches)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from ..core.atomic import atomic_file
+from ..core.atomic import atomic_file, file_sha256
 from ..denoising.encoding import (
     augmentation_draw,
     encode_endpoints,
@@ -39,14 +39,6 @@ FORMAT = 1
 # config entries that say how a model was loaded or saved, not what it computes
 VOLATILE_CONFIG_KEYS = {"dtype", "torch_dtype", "_name_or_path", "transformers_version",
                         "_diffusers_version", "_commit_hash", "_use_default_values"}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def encoder_fingerprint(*models) -> str:
@@ -84,7 +76,7 @@ def _shard_ok(folder: Path, n: int) -> dict | None:
         meta = json.loads(meta_path.read_text())
     except json.JSONDecodeError:
         return None
-    return meta if meta.get("sha256") == _sha256(data_path) else None
+    return meta if meta.get("sha256") == file_sha256(data_path) else None
 
 
 def _atomic_write(path: Path, writer) -> None:
@@ -154,7 +146,7 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
         tensors = {k: v.contiguous() for k, v in tensors.items()}
         _atomic_write(data_path, lambda tmp: save_file(tensors, tmp) if tensors else
                       Path(tmp).write_bytes(b""))
-        meta = dict(clips=clips, sha256=_sha256(data_path),
+        meta = dict(clips=clips, sha256=file_sha256(data_path),
                     bucket=shape_name(dataset.items[plan[n][0]].shape) if plan[n] else None)
         _atomic_write(folder / f"shard-{n:05d}.json",
                       lambda tmp: Path(tmp).write_text(json.dumps(meta)))

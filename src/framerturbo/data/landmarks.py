@@ -15,12 +15,13 @@ its arm on the image's left is its right hand. Missing points are NaN with confi
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..core.atomic import file_sha256
 
 HANDS = ("left", "right")
 WRIST, PALM = 0, 9  # MediaPipe hand indices (9 = middle-finger knuckle, the palm's centre)
@@ -242,14 +243,6 @@ def landmarks_path(video: str | Path) -> Path:
     return video.with_name(video.name + ".landmarks.json")
 
 
-def content_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_cached(video: str | Path, source: str) -> ClipLandmarks | None:
     """The landmarks beside ``video`` when they were made by ``source`` from these very bytes."""
     path = landmarks_path(video)
@@ -258,7 +251,7 @@ def read_cached(video: str | Path, source: str) -> ClipLandmarks | None:
     except (OSError, ValueError):
         return None
     if (doc.get("version") != FORMAT_VERSION or doc.get("source") != source
-            or doc.get("content_sha256") != content_hash(video)):
+            or doc.get("content_sha256") != file_sha256(video)):
         return None
     return ClipLandmarks.from_json(doc)
 
@@ -275,7 +268,7 @@ def landmarks_for_video(video: str | Path, source: LandmarkSource,
     info = probe(video)
     frames = read_frames_at(video, [k / info.fps for k in range(info.num_frames)], info.fps)
     marks = source.for_clip(video, frames, info.fps)
-    doc = marks.to_json() | {"content_sha256": content_hash(video)}
+    doc = marks.to_json() | {"content_sha256": file_sha256(video)}
     with atomic_file(landmarks_path(video)) as tmp:
         tmp.write_text(json.dumps(doc))
     return marks, False

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media.video import IMAGE_EXTS
+from ..media.video import frame_files
 from .evaluate import EvalClip
 
 
@@ -65,7 +65,7 @@ def example_folders(root: Path) -> list[Path]:
 def read_example(folder: Path, frames: int) -> np.ndarray:
     from PIL import Image
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    files = frame_files(folder)
     if len(files) != frames:
         raise ValueError(f"{folder}: {len(files)} frames, the protocol needs {frames} "
                          "(2 inputs + the frames between) — regenerate the benchmark")

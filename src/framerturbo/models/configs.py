@@ -11,6 +11,15 @@ projection width equals the UNet's cross-attention width.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
+
+MICRO_PATH = Path(__file__).resolve().parents[1] / "assets" / "micro"  # the shipped micro Framer
+
+
+def size_step(vae_blocks: int, unet_blocks: int) -> int:
+    """The pixel multiple a model's sizes must be: the VAE's ×2^(blocks−1) times the UNet's
+    downsampling 2^(blocks−1) — 64 for the released layout, 32 for the micro model."""
+    return 2 ** (vae_blocks - 1) * 2 ** (unet_blocks - 1)
 
 _SVD_BLOCKS = dict(
     down_block_types=["CrossAttnDownBlockSpatioTemporal"] * 3 + ["DownBlockSpatioTemporal"],

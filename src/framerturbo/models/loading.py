@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..core.atomic import atomic_dir
-from .configs import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER, config
+from .configs import CLIP_MEAN, CLIP_STD, MICRO_PATH, SVD_SCHEDULER, config
 from .controlnet import FramerControlNet
 from .unet import FramerUNet
 
@@ -35,7 +35,6 @@ OPTIONAL = ("controlnet", "feature_extractor", "scheduler")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 RANDOM_MICRO = "random-micro"
 MICRO = "micro"  # the trained micro Framer shipped inside the package
-MICRO_PATH = Path(__file__).resolve().parents[1] / "assets" / "micro"
 
 
 def resolve_model(model: str | os.PathLike) -> str:

@@ -28,7 +28,7 @@ from ..denoising.denoiser import FramerDenoiser, combine_guidance
 from ..denoising.encoding import encode_endpoints, pixels_from_uint8
 from ..media.files import load_image
 from ..models.adapters import FramerLoraLoaderMixin
-from ..models.configs import CLIP_MEAN, CLIP_STD
+from ..models.configs import CLIP_MEAN, CLIP_STD, size_step
 from ..models.schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
 
@@ -143,7 +143,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
     @property
     def size_multiple(self) -> int:
         """Pixel sizes must divide into the UNet's downsampling: 64 for the released layout."""
-        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        return size_step(len(self.vae.config.block_out_channels),
+                         len(self.unet.config.block_out_channels))
 
     def check_size(self, height: int, width: int) -> None:
         multiple = self.size_multiple
