@@ -97,6 +97,26 @@ def v_target(x0: torch.Tensor, noise: torch.Tensor, sigma) -> torch.Tensor:
     return (noise - s * x0) / torch.sqrt(s**2 + 1.0)
 
 
+def consistency_scalings(sigma, sigma_min: float = SIGMA_MIN,
+                         sigma_data: float = SIGMA_DATA) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c_skip, c_out) of the consistency function f(x_σ, σ) = c_skip·x_σ + c_out·F_θ (Song et
+    al. 2023, v-signed like :func:`c_out`): c_skip = σ_d²/((σ−σ_min)² + σ_d²) and
+    c_out = −(σ−σ_min)·σ_d/√(σ² + σ_d²). They equal EDM's scalings up to σ_min, so a student
+    starts as the base model, and at σ = σ_min they are exactly (1, 0): f(x, σ_min) = x."""
+    sigma = _as_tensor(sigma)
+    skip = sigma_data**2 / ((sigma - sigma_min) ** 2 + sigma_data**2)
+    out = -(sigma - sigma_min) * sigma_data / torch.sqrt(sigma**2 + sigma_data**2)
+    return skip, out
+
+
+def consistency_denoised(x_sigma: torch.Tensor, model_output: torch.Tensor, sigma,
+                         sigma_min: float = SIGMA_MIN) -> torch.Tensor:
+    """f(x_σ, σ) — the consistency model's x₀ estimate from the network's v-output."""
+    s = append_dims(_as_tensor(sigma, x_sigma), x_sigma.ndim)
+    skip, out = consistency_scalings(s, sigma_min)
+    return skip * x_sigma + out * model_output
+
+
 def loss_weight(sigma) -> torch.Tensor:
     """λ(σ) = (σ² + 1)/σ², the EDM weight on ‖D − x₀‖² that makes it equal to MSE on F_θ."""
     sigma = _as_tensor(sigma)
