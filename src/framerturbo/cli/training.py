@@ -63,9 +63,9 @@ def _run_new_model(args) -> int:
         parts |= loaded
         random_parts -= set(loaded)
     if args.vae:
-        from diffusers import AutoencoderKLTemporalDecoder
+        from ..models.vae import FramerVAE
 
-        parts["vae"] = AutoencoderKLTemporalDecoder.from_pretrained(args.vae)
+        parts["vae"] = FramerVAE.from_pretrained(args.vae)
         random_parts.discard("vae")
     folder = save_components(parts, args.out, dtype=torch.float16 if args.fp16 else None,
                              record=record)
@@ -138,6 +138,13 @@ def _add_train_vae(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--down-blocks", type=int, default=4, choices=[3, 4],
                    help="4 = ×8 spatial factor (as released), 3 = ×4")
+    p.add_argument("--width", type=int, default=None,
+                   help="channels of the deeper blocks (default: the micro config's 64)")
+    p.add_argument("--val-data", nargs="*", default=[],
+                   help="held-out clip folders: their reconstruction PSNR/SSIM is logged to "
+                        "OUT/metrics.jsonl at every checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="steps between resumable checkpoints (rerun the command to resume)")
     p.set_defaults(func=_run_train_vae)
 
 
@@ -145,6 +152,7 @@ def _run_train_vae(args) -> int:
     from ..train.vae import train_vae
 
     train_vae(args.data, args.out, steps=args.steps, frames=args.frames, batch=args.batch,
-              size=args.size, lr=args.lr, seed=args.seed, down_blocks=args.down_blocks)
+              size=args.size, lr=args.lr, seed=args.seed, down_blocks=args.down_blocks,
+              width=args.width, val_data=args.val_data, checkpoint_every=args.checkpoint_every)
     print(f"wrote {args.out}")
     return 0

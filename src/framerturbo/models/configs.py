@@ -42,13 +42,14 @@ MICRO_UNET = dict(
     block_out_channels=[32, 32, 64, 64], addition_time_embed_dim=8,
     projection_class_embeddings_input_dim=24, layers_per_block=2, cross_attention_dim=32,
     transformer_layers_per_block=1, num_attention_heads=[2, 2, 4, 4], num_frames=14,
+    norm_groups=8,  # 4–8 channels per group: the stock 32 would erase σ (see norms.py)
 )
 MICRO_CONTROLNET = dict(MICRO_UNET, conditioning_channels=3,
                         conditioning_embedding_out_channels=[16, 32, 32, 32])
 MICRO_VAE = dict(
     in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
     block_out_channels=[32, 64, 64, 64], layers_per_block=1, latent_channels=4, sample_size=64,
-    scaling_factor=0.18215, force_upcast=True,
+    scaling_factor=0.18215, force_upcast=True, norm_groups=8,  # keeps colour (see norms.py)
 )
 MICRO_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                   image_size=224, patch_size=32, projection_dim=32)

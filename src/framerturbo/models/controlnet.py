@@ -30,6 +30,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .encoder import prepare_encoder_inputs, run_down_path, run_mid_block
+from .norms import set_norm_groups
 
 
 @dataclass
@@ -69,7 +70,8 @@ class FramerControlNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
                  conditioning_channels: int = 3,
                  conditioning_embedding_out_channels: tuple[int, ...] = (16, 32, 96, 256),
                  with_id_feature: bool = False, feature_channels: int | None = None,
-                 feature_out_channels: tuple[int, ...] | None = None):
+                 feature_out_channels: tuple[int, ...] | None = None,
+                 norm_groups: int | None = None):
         super().__init__()
         if with_id_feature:
             raise ValueError("with_id_feature=True (DragAnything's ID features) is not part of "
@@ -111,6 +113,7 @@ class FramerControlNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
             transformer_layers_per_block=t_layers[-1], cross_attention_dim=cross_dims[-1],
             num_attention_heads=heads[-1])
         self.controlnet_mid_block = _zero_conv(block_out_channels[-1])
+        set_norm_groups(self, norm_groups)  # None: stock 32 groups (see norms.py)
 
     @classmethod
     def from_unet(cls, unet: nn.Module, **overrides) -> FramerControlNet:
@@ -118,8 +121,8 @@ class FramerControlNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         keys = ("sample_size", "in_channels", "down_block_types", "block_out_channels",
                 "addition_time_embed_dim", "projection_class_embeddings_input_dim",
                 "layers_per_block", "cross_attention_dim", "transformer_layers_per_block",
-                "num_attention_heads", "num_frames")
-        config = {k: unet.config[k] for k in keys} | overrides
+                "num_attention_heads", "num_frames", "norm_groups")
+        config = {k: unet.config.get(k) for k in keys} | overrides
         controlnet = cls(**config)
         for name in ("conv_in", "time_embedding", "add_embedding", "down_blocks", "mid_block"):
             getattr(controlnet, name).load_state_dict(getattr(unet, name).state_dict())

@@ -27,6 +27,7 @@ from ..core.atomic import atomic_dir
 from .configs import CLIP_MEAN, CLIP_STD, MICRO_PATH, SVD_SCHEDULER, config
 from .controlnet import FramerControlNet
 from .unet import FramerUNet
+from .vae import FramerVAE
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def load_components(model: str | os.PathLike, svd: str | os.PathLike | None = No
 
 
 def _load_from_sources(model, svd, want_controlnet: bool, dtype) -> dict:
-    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+    from diffusers import EulerDiscreteScheduler
     from transformers import CLIPVisionModelWithProjection
 
     sources = [s for s in (_source(model, "model"), _source(svd, "SVD")) if s is not None]
@@ -172,7 +173,7 @@ def _load_from_sources(model, svd, want_controlnet: bool, dtype) -> dict:
 
     parts = {
         "unet": FramerUNet.from_pretrained(**kwargs("unet"), torch_dtype=dtype),
-        "vae": AutoencoderKLTemporalDecoder.from_pretrained(**kwargs("vae"), torch_dtype=dtype),
+        "vae": FramerVAE.from_pretrained(**kwargs("vae"), torch_dtype=dtype),
         "image_encoder": CLIPVisionModelWithProjection.from_pretrained(**kwargs("image_encoder"),
                                                                        dtype=dtype),
         "controlnet": None,
@@ -215,7 +216,7 @@ def make_feature_extractor():
 
 def random_micro_components(controlnet: bool = True, seed: int = 0) -> dict:
     """The micro Framer family with *random* weights (seeded): for tests and first runs."""
-    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
+    from diffusers import EulerDiscreteScheduler
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     # each part from its own seed, so asking for the ControlNet or not changes nothing else
@@ -235,7 +236,7 @@ def random_micro_components(controlnet: bool = True, seed: int = 0) -> dict:
                                     "controlnet_cond_embedding.conv_out")):
                     p.normal_(0.0, 0.05)
     torch.manual_seed(seed + 3)
-    vae = AutoencoderKLTemporalDecoder(**config("micro-vae"))
+    vae = FramerVAE(**config("micro-vae"))
     torch.manual_seed(seed + 4)
     image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**config("micro-clip")))
     return {

@@ -22,6 +22,7 @@ from diffusers.utils import BaseOutput
 from torch import nn
 
 from .encoder import prepare_encoder_inputs, run_down_path, run_mid_block
+from .norms import set_norm_groups
 
 
 @dataclass
@@ -45,7 +46,8 @@ class FramerUNet(UNetSpatioTemporalConditionModel, PeftAdapterMixin):
                  addition_time_embed_dim: int = 256,
                  projection_class_embeddings_input_dim: int = 768,
                  layers_per_block=2, cross_attention_dim=1024, transformer_layers_per_block=1,
-                 num_attention_heads=(5, 10, 20, 20), num_frames: int = 25):
+                 num_attention_heads=(5, 10, 20, 20), num_frames: int = 25,
+                 norm_groups: int | None = None):
         super().__init__(
             sample_size=sample_size, in_channels=in_channels, out_channels=out_channels,
             down_block_types=down_block_types, up_block_types=up_block_types,
@@ -54,6 +56,7 @@ class FramerUNet(UNetSpatioTemporalConditionModel, PeftAdapterMixin):
             layers_per_block=layers_per_block, cross_attention_dim=cross_attention_dim,
             transformer_layers_per_block=transformer_layers_per_block,
             num_attention_heads=num_attention_heads, num_frames=num_frames)
+        set_norm_groups(self, norm_groups)  # None: stock 32 groups (see norms.py)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, 4, 1, 1))
 
     @property
