@@ -108,7 +108,7 @@ def test_configs_ship_in_the_package_by_name():
     from framerturbo.core.config import SHIPPED, config_path, load_config, shipped_configs
 
     assert not (ROOT / "configs").exists()  # one copy, inside the package
-    assert {"micro-lora", "framer-512x320-lora", "micro/unet-shapes"} <= set(shipped_configs())
+    assert {"micro-lora", "framer-512x320-lora", "micro/unet"} <= set(shipped_configs())
     assert load_config("micro-lora").data.height == 64
     assert config_path("configs/micro-lora.toml") == SHIPPED / "micro-lora.toml"  # old paths
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][

@@ -9,6 +9,14 @@ from diffusers import UNetSpatioTemporalConditionModel
 
 from conftest import DATA
 from framerturbo.models import FramerControlNet, FramerUNet, config, init_from_svd
+from framerturbo.models.norms import set_norm_groups
+
+
+def _stock_micro(**overrides) -> dict:
+    """The micro UNet config for diffusers' stock class (which has no norm_groups)."""
+    cfg = config("micro-unet") | overrides
+    cfg.pop("norm_groups")
+    return cfg
 
 
 def unet_inputs(unet, batch=2, frames=5, size=8, channels=None, seed=0):
@@ -49,7 +57,9 @@ def test_released_layout_loads_with_no_missing_or_unexpected_keys(released_layou
 
 
 def test_unet_loads_stock_svd_state_dict_plus_mask_token():
-    stock = UNetSpatioTemporalConditionModel(**{**config("micro-unet"), "in_channels": 9})
+    groups = config("micro-unet").pop("norm_groups")
+    stock = UNetSpatioTemporalConditionModel(**_stock_micro(in_channels=9))
+    set_norm_groups(stock, groups)  # FramerUNet = the stock UNet with these group counts
     state = dict(stock.state_dict(), mask_token=torch.randn(1, 1, 4, 1, 1))
     framer = FramerUNet(**config("micro-unet"))
     framer.load_state_dict(state, strict=True)
@@ -129,7 +139,7 @@ def test_controlnet_rejects_id_features():
 
 def test_init_from_svd_matches_the_8_channel_model_when_mask_is_zero():
     torch.manual_seed(1)
-    svd = UNetSpatioTemporalConditionModel(**{**config("micro-unet"), "in_channels": 8})
+    svd = UNetSpatioTemporalConditionModel(**_stock_micro(in_channels=8))
     framer = init_from_svd(svd)
     assert framer.config.in_channels == 9
     assert framer.conv_in.weight.shape[1] == 9

@@ -101,7 +101,7 @@ def _add_synth(sub) -> None:
                        description="Procedural video worlds (deterministic from --seed): "
                                    "'shapes' (textured moving shapes) or 'signer' (an "
                                    "articulated figure gesturing).")
-    p.add_argument("--domain", required=True, choices=["shapes", "signer"])
+    p.add_argument("--domain", required=True, choices=["shapes", "signer", "signer-close"])
     p.add_argument("--n", type=int, default=16, help="number of clips (16)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num-frames", type=int, default=9)

@@ -4,6 +4,8 @@
   rotating, scaling, occluding each other in depth order) over a textured background.
 * ``signer`` — an articulated figure on a plain background: torso, head, two two-segment arms
   with hands and fingers, moving with smooth gesture motions (the sign-language domain).
+* ``signer-close`` — the same figure filmed closer, on a dark backdrop, signing faster: the
+  demo's adaptation target, kept out of the micro model's training.
 
 Frames are rendered at 2× and box-filtered down (antialiasing). Every clip comes with tracks
 (F, K, 2) in pixels and a visibility mask (F, K); ``masks`` (F, H, W) give, per pixel, the id of
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..media.files import to_uint8, write_mp4
 
-DOMAINS = ("shapes", "signer")
+DOMAINS = ("shapes", "signer", "signer-close")
 
 
 @dataclass
@@ -141,27 +143,45 @@ def _capsule(xx, yy, a, b, radius):
     return (xx - a[0] - t * ab[0]) ** 2 + (yy - a[1] - t * ab[1]) ** 2 <= radius**2
 
 
-def _angles(rng, num_frames, base, amp):
+def _angles(rng, num_frames, base, amp, speed=1.0):
     t = np.linspace(0, 1, num_frames)
-    freq, phase = rng.uniform(0.4, 1.2), rng.uniform(0, 2 * np.pi)
+    freq, phase = speed * rng.uniform(0.4, 1.2), rng.uniform(0, 2 * np.pi)
     return base + amp * np.sin(2 * np.pi * freq * t + phase)
 
 
-def render_signer(seed: int, num_frames: int = 9, size: int = 64, ss: int = 2) -> SyntheticClip:
+@dataclass(frozen=True)
+class SignerStyle:
+    """How a ``signer`` world films its figure. The default is the base model's ``signer``;
+    :data:`CLOSE` is ``signer-close``, the demo's adaptation target: framed closer (zoom), on a
+    dark backdrop, signing faster — larger motion between the endpoints."""
+
+    background: tuple[float, float] = (0.75, 0.95)
+    zoom: float = 1.0
+    drop: float = 0.0  # how far the figure sits lower in the frame, in body units
+    speed: float = 1.0  # gesture frequency multiplier
+
+
+CLOSE = SignerStyle(background=(0.05, 0.3), zoom=1.35, drop=-8.0, speed=1.8)
+
+
+def render_signer(seed: int, num_frames: int = 9, size: int = 64, ss: int = 2,
+                  style: SignerStyle = SignerStyle()) -> SyntheticClip:
     rng = np.random.default_rng([seed, 2])
     big = size * ss
     yy, xx = (np.mgrid[:big, :big].astype(np.float32) + 0.5) / ss
-    bg = rng.uniform(0.75, 0.95, 3)
+    bg = rng.uniform(*style.background, 3)
     skin = rng.uniform([0.55, 0.35, 0.25], [0.95, 0.75, 0.6])
     shirt = rng.uniform(0.05, 0.6, 3)
-    u = size / 64.0  # body proportions scale with the frame
-    centre = np.array([size / 2 + rng.uniform(-3, 3) * u, 0.0])
+    u = size / 64.0 * style.zoom  # body proportions scale with the frame
+    centre = np.array([size / 2 + rng.uniform(-3, 3) * u, style.drop * u])
     shoulder_y = 34 * u
     arms = []
     for side in (-1, 1):  # angles from straight down; side = -1 left arm, +1 right arm
-        arms.append(dict(side=side, upper=_angles(rng, num_frames, 0.7, rng.uniform(0.3, 0.6)),
-                         fore=_angles(rng, num_frames, 1.9, rng.uniform(0.4, 0.8)),
-                         wrist=_angles(rng, num_frames, 0.0, rng.uniform(0.2, 0.5))))
+        arms.append(dict(side=side,
+                         upper=_angles(rng, num_frames, 0.7, rng.uniform(0.3, 0.6), style.speed),
+                         fore=_angles(rng, num_frames, 1.9, rng.uniform(0.4, 0.8), style.speed),
+                         wrist=_angles(rng, num_frames, 0.0, rng.uniform(0.2, 0.5),
+                                       style.speed)))
     frames, masks, tracks = [], [], []
     for t in range(num_frames):
         img = np.zeros((big, big, 3), np.float32) + bg
@@ -216,6 +236,8 @@ def render(domain: str, seed: int, num_frames: int = 9, size: int = 64) -> Synth
         return render_shapes(seed, num_frames, size)
     if domain == "signer":
         return render_signer(seed, num_frames, size)
+    if domain == "signer-close":
+        return render_signer(seed, num_frames, size, style=CLOSE)
     raise ValueError(f"unknown domain {domain!r}; choose one of: {', '.join(DOMAINS)}")
 
 
