@@ -99,9 +99,12 @@ def _run_tracks(args) -> int:
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="write procedural clips with ground-truth tracks",
                        description="Procedural video worlds (deterministic from --seed): "
-                                   "'shapes' (textured moving shapes) or 'signer' (an "
-                                   "articulated figure gesturing).")
-    p.add_argument("--domain", required=True, choices=["shapes", "signer"])
+                                   "'shapes' (textured moving shapes), 'signer' (an "
+                                   "articulated figure gesturing) or 'photos' (a camera "
+                                   "moving over real photographs from scikit-image, with "
+                                   "moving cut-outs and an exposure change; needs "
+                                   "scikit-image).")
+    p.add_argument("--domain", required=True, choices=["shapes", "signer", "photos"])
     p.add_argument("--n", type=int, default=16, help="number of clips (16)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num-frames", type=int, default=9)

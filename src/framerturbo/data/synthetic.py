@@ -4,6 +4,8 @@
   rotating, scaling, occluding each other in depth order) over a textured background.
 * ``signer`` — an articulated figure on a plain background: torso, head, two two-segment arms
   with hands and fingers, moving with smooth gesture motions (the sign-language domain).
+* ``photos`` — a camera panning, zooming and turning over a real photograph (scikit-image's
+  bundled ones) with moving, occluding cut-outs of other photos (``data/photos.py``).
 
 Frames are rendered at 2× and box-filtered down (antialiasing). Every clip comes with tracks
 (F, K, 2) in pixels and a visibility mask (F, K); ``masks`` (F, H, W) give, per pixel, the id of
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..media.files import to_uint8, write_mp4
 
-DOMAINS = ("shapes", "signer")
+DOMAINS = ("shapes", "signer", "photos")
 
 
 @dataclass
@@ -216,6 +218,10 @@ def render(domain: str, seed: int, num_frames: int = 9, size: int = 64) -> Synth
         return render_shapes(seed, num_frames, size)
     if domain == "signer":
         return render_signer(seed, num_frames, size)
+    if domain == "photos":
+        from .photos import render_photos  # it builds on this module's helpers
+
+        return render_photos(seed, num_frames, size)
     raise ValueError(f"unknown domain {domain!r}; choose one of: {', '.join(DOMAINS)}")
 
 
