@@ -62,3 +62,17 @@ def test_interpolate_uses_it_by_default(tmp_path):
                  "--height", "64", "--width", "64", "--num-frames", "5", "--steps", "4",
                  "--sampler", "dpm++"]) == 0
     assert read_video_frames(out).shape[:3] == (5, 64, 64)
+
+
+def test_shipped_model_reads_its_noise_level():
+    """A denoiser must read σ: the first micro model did not (its 32-channel blocks normalised
+    the time embedding away, docs/micro-model.md) and its output moved by 0.07 % when c_noise
+    went from −1.5 to 1.6."""
+    unet = load_components(MICRO, device="cpu", dtype="fp32")["unet"]
+    torch.manual_seed(0)
+    x = torch.randn(1, 9, 9, 16, 16)
+    x[:, :, 4:] = 0  # no conditioning video: only σ can tell the cases apart
+    args = (torch.randn(1, 2, unet.config.cross_attention_dim), torch.tensor([[7.0, 100.0, 0.02]]))
+    with torch.no_grad():
+        lo, hi = (unet(x, torch.tensor(t), *args, return_dict=False)[0] for t in (-1.5, 1.6))
+    assert float((lo - hi).norm() / lo.norm()) > 0.05

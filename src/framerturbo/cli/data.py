@@ -99,9 +99,16 @@ def _run_tracks(args) -> int:
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="write procedural clips with ground-truth tracks",
                        description="Procedural video worlds (deterministic from --seed): "
-                                   "'shapes' (textured moving shapes) or 'signer' (an "
-                                   "articulated figure gesturing).")
-    p.add_argument("--domain", required=True, choices=["shapes", "signer", "signer-close"])
+                                   "'shapes' (textured moving shapes), 'signer' (an "
+                                   "articulated figure gesturing), 'signer-close' (the same "
+                                   "figure filmed closer on a dark backdrop, signing faster: "
+                                   "the demo's target), 'photos' (a camera moving over real "
+                                   "photographs from scikit-image, with moving cut-outs and an "
+                                   "exposure change) or 'camera' (a plain camera move over a "
+                                   "photo no world uses: stand-in real footage). 'photos' and "
+                                   "'camera' need scikit-image.")
+    p.add_argument("--domain", required=True,
+                   choices=["shapes", "signer", "signer-close", "photos", "camera"])
     p.add_argument("--n", type=int, default=16, help="number of clips (16)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--num-frames", type=int, default=9)

@@ -6,6 +6,10 @@
   with hands and fingers, moving with smooth gesture motions (the sign-language domain).
 * ``signer-close`` — the same figure filmed closer, on a dark backdrop, signing faster: the
   demo's adaptation target, kept out of the micro model's training.
+* ``photos`` — a camera panning, zooming and turning over a real photograph (scikit-image's
+  bundled ones) with moving, occluding cut-outs of other photos (``data/photos.py``).
+* ``camera`` — a plain camera move over a photo no world uses (``HELD_OUT_PHOTOS``): stand-in
+  real footage for checks, never for training.
 
 Frames are rendered at 2× and box-filtered down (antialiasing). Every clip comes with tracks
 (F, K, 2) in pixels and a visibility mask (F, K); ``masks`` (F, H, W) give, per pixel, the id of
@@ -22,7 +26,7 @@ import numpy as np
 
 from ..media.files import to_uint8, write_mp4
 
-DOMAINS = ("shapes", "signer", "signer-close")
+DOMAINS = ("shapes", "signer", "signer-close", "photos", "camera")
 
 
 @dataclass
@@ -238,6 +242,15 @@ def render(domain: str, seed: int, num_frames: int = 9, size: int = 64) -> Synth
         return render_signer(seed, num_frames, size)
     if domain == "signer-close":
         return render_signer(seed, num_frames, size, style=CLOSE)
+    if domain == "photos":
+        from .photos import render_photos  # it builds on this module's helpers
+
+        return render_photos(seed, num_frames, size)
+    if domain == "camera":
+        from .photos import HELD_OUT_PHOTOS, camera_clip, load_photo
+
+        photo = load_photo(HELD_OUT_PHOTOS[seed % len(HELD_OUT_PHOTOS)])
+        return camera_clip(photo, seed, num_frames, size)
     raise ValueError(f"unknown domain {domain!r}; choose one of: {', '.join(DOMAINS)}")
 
 
