@@ -280,3 +280,69 @@ def test_turbo_is_registered_where_samplers_are_listed():
         assert parser.parse_args(argv + ["--turbo"]).turbo == ""
         assert parser.parse_args(argv + ["--turbo", "d:0.5"]).turbo == "d:0.5"
         assert parser.parse_args(argv).turbo is None
+
+
+def test_app_turbo_defaults_and_the_lora_only_with_the_turbo_sampler(loras, monkeypatch):
+    """`app --turbo DIR`: turbo sampler at 4 steps by default; the turbo LoRA acts only on
+    requests that choose the turbo sampler (the others run the model without it)."""
+    pytest.importorskip("gradio")
+    from types import SimpleNamespace
+
+    from framerturbo.cli import app
+    from framerturbo.cli.main import main
+    from framerturbo.models.adapters import active_weights
+    from framerturbo.models.loading import load_components
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    seen, loaded = {}, []
+    monkeypatch.setattr(FramerPipeline, "from_framer", classmethod(
+        lambda cls, *a, **k: SimpleNamespace(set_progress_bar_config=lambda **_: None,
+                                             load_turbo=lambda *a: loaded.append(a))))
+    monkeypatch.setattr(app, "launch", lambda pipe, loras, **kw: seen.update(kw["defaults"]))
+    assert main(["app", "--turbo", f"{loras[1]}:0.8"]) == 0
+    assert (seen["sampler"], seen["steps"], seen["turbo_scale"]) == ("turbo", 4, 0.8)
+    assert loaded == [(str(loras[1]), 0.8)]
+
+    pipe = FramerPipeline(**load_components("random-micro", device="cpu"))
+    pipe.load_turbo(loras[1], 0.8)
+    runner = app.Runner(pipe, {"mine": str(loras[0])}, turbo_scale=0.8)
+    runner._use_lora("mine", 0.5, "turbo")
+    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.5, "turbo": 0.8})
+    runner._use_lora("mine", 0.5, "euler")
+    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.5, "turbo": 0.0})
+    runner._use_lora("none", 1.0, "turbo")
+    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.0, "turbo": 0.8})
+
+
+def test_evaluate_and_stitch_take_turbo(loras, tmp_path, monkeypatch):
+    """Every evaluate row runs with the turbo LoRA beside its domain LoRA, on the turbo
+    sampler at 4 steps; stitch's transitions too."""
+    import framerturbo.eval.compare as compare
+    from framerturbo.cli.main import main
+    from framerturbo.models.adapters import active_weights
+    from framerturbo.models.schedulers import TurboScheduler
+    from videos import moving_square_frames, write_video
+
+    steps, rows = [], {}
+    set_timesteps = TurboScheduler.set_timesteps
+    monkeypatch.setattr(TurboScheduler, "set_timesteps",
+                        lambda self, n, **kw: (steps.append(n), set_timesteps(self, n, **kw)))
+    score = compare.score_model
+    monkeypatch.setattr(compare, "score_model", lambda pipe, clips, label, **kw: (
+        rows.update({label: (active_weights(pipe.unet), kw["sampler"], kw["steps"])}),
+        score(pipe, clips, label, **kw))[1])
+    clips = [write_video(tmp_path / f"c{i}.mp4", moving_square_frames(12, seed=i), fps=10)
+             for i in range(2)]
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--model", "random-micro", "--data", str(clips[0]), "--num-frames",
+                 "5", "--height", "64", "--width", "64", "--stride", "2", "--max-clips", "1",
+                 "--lora", str(loras[0]), "--compare", "base", "--turbo", f"{loras[1]}:0.9",
+                 "--out", str(out)]) == 0
+    assert rows == {"base (random-micro)": ({"turbo": pytest.approx(0.9)}, "turbo", 4),
+                    "lora domain": ({"lora0": 1.0, "turbo": pytest.approx(0.9)}, "turbo", 4)}
+    assert json.loads(out.read_text())["conditions"]["turbo"] == f"{loras[1]}:0.9"
+    steps.clear()
+    assert main(["stitch", *map(str, clips), "-o", str(tmp_path / "j.mp4"),
+                 "--transition-frames", "3", "--model", "random-micro", "--height", "64",
+                 "--width", "64", "--turbo", str(loras[1])]) == 0
+    assert steps == [4]
