@@ -246,8 +246,8 @@ def test_cli_interpolate_with_turbo_on_the_micro_model(pair, loras, tmp_path, ca
 
 
 def test_cli_bare_turbo_without_a_shipped_lora_is_one_line(pair, tmp_path, capsys, monkeypatch):
-    import framerturbo.models.configs as configs
     from framerturbo.cli.main import main
+    from framerturbo.models import configs
     from framerturbo.sampling.pipeline import FramerPipeline
 
     monkeypatch.setattr(configs, "MICRO_TURBO_PATH", tmp_path / "no-micro-turbo")
@@ -317,11 +317,12 @@ def test_app_turbo_defaults_and_the_lora_only_with_the_turbo_sampler(loras, monk
 def test_evaluate_and_stitch_take_turbo(loras, tmp_path, monkeypatch):
     """Every evaluate row runs with the turbo LoRA beside its domain LoRA, on the turbo
     sampler at 4 steps; stitch's transitions too."""
-    import framerturbo.eval.compare as compare
+    from videos import moving_square_frames, write_video
+
     from framerturbo.cli.main import main
+    from framerturbo.eval import compare
     from framerturbo.models.adapters import active_weights
     from framerturbo.models.schedulers import TurboScheduler
-    from videos import moving_square_frames, write_video
 
     steps, rows = [], {}
     set_timesteps = TurboScheduler.set_timesteps

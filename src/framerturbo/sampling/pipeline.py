@@ -29,7 +29,7 @@ from ..denoising.encoding import encode_endpoints, pixels_from_uint8
 from ..media.files import load_image
 from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD, size_step
-from ..models.schedulers import TURBO, DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
+from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
     through diffusers' pipeline API (``load_lora_weights``, ``set_adapters``, ``fuse_lora``),
     a turbo LoRA through ``load_turbo`` (then ``sampler="turbo"``, 4 steps)."""
 
-    turbo_grid: dict = {}  # the loaded turbo LoRA's distillation grid (load_turbo)
+    turbo_grid: dict | None = None  # the loaded turbo LoRA's distillation grid (load_turbo)
     model_source: str | None = None  # what from_framer loaded: where a shipped turbo LoRA lies
 
     model_cpu_offload_seq = "image_encoder->controlnet->unet->vae"
