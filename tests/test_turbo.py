@@ -51,7 +51,7 @@ class StandIn:
         self.calls = []
 
     def __call__(self, x, t, tokens, time_ids, **kw):
-        self.calls.append(float(t))
+        self.calls.append((float(t), x.shape[0]))
         return (0.5 * torch.tanh(x[:, :, :4]) + 0.1 * t,)
 
 
@@ -80,7 +80,7 @@ def test_turbo_steps_equal_an_independent_consistency_sampler(micro_parts, steps
     sigma_min = 0.002
     for i, sigma in enumerate(sigmas):
         t = 0.25 * math.log(sigma)
-        assert stand_in.calls[i] == pytest.approx(t, abs=1e-6)
+        assert stand_in.calls[i][0] == pytest.approx(t, abs=1e-6)
         F = 0.5 * torch.tanh(x / math.sqrt(sigma**2 + 1)) + 0.1 * t
         c_skip = 1 / ((sigma - sigma_min) ** 2 + 1)
         c_out = -(sigma - sigma_min) / math.sqrt(sigma**2 + 1)
@@ -88,7 +88,7 @@ def test_turbo_steps_equal_an_independent_consistency_sampler(micro_parts, steps
         x = x0 + sigmas[i + 1] * torch.randn(shape, generator=gen) if i + 1 < steps else x0
         scale = max(1.0, float(x.abs().max()))
         assert (states[i] - x).abs().max() < 2e-5 * scale, (steps, i)
-    assert len(stand_in.calls) == steps  # one network call per step: no CFG batch
+    assert [b for _, b in stand_in.calls] == [1] * steps  # one call per step, no CFG batch
     if steps == 1:  # 1 step: exactly f(x_σmax, σ_max) by core/edm's consistency function
         x_max = 700.0 * torch.randn(shape, generator=torch.Generator().manual_seed(5))
         F = 0.5 * torch.tanh(edm.scale_input(x_max, 700.0)) + 0.1 * float(edm.c_noise(700.0))
