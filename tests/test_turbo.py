@@ -44,6 +44,22 @@ def test_turbo_sigmas_are_points_of_the_distillation_grid():
     assert np.allclose(other.sigmas[1].item(), karras_grid(50, 5.0)[12], rtol=1e-6)
 
 
+def test_the_grid_a_distillation_saves_is_the_grid_the_sampler_reads(tmp_path):
+    """The distillation writes its grid with diffusers' save_config into the LoRA folder (or the
+    run folder); load_turbo reads it back into the sampler's config."""
+    from framerturbo.models.adapters import read_turbo_grid
+    from framerturbo.models.schedulers import TurboScheduler
+
+    TurboScheduler(num_train_timesteps=48, rho=6.0, sigma_max=80.0).save_config(tmp_path)
+    assert (tmp_path / "scheduler_config.json").is_file()
+    assert read_turbo_grid(tmp_path / "lora") == read_turbo_grid(tmp_path) == {
+        "num_train_timesteps": 48, "rho": 6.0, "sigma_min": 0.002, "sigma_max": 80.0}
+    assert read_turbo_grid(tmp_path / "elsewhere" / "lora") == {}
+    (tmp_path / "scheduler_config.json").write_text("{")
+    with pytest.raises(ValueError, match="scheduler_config.json: not valid JSON"):
+        read_turbo_grid(tmp_path)
+
+
 class StandIn:
     """A stand-in UNet forward: F = ½·tanh(input's first 4 channels) + 0.1·t, logged."""
 
