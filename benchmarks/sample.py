@@ -100,7 +100,7 @@ def main(argv=None) -> int:
                          "peak_gb": peak_memory_gb(device)})
             print(f"  {sampler}-{steps} control={control}: {seconds:.2f} s", flush=True)
     print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, its LoRA rank "
-          f"{args.turbo_rank} loaded), {dtype}")
+          f"{args.turbo_rank} loaded), {dtype}, {torch.get_num_threads()} CPU threads")
     print_table(rows, ["sampler", "controlnet", "cfg", "seconds", "peak_gb"])
     for line in speedups(rows):
         print(line)
