@@ -1,9 +1,13 @@
 """Sampling speed of the released Framer architecture (random weights, no download): 14 frames
-at 512×320 with euler-30, dpm++-12 and dpm++-15, with and without the trajectory ControlNet,
-classifier-free guidance on (as by default). Seconds per video, end to end (conditioning,
-denoising, VAE decode).
+at 512×320 with euler-30, dpm++-12 and dpm++-15 (classifier-free guidance on, as by default) and
+turbo-4 (the consistency sampler with a turbo LoRA loaded, unfused, no CFG: one UNet call per
+step), with and without the trajectory ControlNet. Seconds per video, end to end
+(conditioning, denoising, VAE decode); all rows in one run, and turbo-4's speed-up over
+euler-30 printed.
 
     python benchmarks/sample.py           # GPU, bf16
+    python benchmarks/sample.py --micro   # the micro architecture at 64×64×9 (the embedded
+                                          # model's size) with the same rows, on this device
     python benchmarks/sample.py --tiny    # CPU smoke test on the micro architecture
 """
 
@@ -23,7 +27,16 @@ from train_step import build_encoders, random_model  # noqa: E402
 from framerturbo.models import FramerControlNet, FramerUNet  # noqa: E402
 from framerturbo.models.configs import config  # noqa: E402
 
-RUNS = [("euler", 30), ("dpm++", 12), ("dpm++", 15)]
+RUNS = [("euler", 30), ("dpm++", 12), ("dpm++", 15), ("turbo", 4)]
+TURBO_PRESET = "attn"  # where the benchmark's random turbo LoRA sits (its cost, not its effect)
+
+
+def add_turbo_lora(unet, rank: int) -> None:
+    """A random LoRA as adapter ``turbo``, loaded the way ``--turbo`` loads one (unfused)."""
+    from framerturbo.models.adapters import TURBO_ADAPTER, add_lora, target_regex
+
+    for p in add_lora(unet, rank, rank, 0.0, target_regex(TURBO_PRESET), TURBO_ADAPTER):
+        p.requires_grad_(False)
 
 
 def build_pipeline(kind: str, device, dtype):
@@ -47,13 +60,21 @@ def build_pipeline(kind: str, device, dtype):
 def main(argv=None) -> int:
     p = arg_parser(__doc__)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--micro", action="store_true",
+                   help="the micro architecture at 64×64×9 with the full rows (recorded as "
+                        "section sample_micro)")
+    p.add_argument("--turbo-rank", type=int,
+                   help="rank of the benchmark's turbo LoRA (64; micro sizes: 8)")
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny)
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    kind = "micro" if args.tiny else "released"
-    (height, width), frames = ((64, 64), 5) if args.tiny else ((320, 512), 14)
-    runs = [("euler", 2), ("dpm++", 2)] if args.tiny else RUNS
+    kind = "micro" if args.tiny or args.micro else "released"
+    (height, width), frames = ((64, 64), 5) if args.tiny else (
+        ((64, 64), 9) if args.micro else ((320, 512), 14))
+    runs = [("euler", 2), ("dpm++", 2), ("turbo", 2)] if args.tiny else RUNS
     pipe = build_pipeline(kind, device, dtype)
+    args.turbo_rank = args.turbo_rank or (8 if kind == "micro" else 64)
+    add_turbo_lora(pipe.unet, args.turbo_rank)
     rng = np.random.default_rng(0)
     start, end = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
     tracks = np.stack([np.linspace([width * 0.2, height * 0.3], [width * 0.7, height * 0.6],
@@ -61,6 +82,11 @@ def main(argv=None) -> int:
     rows = []
     for control in (False, True):
         for sampler, steps in runs:
+            if sampler == "turbo":
+                pipe.unet.enable_adapters()
+            else:
+                pipe.unet.disable_adapters()
+
             def sample():
                 pipe(start, end, num_frames=frames, height=height, width=width,
                      num_inference_steps=steps, sampler=sampler, output_type="np",
@@ -70,12 +96,30 @@ def main(argv=None) -> int:
             reset_peak(device)
             seconds = timed(sample, device, repeats=args.repeats)
             rows.append({"sampler": f"{sampler}-{steps}", "controlnet": control,
-                         "seconds": seconds, "peak_gb": peak_memory_gb(device)})
+                         "cfg": sampler != "turbo", "seconds": seconds,
+                         "peak_gb": peak_memory_gb(device)})
             print(f"  {sampler}-{steps} control={control}: {seconds:.2f} s", flush=True)
-    print(f"{card}: {frames} frames {width}×{height}, CFG on, {dtype}")
-    print_table(rows, ["sampler", "controlnet", "seconds", "peak_gb"])
-    record_results(args, "sample", card, rows, {"frames": frames, "size": f"{width}x{height}"})
+    print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, its LoRA rank "
+          f"{args.turbo_rank} loaded), {dtype}, {torch.get_num_threads()} CPU threads")
+    print_table(rows, ["sampler", "controlnet", "cfg", "seconds", "peak_gb"])
+    for line in speedups(rows):
+        print(line)
+    record_results(args, "sample_micro" if args.micro else "sample", card, rows,
+                   {"frames": frames, "size": f"{width}x{height}",
+                    "turbo_lora": f"{TURBO_PRESET} rank {args.turbo_rank}, unfused"})
     return 0
+
+
+def speedups(rows: list[dict]) -> list[str]:
+    """turbo-4 against euler-30 with CFG, measured in the same run (with/without control)."""
+    lines = []
+    for control in (False, True):
+        by = {r["sampler"]: r["seconds"] for r in rows if r["controlnet"] == control}
+        if "euler-30" in by and "turbo-4" in by:
+            lines.append(f"turbo-4 vs euler-30 (CFG), controlnet={control}: "
+                         f"{by['euler-30']:.2f} s / {by['turbo-4']:.2f} s = "
+                         f"{by['euler-30'] / by['turbo-4']:.1f}× faster")
+    return lines
 
 
 if __name__ == "__main__":

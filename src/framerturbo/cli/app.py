@@ -88,26 +88,35 @@ def draw(image: Image.Image | None, session: Session, which: str) -> Image.Image
 
 
 class Runner:
-    """The loaded pipeline and the generation call (one request at a time)."""
+    """The loaded pipeline and the generation call (one request at a time). ``turbo_scale``:
+    the scale of the turbo LoRA the pipeline carries (``load_turbo``), applied only to requests
+    with the ``turbo`` sampler (the others run the model without it)."""
 
-    def __init__(self, pipe, loras: dict[str, str], fps: float = 7, motion_bucket: int = 100):
+    def __init__(self, pipe, loras: dict[str, str], fps: float = 7, motion_bucket: int = 100,
+                 turbo_scale: float | None = None):
         self.pipe, self.loras, self.lock = pipe, loras, threading.Lock()
         self.fps, self.motion_bucket = fps, motion_bucket  # the model's (its framerturbo.json)
+        self.turbo_scale = turbo_scale
         self.active: str | None = None
 
-    def _use_lora(self, name: str, scale: float) -> None:
-        from ..models.adapters import load_loras
+    def _use_lora(self, name: str, scale: float, sampler: str = "euler") -> None:
+        from ..models.adapters import TURBO_ADAPTER, load_loras, set_weights
+        from ..models.schedulers import TURBO, canonical_name
 
         unet = self.pipe.unet
-        if name == "none" or name not in self.loras:
-            if self.active:
-                unet.set_adapters([self.active], weights=[0.0])
-            return
-        if self.active != name:
-            if self.active:
-                unet.delete_adapters([self.active])
-            (self.active,) = load_loras(unet, [(self.loras[name], scale)])
-        unet.set_adapters([self.active], weights=[scale])
+        weights = {}
+        if name != "none" and name in self.loras:
+            if self.active != name:
+                if self.active:
+                    unet.delete_adapters([self.active])
+                (self.active,) = load_loras(unet, [(self.loras[name], scale)])
+            weights[self.active] = scale
+        elif self.active:
+            weights[self.active] = 0.0
+        if self.turbo_scale is not None:
+            weights[TURBO_ADAPTER] = self.turbo_scale if canonical_name(sampler) == TURBO else 0.0
+        if weights:
+            set_weights(unet, weights)
 
     def generate(self, session: Session, *, autopilot: bool, sampler: str, steps: int,
                  seed: int, gmin: float, gmax: float, frames: int, height: int, width: int,
@@ -121,7 +130,7 @@ class Runner:
         tracks = None if autopilot else session.track_set(session.start.size)
         has_control = self.pipe.controlnet is not None
         with self.lock:
-            self._use_lora(lora, lora_scale)
+            self._use_lora(lora, lora_scale, sampler)
             result = self.pipe(
                 session.start, session.end, num_frames=int(frames), height=int(height),
                 width=int(width), num_inference_steps=int(steps), sampler=sampler,
@@ -161,8 +170,10 @@ def build_app(runner: Runner, defaults: dict | None = None):
             autopilot = gr.Checkbox(label="autopilot (SIFT matches, refined while sampling)")
         with gr.Accordion("settings", open=False):
             with gr.Row():
-                sampler = gr.Dropdown(list(SAMPLERS), value=d["sampler"], label="sampler")
-                steps = gr.Slider(2, 50, value=d["steps"], step=1, label="steps")
+                sampler = gr.Dropdown(list(SAMPLERS), value=d["sampler"],
+                                      label="sampler (turbo: with `app --turbo`, 1–8 steps, "
+                                            "no CFG)")
+                steps = gr.Slider(1, 50, value=d["steps"], step=1, label="steps")
                 seed = gr.Number(value=0, precision=0, label="seed")
             with gr.Row():
                 gmin = gr.Slider(1.0, 10.0, value=1.0, step=0.1, label="guidance min")
@@ -235,9 +246,11 @@ def build_app(runner: Runner, defaults: dict | None = None):
 
 def launch(pipe, loras: dict[str, str], host: str = "127.0.0.1", port: int = 7860,
            max_upload_mb: int = 20, defaults: dict | None = None) -> None:
-    """``defaults``: height, width, frames, steps, sampler, fps, motion_bucket (the model's)."""
+    """``defaults``: height, width, frames, steps, sampler, fps, motion_bucket (the model's),
+    turbo_scale (when the pipeline carries a turbo LoRA)."""
     d = defaults or {}
-    runner = Runner(pipe, loras, fps=d.get("fps", 7), motion_bucket=d.get("motion_bucket", 100))
+    runner = Runner(pipe, loras, fps=d.get("fps", 7), motion_bucket=d.get("motion_bucket", 100),
+                    turbo_scale=d.get("turbo_scale"))
     app = build_app(runner, defaults)
     app.queue(default_concurrency_limit=1)
     app.launch(server_name=host, server_port=port, max_file_size=f"{max_upload_mb}mb",

@@ -24,6 +24,7 @@ def add_model_args(p) -> None:
     p.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",
                    help="LoRA folder from `framerturbo train` (its lora/), optional scale; "
                         "repeat to stack several; scale 0 = base model")
+    add_turbo_arg(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     p.add_argument("--dtype", default="auto",
                    help="auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
@@ -39,10 +40,28 @@ def add_model_args(p) -> None:
 MODEL_DEFAULT = "(default: the model's own, from its framerturbo.json)"
 
 
+def add_turbo_arg(p) -> None:
+    p.add_argument("--turbo", nargs="?", const="", default=None, metavar="DIR[:SCALE]",
+                   help="the fast path: load a turbo LoRA (a `framerturbo distill` run or its "
+                        "lora/; bare --turbo = the one shipped with the model) and sample with "
+                        "the turbo sampler at 4 steps, no CFG (--sampler/--steps still win); "
+                        "stacks with --lora. Bare --turbo before START END takes START as DIR: "
+                        "put it after them")
+
+
+def parse_turbo_spec(spec: str) -> tuple[str | None, float]:
+    """``--turbo`` value → (folder or None for the shipped one, scale)."""
+    from ..models.adapters import parse_lora_spec
+
+    path, scale = parse_lora_spec(spec)
+    return path or None, scale
+
+
 def add_sampling_args(p) -> None:
-    p.add_argument("--sampler", help=f"euler or dpm++ {MODEL_DEFAULT}")
+    p.add_argument("--sampler", help=f"euler, dpm++ or turbo (needs --turbo) {MODEL_DEFAULT}")
     p.add_argument("--steps", type=int,
-                   help="denoising steps (the model's; for another sampler: euler 30, dpm++ 12)")
+                   help="denoising steps (the model's; for another sampler: euler 30, dpm++ 12, "
+                        "turbo 4)")
     p.add_argument("--seed", type=int, default=0,
                    help="random seed (0); the same seed gives the same frames on the same "
                         "device, dtype and thread count")
@@ -75,18 +94,15 @@ def add_size_args(p, frames: bool = False) -> None:
 def apply_model_defaults(args, record=None):
     """Fill every sampling option the user left unset from the model's record (what it was
     made for); returns the record. A sampler other than the model's keeps its own step count."""
-    from ..models.record import read_record
-    from ..models.schedulers import canonical_name
+    from ..models.record import read_record, sampling_choice
 
     record = record or read_record(args.model)
     for key in ("height", "width", "num_frames", "fps", "motion_bucket"):
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, getattr(record, key))
     if hasattr(args, "sampler"):
-        if args.sampler is None:
-            args.sampler = record.sampler
-        if args.steps is None and canonical_name(args.sampler) == canonical_name(record.sampler):
-            args.steps = record.steps
+        args.sampler, args.steps = sampling_choice(record, args.sampler, args.steps,
+                                                   getattr(args, "turbo", None) is not None)
     return record
 
 
@@ -155,6 +171,10 @@ def check_args_early(args) -> None:
                                     "folder or a Hub id like owner/name")
     for spec in getattr(args, "lora", None) or []:
         find_lora_dir(parse_lora_spec(spec)[0])  # a run folder or a LoRA folder, else one line
+    if getattr(args, "turbo", None) is not None:
+        from ..models.adapters import find_turbo_dir
+
+        find_turbo_dir(parse_turbo_spec(args.turbo)[0], args.model)
     height, width = getattr(args, "height", None), getattr(args, "width", None)
     if height is None or width is None:
         return
@@ -183,6 +203,11 @@ def load_pipeline(args, controlnet: bool, notice: bool = False):
     if args.lora:
         specs = [parse_lora_spec(x) for x in args.lora]
         load_loras(pipe, [(str(find_lora_dir(path)), scale) for path, scale in specs])
+    if getattr(args, "turbo", None) is not None:
+        pipe.load_turbo(*parse_turbo_spec(args.turbo))
+    elif hasattr(args, "sampler") and canonical_name(args.sampler) == "turbo":
+        print("note: --sampler turbo without --turbo runs the undistilled model at a few "
+              "steps: expect blurred frames (add --turbo [DIR])", file=sys.stderr)
     levers.apply_kernels(pipe.unet, pipe.controlnet, getattr(args, "attention", "sdpa"),
                          getattr(args, "compile", False))
     levers.apply_offload(pipe, offload, None if args.device == "auto" else args.device)

@@ -43,8 +43,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--max-clips", "--limit", dest="max_clips", type=int,
                    help="evaluate at most this many windows (round-robin over the files)")
     p.add_argument("--tracks", action="store_true", help="steer with the clips' true tracks")
-    p.add_argument("--sampler", help=f"euler or dpm++ {MODEL_DEFAULT}")
-    p.add_argument("--steps", type=int, help="denoising steps (the model's; euler 30, dpm++ 12)")
+    p.add_argument("--sampler", help=f"euler, dpm++ or turbo {MODEL_DEFAULT}")
+    p.add_argument("--steps", type=int,
+                   help="denoising steps (the model's; euler 30, dpm++ 12, turbo 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("data_path", nargs="?", metavar="DATA",
                    help="clips, or with --protocol the benchmark folder (same as --data)")

@@ -13,8 +13,10 @@ from .common import (
     add_model_args,
     add_sampling_args,
     add_size_args,
+    add_turbo_arg,
     apply_model_defaults,
     load_pipeline,
+    parse_turbo_spec,
     sampling_kwargs,
     warnings_to_stderr,
 )
@@ -283,6 +285,7 @@ def _add_app(sub) -> None:
     add_size_args(p, frames=True)
     p.add_argument("--steps", type=int, help=f"default steps {MODEL_DEFAULT}")
     p.add_argument("--sampler", help=f"default sampler {MODEL_DEFAULT}")
+    add_turbo_arg(p)
     p.set_defaults(func=_run_app)
 
 
@@ -300,15 +303,22 @@ def _run_app(args) -> int:
         name, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
         folder = find_lora_dir(path)
         loras[name or (folder.parent.name if folder.name == "lora" else folder.name)] = str(folder)
+    from ..models.adapters import find_turbo_dir
     from ..models.schedulers import DEFAULT_STEPS, canonical_name
 
     record = apply_model_defaults(args)
     sampler = canonical_name(args.sampler)
+    turbo = parse_turbo_spec(args.turbo) if args.turbo is not None else None
+    if turbo:
+        find_turbo_dir(turbo[0], args.model)  # one line before the model loads
     pipe = FramerPipeline.from_framer(args.model, args.svd, device=args.device, dtype=args.dtype)
+    if turbo:
+        pipe.load_turbo(*turbo)
     pipe.set_progress_bar_config(disable=False)
     print(f"serving on http://{args.host}:{args.port}")
     launch(pipe, loras, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
            defaults={"height": args.height, "width": args.width, "frames": args.num_frames,
                      "steps": args.steps or DEFAULT_STEPS[sampler], "sampler": sampler,
-                     "fps": record.fps, "motion_bucket": record.motion_bucket})
+                     "fps": record.fps, "motion_bucket": record.motion_bucket}
+           | ({"turbo_scale": turbo[1]} if turbo else {}))
     return 0

@@ -84,7 +84,7 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     """The whole ``evaluate`` command: ``load_pipe(model, settings)`` gives a pipeline."""
     from ..core.config import load_config
     from ..models.adapters import load_loras
-    from ..models.record import read_record
+    from ..models.record import read_record, sampling_choice
 
     cfg = load_config(args.config) if args.config else None
     if args.model is None:
@@ -95,9 +95,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
         raise ValueError("give --data (clips to evaluate), or a --config with "
                          "data.validation_sources")
     record = read_record(args.model)
-    sampler = args.sampler or record.sampler
-    steps = args.steps if args.steps is not None else (
-        record.steps if args.sampler is None else None)
+    turbo = getattr(args, "turbo", None)
+    sampler, steps = sampling_choice(record, args.sampler, args.steps, turbo is not None)
     args.sampler, args.steps = sampler, steps
     protocol = getattr(args, "protocol", None)
     if protocol:
@@ -116,6 +115,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
             "motion_bucket": settings.motion_bucket})
     result.conditions |= {"sampler": sampler, "steps": steps, "seed": args.seed,
                           "tracks": args.tracks}
+    if turbo is not None:  # every row carries the turbo LoRA (the pipeline loader adds it)
+        result.conditions["turbo"] = turbo or "shipped with the model"
     nets = MetricNetworks.load(getattr(args, "lpips_weights", None),
                                getattr(args, "inception", None), getattr(args, "i3d", None),
                                device=getattr(args, "metrics_device", "cpu"))

@@ -13,6 +13,10 @@ Saved adapters are diffusers LoRA folders (``pytorch_lora_weights.safetensors`` 
 loadable with ``load_lora_adapter`` and, on a FramerPipeline, with diffusers' own pipeline API
 (``FramerLoraLoaderMixin``: ``load_lora_weights``, ``set_adapters``, ``fuse_lora``); several can
 be stacked with per-adapter scales (scale 0 reproduces the base model).
+
+A turbo LoRA (``framerturbo distill``) is such a folder too; it loads as the adapter named
+``turbo`` (:meth:`FramerLoraLoaderMixin.load_turbo`), next to any domain LoRAs and with its own
+scale, and its ``scheduler_config.json`` (if any) says on which Karras grid it was distilled.
 """
 
 from __future__ import annotations
@@ -115,7 +119,10 @@ def find_lora_dir(path: str | Path) -> Path:
 def load_loras(target, specs: list[tuple[str, float]]) -> list[str]:
     """Load several LoRA folders into ``target`` and activate them with their scales. A
     pipeline loads through diffusers' pipeline API (``load_lora_weights`` + ``set_adapters``),
-    a bare model through its ``load_lora_adapter`` — the same adapters either way."""
+    a bare model through its ``load_lora_adapter`` — the same adapters either way. A loaded
+    turbo LoRA stays active at its scale (the domain LoRAs replace the other active ones)."""
+    unet = target.unet if isinstance(target, LoraBaseMixin) else target
+    keep = {k: v for k, v in active_weights(unet).items() if k == TURBO_ADAPTER}
     names = []
     for i, (path, _) in enumerate(specs):
         folder = Path(path)
@@ -129,12 +136,88 @@ def load_loras(target, specs: list[tuple[str, float]]) -> list[str]:
             target.load_lora_adapter(str(folder), prefix=None, use_safetensors=True,
                                      adapter_name=name, weight_name=LORA_WEIGHTS)
         names.append(name)
-    scales = [s for _, s in specs]
+    set_weights(target, dict(zip(names, (s for _, s in specs))) | keep)
+    return names
+
+
+TURBO_ADAPTER = "turbo"
+TURBO_GRID_FILE = "scheduler_config.json"  # the TurboScheduler config the LoRA was distilled on
+_GRID_KEYS = ("num_train_timesteps", "rho", "sigma_min", "sigma_max")
+DISTILL_HINT = "framerturbo distill --config micro/turbo"
+
+
+def active_weights(model) -> dict[str, float]:
+    """The active adapters of a PEFT-injected model and their scales, read back from its LoRA
+    layers (so it is true whoever set them); {} without adapters."""
+    weights: dict[str, float] = {}
+    for module in model.modules():
+        scaling = getattr(module, "scaling", None)
+        if not isinstance(scaling, dict) or not hasattr(module, "active_adapters"):
+            continue
+        for name in module.active_adapters:
+            if name in scaling and name not in weights:
+                rank = module.r[name] ** (0.5 if module.use_rslora.get(name) else 1)
+                weights[name] = scaling[name] * rank / module.lora_alpha[name]
+    return weights
+
+
+def set_weights(target, weights: dict[str, float]) -> None:
+    """Activate exactly these adapters with these scales (a pipeline or a bare model)."""
+    names, scales = list(weights), list(weights.values())
     if isinstance(target, LoraBaseMixin):
         target.set_adapters(names, adapter_weights=scales)
     else:
         target.set_adapters(names, weights=scales)
-    return names
+
+
+def shipped_turbo_dirs(model: str | Path | None) -> list[Path]:
+    """Where a model keeps its own turbo LoRA: ``<model>/turbo/``; for the embedded micro model
+    also ``assets/micro-turbo/`` in the package."""
+    from .configs import MICRO_PATH, MICRO_TURBO_PATH
+    from .loading import MICRO, RANDOM_MICRO
+
+    if model is None or str(model) == RANDOM_MICRO:
+        return []
+    folder = MICRO_PATH if str(model) == MICRO else Path(model)
+    return ([MICRO_TURBO_PATH] if folder == MICRO_PATH else []) + [folder / "turbo"]
+
+
+def find_turbo_dir(path: str | Path | None, model: str | Path | None = None) -> Path:
+    """The turbo LoRA folder: ``path`` (a run folder of ``framerturbo distill`` or its lora/),
+    or with no path the one shipped with ``model``; a missing one is one line saying how to
+    get it."""
+    if path:
+        try:
+            return find_lora_dir(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"--turbo {path}: no {LORA_WEIGHTS} here or in "
+                                    f"{Path(path) / 'lora'} — pass a run folder of "
+                                    f"`framerturbo distill` or its lora/") from None
+    places = shipped_turbo_dirs(model)
+    for place in places:
+        if (place / LORA_WEIGHTS).is_file():
+            return place
+    where = " or ".join(str(p) for p in places) or "nowhere (no model folder)"
+    raise FileNotFoundError(f"no turbo LoRA ships with model {model!s} (looked in {where}) — "
+                            f"distil one with `{DISTILL_HINT}` and pass --turbo RUN_DIR")
+
+
+def read_turbo_grid(folder: str | Path) -> dict:
+    """The distillation grid (N, ρ, σ range) from ``scheduler_config.json`` in the LoRA folder
+    or its run folder; {} when there is none (the turbo sampler's defaults then)."""
+    import json
+
+    folder = Path(folder)
+    for place in (folder, folder.parent):
+        path = place / TURBO_GRID_FILE
+        if path.is_file():
+            try:
+                doc = json.loads(path.read_text())
+            except ValueError:
+                raise ValueError(f"{path}: not valid JSON — rewrite it or delete it to use "
+                                 "the turbo sampler's default grid") from None
+            return {k: doc[k] for k in _GRID_KEYS if doc.get(k) is not None}
+    return {}
 
 
 def _lora_prefix(folder: Path, weight_name: str) -> str | None:
@@ -174,6 +257,20 @@ class FramerLoraLoaderMixin(LoraBaseMixin):
             prefix = _lora_prefix(source, weight_name)
         self.unet.load_lora_adapter(str(source), prefix=prefix, adapter_name=adapter_name,
                                     weight_name=weight_name, use_safetensors=True, **kwargs)
+
+    def load_turbo(self, path: str | Path | None = None, scale: float = 1.0) -> Path:
+        """Load a turbo LoRA as adapter ``turbo`` at ``scale``, keeping the active domain LoRAs
+        at theirs; with no ``path``, the one shipped with the model (``from_framer``'s). Sets
+        ``turbo_grid`` for the ``turbo`` sampler. Loading again replaces the previous one."""
+        folder = find_turbo_dir(path, getattr(self, "model_source", None))
+        grid = read_turbo_grid(folder)
+        if TURBO_ADAPTER in (self.get_list_adapters().get("unet") or []):
+            self.delete_adapters(TURBO_ADAPTER)
+        keep = {k: v for k, v in active_weights(self.unet).items() if k != TURBO_ADAPTER}
+        self.load_lora_weights(str(folder), adapter_name=TURBO_ADAPTER)
+        set_weights(self, keep | {TURBO_ADAPTER: float(scale)})
+        self.turbo_grid, self.turbo_dir = grid, folder
+        return folder
 
 
 def trainable_full(model: nn.Module, prefixes: list[str]) -> list[nn.Parameter]:

@@ -87,3 +87,20 @@ def record_from_config(cfg) -> ModelRecord:
     return replace(base, height=d.height, width=d.width, num_frames=d.num_frames, fps=fps,
                    motion_bucket=bucket, sampler=cfg.validation.sampler,
                    steps=cfg.validation.steps)
+
+
+def sampling_choice(record: ModelRecord, sampler: str | None, steps: int | None,
+                    turbo: bool = False) -> tuple[str, int | None]:
+    """The sampler and steps a command runs: the user's, else (with a turbo LoRA) ``turbo`` at
+    its 4 steps, else the model's. A sampler other than the model's keeps its own step count
+    (None: the pipeline's default for it)."""
+    from .schedulers import DEFAULT_STEPS, TURBO, canonical_name
+
+    if sampler is None:
+        sampler = TURBO if turbo else record.sampler
+    if steps is None:
+        if canonical_name(sampler) == canonical_name(record.sampler):
+            steps = record.steps
+        elif canonical_name(sampler) == TURBO:
+            steps = DEFAULT_STEPS[TURBO]
+    return sampler, steps

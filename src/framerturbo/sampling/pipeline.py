@@ -29,7 +29,7 @@ from ..denoising.encoding import encode_endpoints, pixels_from_uint8
 from ..media.files import load_image
 from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD, size_step
-from ..models.schedulers import DEFAULT_STEPS, canonical_name, make_scheduler, sigma_range
+from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,11 @@ def _as_batch(images) -> list:
 
 class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
     """Framer interpolation on stock diffusers components (see ``models.loading``); LoRAs
-    through diffusers' pipeline API (``load_lora_weights``, ``set_adapters``, ``fuse_lora``)."""
+    through diffusers' pipeline API (``load_lora_weights``, ``set_adapters``, ``fuse_lora``),
+    a turbo LoRA through ``load_turbo`` (then ``sampler="turbo"``, 4 steps)."""
+
+    turbo_grid: dict | None = None  # the loaded turbo LoRA's distillation grid (load_turbo)
+    model_source: str | None = None  # what from_framer loaded: where a shipped turbo LoRA lies
 
     model_cpu_offload_seq = "image_encoder->controlnet->unet->vae"
     _optional_components = ["controlnet"]
@@ -126,7 +130,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         """Load from a Framer folder/Hub id (+ SVD-xt), see ``models.loading.load_components``."""
         from ..models.loading import load_components
 
-        return cls(**load_components(model, svd, **kwargs))
+        pipe = cls(**load_components(model, svd, **kwargs))
+        pipe.model_source = str(model)
+        return pipe
 
     @property
     def _execution_device(self) -> torch.device:
@@ -174,6 +180,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         pixels), an (F, K, 2) array in generation pixels, or a list of either per video.
         ``autopilot``: SIFT endpoints + straight tracks refined every step (needs a ControlNet).
         ``callback_on_step_end(pipe, step, timestep, info)`` receives the heat-maps in ``info``.
+        ``sampler="turbo"`` (after ``load_turbo``): multistep consistency sampling, one network
+        call per step; there is no CFG, so the guidance arguments are ignored (the turbo LoRA was
+        distilled with the guidance folded in).
         """
         self.check_size(height, width)
         starts, ends = _as_batch(start), _as_batch(end)
@@ -184,7 +193,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         start_px = torch.stack([_to_pixels(s, height, width) for s in starts]).to(device)
         end_px = torch.stack([_to_pixels(e, height, width) for e in ends]).to(device)
 
-        scheduler = make_scheduler(sampler, *sigma_range(self.scheduler))
+        turbo = canonical_name(sampler) == TURBO
+        scheduler = make_scheduler(sampler, *sigma_range(self.scheduler),
+                                   turbo_grid=self.turbo_grid)
         steps = num_inference_steps or DEFAULT_STEPS[canonical_name(sampler)]
         scheduler.set_timesteps(steps, device=device)
 
@@ -206,7 +217,7 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         endpoints = encode_endpoints(self.vae, self.image_encoder, start_px, end_px,
                                      noise_aug_strength, aug_noise, mean, std)
         cond = C.assemble(endpoints, self.unet.mask_token, num_frames, fps, motion_bucket_id)
-        do_cfg = max_guidance_scale > 1.0
+        do_cfg = max_guidance_scale > 1.0 and not turbo
         weights = guidance_weights(min_guidance_scale, max_guidance_scale, num_frames,
                                    middle_max_guidance).to(device)[None, :, None, None, None]
 
@@ -235,7 +246,10 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
                                                     num_frames, (width, height),
                                                     autopilot_search_radius,
                                                     autopilot_consistency_px)
-                latents = scheduler.step(step.output, t, latents).prev_sample
+                # turbo re-noises with fresh ε from the call's generator(s), per video
+                latents = scheduler.step(step.output, t, latents,
+                                         **({"generator": generator} if turbo else {})
+                                         ).prev_sample
                 if callback_on_step_end is not None:
                     callback_on_step_end(self, i, t, {"heatmaps": heatmaps, "latents": latents})
                 progress.update()
