@@ -199,7 +199,8 @@ HAND_COLUMNS = [("hand_detection_rate", "hands found", ".1%"),
 REAL = "real frames"
 
 
-def _nanmean(values) -> float:
+def nanmean(values) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     return float(values.mean()) if len(values) else float("nan")
@@ -207,7 +208,7 @@ def _nanmean(values) -> float:
 
 def path_jerk(palms: np.ndarray) -> float:
     """Mean over the two hands of the jerk of their (T, 2, 2) palm paths."""
-    return _nanmean([jerk(palms[:, hand]) for hand in range(palms.shape[1])])
+    return nanmean([jerk(palms[:, hand]) for hand in range(palms.shape[1])])
 
 
 def transition_scores(found: ClipLandmarks, before: np.ndarray, after: np.ndarray,
@@ -232,7 +233,7 @@ def summarise(scores: list[dict]) -> dict:
     """Means over transitions as a report row (NaNs — no hand found — left out)."""
     keys = {"detect": "hand_detection_rate", "mje": "hand_mje_px", "dtw_mje": "hand_dtw_mje_px",
             "jerk": "hand_jerk"}
-    row = {name: _nanmean([s[k] for s in scores]) for k, name in keys.items()
+    row = {name: nanmean([s[k] for s in scores]) for k, name in keys.items()
            if any(k in s for s in scores)}
     return row | {"n_transitions": len(scores)}
 
