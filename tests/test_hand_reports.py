@@ -176,6 +176,7 @@ def test_hand_metrics_without_the_sign_extra(argv, signer_clips, tmp_path, monke
     assert not (tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.system
 def test_hand_eval_writes_its_report_with_the_shared_helpers(tmp_path, capsys):
     assert main(["hand-eval", "--n", "1", "--steps", "1", "--out", str(tmp_path)]) == 0
     doc = json.loads((tmp_path / "metrics.json").read_text())
