@@ -110,3 +110,14 @@ def test_hand_finder_pads_each_frame_once_with_unchanged_results(monkeypatch):
     assert len(calls) == len(frames)  # was 3 per frame
     assert np.allclose(np.nan_to_num(found.hands[:, :, PALM], nan=-1), GOLDEN_PALMS, atol=1e-4)
     assert np.allclose(found.hand_conf, GOLDEN_CONF, atol=1e-4)
+
+
+def test_hand_finder_takes_a_palm_that_rounds_to_the_frame_edge():
+    """A palm at x = 63.7 is inside a 64-px frame but rounds to 64: its template used to be
+    cut short, and matching failed on templates of different sizes."""
+    clip = render_signer(9_000_000, 9)
+    marks = from_signer_tracks(clip.tracks, (64, 64), 8.0).take([0, 8])
+    marks.hands[0, 0, PALM] = (63.7, 30.0)
+    finder = SignerHandFinder(clip.frames[[0, 8]], marks)
+    assert {t.shape for t in finder.templates[0]} == {(13, 13, 3)}
+    assert finder.detect(clip.frames[1:3]).hand_conf.shape == (2, 2)
