@@ -46,3 +46,18 @@ def test_demo_verdict_and_chart(tmp_path):
     with Image.open(chart) as img:
         assert img.size == (700, 280)
     assert set(METHODS) == set(METRICS)
+
+
+def test_run_report_and_card_read_a_log_with_a_torn_last_line(tmp_path):
+    """One reader of metrics.jsonl: a line cut short by a crash is skipped by both the report
+    and the run card (the report used to fail on it)."""
+    from framerturbo.train.run_card import last_metrics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n"
+                                       + json.dumps({"step": 2, "loss": 0.25}) + "\n"
+                                       + '{"step": 3, "lo')
+    page = build_report(run).read_text()
+    assert "2 log rows, last step 2" in page
+    assert last_metrics(run) == {"loss": 0.25}

@@ -62,6 +62,11 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--i3d", metavar="FILE",
                    help="FVD's I3D as TorchScript (i3d_torchscript.pt); without it FVD is "
                         "skipped")
+    p.add_argument("--hand-metrics", choices=["auto", "mediapipe", "synthetic"],
+                   help="add hand metrics per row (hands found vs the real frames, keypoint "
+                        "error and DTW-MJE against them, jerk), landmarks from: synthetic (the "
+                        "signer world's ground truth), mediapipe (the [sign] extra) or auto "
+                        "(synthetic for synthetic signer clips, else mediapipe)")
     p.add_argument("--metrics-device", default="cpu",
                    help="where the LPIPS/Inception/I3D networks run (cpu, cuda)")
     p.set_defaults(func=_run_evaluate)
@@ -78,12 +83,17 @@ def _run_evaluate(args) -> int:
 
     if args.data and args.data_path:
         raise ValueError("give the data once: DATA or --data")
+    if args.hand_metrics == "mediapipe":
+        from ..data.landmarks import require_mediapipe
+
+        require_mediapipe()  # before anything loads: one line saying what to install
     args.data = args.data or args.data_path
     result = run_comparison(args, load)
-    print(markdown_table(result.metrics))
+    print(markdown_table(result.metrics, result.hands))
     for note in result.notes:
         print(f"note: {note}")
-    print(f"report: {args.out} (+ {Path(args.out).with_suffix('.md').name})")
+    out = Path(args.out)
+    print(f"report: {out} (+ {out.with_suffix('.md').name}, {out.with_suffix('.html').name})")
     return 0
 
 

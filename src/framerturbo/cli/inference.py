@@ -204,9 +204,15 @@ def add_stitch_options(p) -> None:
                    help="hands = steer each transition along the hands' paths (ControlNet)")
     p.add_argument("--control-scale", type=float, default=1.0,
                    help="ControlNet strength with --control hands (1.0)")
-    p.add_argument("--landmarks", choices=["mediapipe", "ground-truth"], default="mediapipe",
+    p.add_argument("--landmarks", choices=["mediapipe", "ground-truth", "synthetic"],
+                   default="mediapipe",
                    help="landmark source for the hand options: mediapipe (the [sign] extra) or "
-                        "ground-truth (synthetic signer clips' .tracks.npz)")
+                        "ground-truth (= synthetic: synthetic signer clips' .tracks.npz)")
+    p.add_argument("--report", action="store_true",
+                   help="also write OUTPUT.metrics.json and OUTPUT.report.html: per transition, "
+                        "hands found in it vs in the clips and the jerk of the hand paths "
+                        "through it, for this stitch and hard cut/cross-fade/flow (uses "
+                        "--landmarks)")
     add_model_args(p)
     add_sampling_args(p)
 
@@ -220,7 +226,8 @@ def run_stitch_clips(args, clips: list[str]) -> int:
     trim = "static" if args.trim_static and args.trim is None else (args.trim or "none")
     if args.trim_static and args.trim not in (None, "static"):
         raise ValueError("give --trim or --trim-static, not both")
-    hands = trim == "hands" or args.control == "hands" or args.transition_frames == "auto"
+    hands = (trim == "hands" or args.control == "hands" or args.transition_frames == "auto"
+             or args.report)
     source = None
     if hands:
         from ..data.landmarks import get_source
@@ -240,11 +247,27 @@ def run_stitch_clips(args, clips: list[str]) -> int:
                           transition_frames=args.transition_frames, trim=trim,
                           trim_threshold=args.trim_threshold, control=args.control,
                           landmarks=source, auto_range=tuple(args.auto_range),
-                          height=args.height, width=args.width, sample_kwargs=kwargs)
+                          height=args.height, width=args.width, sample_kwargs=kwargs,
+                          report=args.report)
     frames = segments[-1].end_frame + 1
     print(f"wrote {args.output} ({frames} frames: {len(clips)} clips, "
           f"{len(clips) - 1} transitions) and {args.output}.json")
+    if args.report:
+        out = Path(args.output)
+        _print_stitch_report(out.with_name(out.name + ".metrics.json"))
     return 0
+
+
+def _print_stitch_report(metrics: Path) -> None:
+    import json
+
+    from ..eval.hands import HAND_COLUMNS
+    from ..eval.tables import markdown_table
+
+    doc = json.loads(metrics.read_text())
+    columns = [c for c in HAND_COLUMNS if any(c[0] in r for r in doc["rows"].values())]
+    print(markdown_table(doc["rows"], columns))
+    print(f"report: {metrics} and {metrics.name.replace('.metrics.json', '.report.html')}")
 
 
 def _run_stitch(args) -> int:

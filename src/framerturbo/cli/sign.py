@@ -104,11 +104,7 @@ def _add_hand_eval(sub) -> None:
 
 
 def _run_hand_eval(args) -> int:
-    import html
-    import json
-
-    from ..core.atomic import atomic_file
-    from ..eval.hands import evaluate_hand_transitions, markdown_table
+    from ..eval.hand_protocol import evaluate_hand_transitions, markdown_table, write_report
     from ..sampling.pipeline import FramerPipeline
 
     pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu", dtype="fp32",
@@ -120,22 +116,7 @@ def _run_hand_eval(args) -> int:
     result["conditions"] = {"model": args.model, "seeds": [seeds[0], seeds[-1]],
                             "sampler": args.sampler, "steps": args.steps,
                             "control_scale": args.control_scale}
-    out = Path(args.out)
-    with atomic_file(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
-    rows = "".join(
-        f"<tr><td>{html.escape(r)}</td><td>{m['hand_mje_px']:.2f}</td>"
-        f"<td>{m['hand_dtw_mje_px']:.2f}</td><td>{m['hand_detection_rate']:.1%}</td>"
-        f"<td>{m['hand_jerk']:.2f}</td></tr>" for r, m in result["rows"].items())
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>Hand metrics</title>"
-            "</head><body><h1>Hand metrics of transitions</h1>"
-            f"<p>{len(seeds)} held-out synthetic signer transitions; "
-            f"{html.escape(json.dumps(result['conditions']))}</p><table>"
-            "<tr><th>row</th><th>hand MJE (px)</th><th>DTW-MJE (px)</th><th>hands found</th>"
-            f"<th>jerk (px/frame³)</th></tr>{rows}<tr><td>real frames</td><td></td><td></td>"
-            f"<td>{result['real_detection_rate']:.1%}</td><td></td></tr></table></body></html>")
-    with atomic_file(out / "report.html") as tmp:
-        tmp.write_text(page)
+    metrics, page = write_report(result, args.out)
     print(markdown_table(result))
-    print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
+    print(f"wrote {metrics} and {page}")
     return 0

@@ -15,6 +15,7 @@ its arm on the image's left is its right hand. Missing points are NaN with confi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ POSE = ("left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wr
         "right_wrist")
 _MP_POSE = (11, 12, 13, 14, 15, 16)  # MediaPipe pose indices of POSE
 SOURCES = ("mediapipe", "ground-truth")
+SIGNER_TRUTH = ("ground-truth", "gt", "synthetic")  # names of the synthetic ground truth
 FORMAT_VERSION = 1
 INSTALL_HINT = "MediaPipe is not installed — pip install 'framerturbo[sign]'"
 
@@ -51,10 +53,14 @@ class ClipLandmarks:
     def __len__(self) -> int:
         return len(self.hands)
 
+    def take(self, frames) -> ClipLandmarks:
+        """The landmarks of ``frames`` (a slice, an index list or a mask) only."""
+        return dataclasses.replace(self, hands=self.hands[frames],
+                                   hand_conf=self.hand_conf[frames], pose=self.pose[frames],
+                                   pose_conf=self.pose_conf[frames])
+
     def slice(self, start: int, stop: int) -> ClipLandmarks:
-        return ClipLandmarks(self.hands[start:stop], self.hand_conf[start:stop],
-                             self.pose[start:stop], self.pose_conf[start:stop], self.image_size,
-                             self.fps, self.source)
+        return self.take(slice(start, stop))
 
     def wrist(self, hand: int) -> tuple[np.ndarray, str]:
         """(F, 2) wrist of ``hand`` per frame: the hand's own where found, else the pose
@@ -208,16 +214,7 @@ class GroundTruthSource(LandmarkSource):
             raise ValueError("the ground-truth landmark source needs the clip's file (its "
                              ".tracks.npz)")
         path = Path(path)
-        npz = path.with_name(path.name + ".tracks.npz")
-        if not npz.is_file():
-            raise ValueError(f"{path}: no {npz.name} beside it — ground-truth landmarks exist "
-                             "only for `framerturbo synth --domain signer` clips; use "
-                             "--landmarks mediapipe")
-        with np.load(npz) as data:
-            points, times = data["points"].astype(np.float64), data["times"].astype(np.float64)
-        if points.shape[1] != _SIGNER_POINTS:
-            raise ValueError(f"{npz}: {points.shape[1]} tracks, not the signer world's "
-                             f"{_SIGNER_POINTS} — use --landmarks mediapipe")
+        points, times = read_signer_tracks(path.with_name(path.name + ".tracks.npz"), path)
         from ..media.video import probe
 
         info = probe(path)
@@ -229,10 +226,45 @@ class GroundTruthSource(LandmarkSource):
         return from_signer_tracks(grid, (w, h), fps)
 
 
+def read_signer_tracks(npz: Path, clip: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 11, 2) joints and (T,) times of a synthetic signer clip's ``.tracks.npz``."""
+    npz = Path(npz)
+    if not npz.is_file():
+        raise ValueError(f"{clip or npz}: no {npz.name} beside it — ground-truth landmarks "
+                         "exist only for `framerturbo synth --domain signer` clips; use "
+                         "--landmarks mediapipe")
+    with np.load(npz) as data:
+        points, times = data["points"].astype(np.float64), data["times"].astype(np.float64)
+    if points.ndim != 3 or points.shape[1] != _SIGNER_POINTS:
+        raise ValueError(f"{npz}: {points.shape[1]} tracks, not the signer world's "
+                         f"{_SIGNER_POINTS} — use --landmarks mediapipe")
+    return points, times
+
+
+def is_signer_clip(npz: Path | None) -> bool:
+    """Whether ``npz`` holds a synthetic signer's joints (so ground truth exists)."""
+    try:
+        return npz is not None and bool(read_signer_tracks(npz)[0].size)
+    except (ValueError, OSError, KeyError):
+        return False
+
+
+def signer_landmarks_at(npz: Path, times, transform, image_size: tuple[int, int],
+                        fps: float) -> ClipLandmarks:
+    """Ground truth of the frames nearest ``times`` (as the video reader picks them), mapped
+    by ``transform`` = (scale_x, scale_y, offset_x, offset_y) into frames of ``image_size``
+    (W, H) — how evaluation clips are resized and cropped."""
+    points, track_times = read_signer_tracks(npz)
+    idx = np.abs(track_times[None, :] - np.asarray(times, float)[:, None]).argmin(axis=1)
+    sx, sy, ox, oy = transform
+    return from_signer_tracks(points[idx] * np.array([sx, sy]) - np.array([ox, oy]),
+                              image_size, fps)
+
+
 def get_source(name: str) -> LandmarkSource:
     if name == "mediapipe":
         return MediaPipeSource()
-    if name in ("ground-truth", "gt"):
+    if name in SIGNER_TRUTH:
         return GroundTruthSource()
     raise ValueError(f"unknown landmark source {name!r} — use {', '.join(SOURCES)}")
 

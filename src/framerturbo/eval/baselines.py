@@ -54,4 +54,10 @@ def flow_interpolate(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.
     return to_uint8(np.stack(frames), peak=255.0)
 
 
+def hard_cut(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarray:
+    """No transition: the first half holds A's last frame, the second shows B's first."""
+    frames = [start if k < num_frames / 2 else end for k in range(num_frames)]
+    return np.stack(frames)
+
+
 BASELINES = {"crossfade": crossfade, "flow": flow_interpolate}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..core.settings import DataConfig
 from .evaluate import EvalResult, load_eval_clips, score_baselines, score_model, write_report
+from .hands import REAL, hand_rows, resolve_source
 from .networks import MetricNetworks, learned_metrics
 
 
@@ -99,12 +100,13 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     sampler, steps = sampling_choice(record, args.sampler, args.steps, turbo is not None)
     args.sampler, args.steps = sampler, steps
     protocol = getattr(args, "protocol", None)
+    hands = getattr(args, "hand_metrics", None)
     if protocol:
         clips, skipped, settings, result = _protocol_setup(args, record, data)
     else:
         settings = clip_settings(args, record, cfg)
         clips, skipped = load_eval_clips(data if isinstance(data, list) else [data], settings,
-                                         args.max_clips, tracks=args.tracks)
+                                         args.max_clips, tracks=args.tracks, hands=hands)
         result = EvalResult(conditions={
             "clips": len(clips), "data": data, "settings from": _origin(args, cfg),
             "size": f"{settings.width}x{settings.height}", "num_frames": settings.num_frames,
@@ -117,6 +119,7 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
                           "tracks": args.tracks}
     if turbo is not None:  # every row carries the turbo LoRA (the pipeline loader adds it)
         result.conditions["turbo"] = turbo or "shipped with the model"
+    hand_source = resolve_source(hands, [c.landmarks for c in clips]) if hands else None
     nets = MetricNetworks.load(getattr(args, "lpips_weights", None),
                                getattr(args, "inception", None), getattr(args, "i3d", None),
                                device=getattr(args, "metrics_device", "cpu"))
@@ -143,9 +146,22 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     real, cache = [c.frames for c in clips], {}
     for label, videos in result.outputs.items():
         result.metrics[label] |= learned_metrics(nets, videos, real, cache)
+    if hand_source:
+        add_hand_rows(result, clips, hand_source)
     result.notes += skipped + nets.notes
     write_report(result, Path(args.out))
     return result
+
+
+def add_hand_rows(result: EvalResult, clips, source: str) -> None:
+    """Hand metrics of every row's videos (``eval/hands.py``) into its metrics; the real
+    frames' row and the landmark source into ``result.hands``."""
+    truths = [c.landmarks for c in clips] if source == "synthetic" else None
+    rows = hand_rows(result.outputs, [c.frames for c in clips], truths, source)
+    for label, row in rows.items():
+        if label in result.metrics:
+            result.metrics[label] |= {k: v for k, v in row.items() if k != "n_transitions"}
+    result.hands = {"source": source, REAL: rows[REAL]}
 
 
 def _protocol_setup(args, record, data):

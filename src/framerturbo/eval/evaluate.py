@@ -22,7 +22,9 @@ from ..core.settings import DataConfig
 from ..data.dataset import ClipDataset, ClipSettings
 from ..data.sources import discover
 from ..media.video import TooShortError, UnreadableError
+from . import tables
 from .baselines import BASELINES
+from .hands import HAND_COLUMNS, REAL
 from .metrics import frame_metrics
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class EvalClip:
     tracks: np.ndarray | None = None  # (F, K, 2) generation pixels, visible throughout
     fps: float = 8.0  # the fps conditioning training gives this clip
     motion_bucket: float = 100.0  # likewise
+    landmarks: object = None  # ClipLandmarks: the signer world's ground truth, if asked for
 
 
 @dataclass
@@ -45,6 +48,7 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
     conditions: dict = field(default_factory=dict)  # how the clips were cut and sampled
     reference: dict[str, dict] = field(default_factory=dict)  # published figures to compare
+    hands: dict = field(default_factory=dict)  # hand metrics: source, the real frames' row
 
     def merge(self, other: EvalResult) -> None:
         self.metrics |= other.metrics
@@ -59,10 +63,12 @@ def eval_settings(data: DataConfig) -> ClipSettings:
 
 
 def load_eval_clips(sources, data: DataConfig, max_clips: int | None = None,
-                    tracks: bool = False) -> tuple[list[EvalClip], list[str]]:
+                    tracks: bool = False,
+                    hands: str | None = None) -> tuple[list[EvalClip], list[str]]:
     """Every window of every source as training cuts it, taken round-robin across files (each
     file's first window, then each file's second, …) up to ``max_clips``; returns the clips and
-    notes on what was skipped."""
+    notes on what was skipped. ``hands`` "synthetic" (or "auto") attaches the synthetic
+    signer's ground-truth landmarks, cut and cropped as the frames are."""
     dataset = ClipDataset(discover(sources if isinstance(sources, (list, tuple)) else [sources]),
                           eval_settings(data))
     notes = [f"skipped {path}: {reason}" for path, reason in dataset.skipped.reasons.items()]
@@ -76,7 +82,7 @@ def load_eval_clips(sources, data: DataConfig, max_clips: int | None = None,
         if max_clips is not None and len(clips) >= max_clips:
             break
         try:
-            clips.append(_eval_clip(dataset, i, tracks))
+            clips.append(_eval_clip(dataset, i, tracks, hands))
         except (UnreadableError, TooShortError) as e:
             notes.append(f"skipped a window: {e}")
     if not clips:
@@ -86,7 +92,8 @@ def load_eval_clips(sources, data: DataConfig, max_clips: int | None = None,
     return clips, notes
 
 
-def _eval_clip(dataset: ClipDataset, index: int, tracks: bool) -> EvalClip:
+def _eval_clip(dataset: ClipDataset, index: int, tracks: bool,
+               hands: str | None = None) -> EvalClip:
     sample = dataset.load(index)
     ref = dataset.items[index]
     plan = dataset.clip_plan(index, 0)
@@ -97,7 +104,30 @@ def _eval_clip(dataset: ClipDataset, index: int, tracks: bool) -> EvalClip:
         points = points if points.shape[1] else None
     frames = sample["frames"].permute(0, 2, 3, 1).numpy()
     name = f"{Path(ref.source.path).name}@{plan['times'][0]:.2f}s"
-    return EvalClip(name, frames, points, sample["fps"], sample["motion_bucket"])
+    marks = (_signer_truth(dataset, index, plan["times"], frames, hands == "synthetic")
+             if hands in ("auto", "synthetic") else None)
+    return EvalClip(name, frames, points, sample["fps"], sample["motion_bucket"], marks)
+
+
+def _signer_truth(dataset: ClipDataset, index: int, times, frames: np.ndarray, required: bool):
+    """The signer world's joints at the clip's frames, in its pixels; None (or, when
+    ``required``, a one-line error) for a clip that is not a synthetic signer clip."""
+    from ..data.clips import effective_fps
+    from ..data.landmarks import is_signer_clip, signer_landmarks_at
+    from ..media.video import crop_transform
+
+    ref = dataset.items[index]
+    if not is_signer_clip(ref.source.tracks):
+        if required:
+            raise ValueError(f"{ref.source.path}: no synthetic signer ground truth (a "
+                             "`framerturbo synth --domain signer` clip's .tracks.npz) — use "
+                             "--hand-metrics mediapipe")
+        return None
+    w, h = ref.size
+    height, width = frames.shape[1:3]
+    transform = crop_transform(h, w, height, width, dataset.settings.resize)
+    return signer_landmarks_at(ref.source.tracks, times, transform, (width, height),
+                               effective_fps(ref.step))
 
 
 def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = False,
@@ -160,35 +190,48 @@ def evaluate(pipe, clips: list[EvalClip], *, baselines: bool = True, label: str 
 LEARNED = (("lpips", "LPIPS", ".4f"), ("fid", "FID", ".2f"), ("fvd", "FVD", ".2f"))
 
 
-def markdown_table(metrics: dict[str, dict]) -> str:
-    """One row per entry; LPIPS/FID/FVD columns when any row has them ("—" where absent)."""
+def columns(metrics: dict[str, dict]) -> list[tables.Column]:
+    """PSNR, SSIM; LPIPS/FID/FVD and the hand metrics when any row has them; clips."""
     extra = [c for c in LEARNED if any(c[0] in v for v in metrics.values())]
-    clips = any("n_clips" in v for v in metrics.values())
-    lines = ["| row | PSNR (dB) | SSIM |" + "".join(f" {c[1]} |" for c in extra)
-             + (" clips |" if clips else ""),
-             "|---|---|---|" + "---|" * (len(extra) + clips)]
-    for m, v in metrics.items():
-        cells = [f"{v['psnr']:.2f}", f"{v['ssim']:.4f}"] + [
-            format(v[k], fmt) if k in v else "—" for k, _, fmt in extra]
-        cells += [str(v.get("n_clips", "—"))] if clips else []
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    hands = HAND_COLUMNS if any("hand_detection_rate" in v for v in metrics.values()) else []
+    clips = [("n_clips", "clips", "")] if any("n_clips" in v for v in metrics.values()) else []
+    return [("psnr", "PSNR (dB)", ".2f"), ("ssim", "SSIM", ".4f"), *extra, *hands, *clips]
+
+
+def markdown_table(metrics: dict[str, dict], hands: dict | None = None) -> str:
+    """One row per entry ("—" where a row lacks a column); with ``hands`` (the result's hand
+    metrics) the real frames' hand row last."""
+    rows = metrics | ({REAL: hands[REAL]} if hands else {})
+    return tables.markdown_table(rows, columns(metrics))
 
 
 def write_report(result: EvalResult, out: Path) -> None:
-    """``out`` (JSON: every row, the conditions, the notes) and the same as a table beside it
-    (``.md``)."""
+    """``out`` (JSON: every row, the conditions, the notes), the same as a table beside it
+    (``.md``) and as a page (``.html``)."""
     from ..core.atomic import atomic_file
 
     out = Path(out)
     doc = {"rows": result.metrics, "conditions": result.conditions, "notes": result.notes}
+    if result.hands:
+        doc["hands"] = result.hands
     if result.reference:
         doc["paper"] = result.reference
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
     conditions = "".join(f"- {k}: {v}\n" for k, v in result.conditions.items())
+    paper_note = "The paper's figures (Framer, arXiv 2410.18978, Table 1):"
     with atomic_file(out.with_suffix(".md")) as tmp:
-        paper = ("\nThe paper's figures (Framer, arXiv 2410.18978, Table 1):\n\n"
-                 + markdown_table(result.reference) + "\n" if result.reference else "")
-        tmp.write_text(markdown_table(result.metrics) + "\n" + paper + "\n" + conditions
-                       + "".join(f"- {n}\n" for n in result.notes))
+        paper = (f"\n{paper_note}\n\n" + markdown_table(result.reference) + "\n"
+                 if result.reference else "")
+        tmp.write_text(markdown_table(result.metrics, result.hands) + "\n" + paper + "\n"
+                       + conditions + "".join(f"- {n}\n" for n in result.notes))
+    rows = result.metrics | ({REAL: result.hands[REAL]} if result.hands else {})
+    parts = [tables.html_table(rows, columns(result.metrics))]
+    if result.hands:
+        parts.append(f"<p>Hand metrics from {result.hands['source']} landmarks "
+                     "(docs/evaluation.md).</p>")
+    if result.reference:
+        parts += [f"<p>{paper_note}</p>",
+                  tables.html_table(result.reference, columns(result.reference))]
+    parts += [tables.html_conditions(result.conditions), tables.html_list(result.notes)]
+    tables.write_page(out.with_suffix(".html"), "Evaluation", parts)

@@ -1,4 +1,5 @@
-"""Hand metrics for transitions, and the held-out synthetic signer protocol that uses them.
+"""Hand metrics of transitions (used by ``evaluate --hand-metrics``, the ``stitch`` report and the
+held-out signer protocol of ``hand-eval``, ``hand_protocol.py``).
 
 Metrics (points in pixels; NaN = not found, skipped):
 
@@ -21,9 +22,12 @@ and as confidence the correlation times the patch's contrast relative to the han
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from ..data.landmarks import PALM, ClipLandmarks, empty
+from ..data.landmarks import (PALM, SIGNER_TRUTH, ClipLandmarks, MediaPipeSource, empty,
+                              require_mediapipe)
 
 DETECT_THRESHOLD = 0.6  # NCC; fixed before any measurement
 
@@ -93,9 +97,15 @@ class SignerHandFinder:
             padded = self._pad(frame)
             for hand in range(2):
                 if marks.hand_conf[f, hand] > 0:
-                    x, y = np.round(marks.hands[f, hand, PALM]).astype(int) + radius
-                    patch = padded[y - radius:y + radius + 1, x - radius:x + radius + 1]
-                    self.templates[hand].append(patch)
+                    self.templates[hand].append(self._patch(padded, marks.hands[f, hand, PALM]))
+
+    def _patch(self, padded: np.ndarray, pos) -> np.ndarray:
+        """The (2r+1)² patch of a padded frame around ``pos`` (a point that rounds to just
+        outside the frame is held at its edge, so every patch has the same size)."""
+        r = self.radius
+        h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
+        x, y = np.clip(np.round(pos).astype(int), 0, [w - 1, h - 1]) + r
+        return padded[y - r:y + r + 1, x - r:x + r + 1]
 
     def _pad(self, frame):
         import cv2
@@ -103,12 +113,15 @@ class SignerHandFinder:
         r = self.radius
         return cv2.copyMakeBorder(frame.astype(np.float32), r, r, r, r, cv2.BORDER_REPLICATE)
 
-    def _score(self, frame: np.ndarray, hand: int) -> np.ndarray:
+    def _score(self, padded: np.ndarray, hand: int) -> np.ndarray:
+        """NCC of each position with the hand's best template (the frame's size)."""
         import cv2
 
-        padded = self._pad(frame)
         maps = [cv2.matchTemplate(padded, t, cv2.TM_CCOEFF_NORMED) for t in self.templates[hand]]
-        return np.max(maps, axis=0) if maps else np.full(frame.shape[:2], -1.0, np.float32)
+        if maps:
+            return np.max(maps, axis=0)
+        r = self.radius
+        return np.full((padded.shape[0] - 2 * r, padded.shape[1] - 2 * r), -1.0, np.float32)
 
     @staticmethod
     def _peak(score: np.ndarray, block=None, radius: int = 4):
@@ -131,9 +144,7 @@ class SignerHandFinder:
         half-faded ghost would correlate as well as a hand."""
         if not self.templates[hand]:
             return 0.0
-        r = self.radius
-        x, y = np.round(pos).astype(int) + r
-        patch = padded[y - r:y + r + 1, x - r:x + r + 1]
+        patch = self._patch(padded, pos)
         ref = float(np.mean([t.std() for t in self.templates[hand]]))
         return float(min(1.0, patch.std() / max(ref, 1e-6)))
 
@@ -141,7 +152,8 @@ class SignerHandFinder:
         h, w = frames.shape[1:3]
         out = empty(len(frames), (w, h), fps, "signer-hand-finder")
         for f, frame in enumerate(frames):
-            scores = [self._score(frame, hand) for hand in range(2)]
+            padded = self._pad(frame)  # once: both hands' scores and the contrast read it
+            scores = [self._score(padded, hand) for hand in range(2)]
             best = None
             for first in (0, 1):  # the better of: left first then right, and the reverse
                 p1, s1 = self._peak(scores[first])
@@ -149,7 +161,6 @@ class SignerHandFinder:
                 total = s1 + s2
                 if best is None or total > best[0]:
                     best = (total, {first: (p1, s1), 1 - first: (p2, s2)})
-            padded = self._pad(frame)
             for hand, (pos, score) in best[1].items():
                 score *= self._contrast(padded, pos, hand)
                 if score >= self.threshold and self.templates[hand]:
@@ -157,98 +168,120 @@ class SignerHandFinder:
         return out
 
 
-# ------------------------------------------------------------------ the held-out protocol
-ROWS = ("hard cut", "crossfade", "flow", "framer (no control)", "framer + hand control")
+class MediaPipeHands:
+    """MediaPipe as the hand finder of real footage (the ``[sign]`` extra)."""
+
+    def __init__(self, source: MediaPipeSource | None = None):
+        self.source = source or MediaPipeSource()
+
+    def detect(self, frames: np.ndarray, fps: float = 8.0) -> ClipLandmarks:
+        return self.source.extract(np.asarray(frames), fps)
 
 
-def hard_cut(start: np.ndarray, end: np.ndarray, num_frames: int) -> np.ndarray:
-    """No transition: the first half holds A's last frame, the second shows B's first."""
-    frames = [start if k < num_frames / 2 else end for k in range(num_frames)]
-    return np.stack(frames)
+def is_ground_truth(source: str) -> bool:
+    """Whether ``source`` names the synthetic signer's ground truth (not MediaPipe)."""
+    return source in SIGNER_TRUTH
 
 
-def signer_transitions(seeds, num_frames: int = 9, context: int = 3, size: int = 64):
-    """Held-out transitions cut from continuous synthetic signing: per seed the real window of
-    ``num_frames`` (its middle is the truth), ``context`` real frames on each side (the clips
-    A and B end/start there), and the world's joints as landmarks."""
-    from ..data.landmarks import from_signer_tracks
-    from ..data.synthetic import render_signer
-
-    for seed in seeds:
-        clip = render_signer(seed, num_frames + 2 * context, size)
-        marks = from_signer_tracks(clip.tracks, (size, size), 8.0)
-        yield seed, clip.frames, marks
+def hand_finder(source: str, ends: np.ndarray, end_marks: ClipLandmarks, mediapipe=None):
+    """The detector for generated frames between two real ``ends``: the signer hand finder
+    (templates from the ends) for ground truth, else MediaPipe (``mediapipe``, if given)."""
+    if is_ground_truth(source):
+        return SignerHandFinder(ends, end_marks)
+    return mediapipe or MediaPipeHands()
 
 
-def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int = 3,
-                              sampler: str = "dpm++", steps: int = 12, control_scale: float = 1.0,
-                              fps: float = 8.0, motion_bucket: int = 100) -> dict:
-    """Every row of :data:`ROWS` on every seed's transition; hand metrics per row (means over
-    transitions) plus the real frames' detection rate."""
-    import torch
-
-    from ..data.handpaths import hand_tracks
-    from ..media.files import to_uint8
-    from .baselines import crossfade, flow_interpolate
-
-    per_row = {r: {"mje": [], "dtw_mje": [], "detect": [], "jerk": []} for r in ROWS}
-    real_detect, n = [], 0
-    for seed, frames, marks in signer_transitions(seeds, num_frames, context):
-        lo, hi = context, context + num_frames - 1  # the window's endpoints
-        start, end = frames[lo], frames[hi]
-        truth = marks.hands[lo + 1:hi, :, PALM]  # (T, 2, 2)
-        present = marks.hand_conf[lo + 1:hi] > 0
-        finder = SignerHandFinder(frames[[lo, hi]], _ends(marks, lo, hi))
-        real = finder.detect(frames[lo + 1:hi])
-        real_detect.append(detection_rate(real.hand_conf, present))
-        videos = {"hard cut": hard_cut(start, end, num_frames),
-                  "crossfade": crossfade(start, end, num_frames),
-                  "flow": flow_interpolate(start, end, num_frames)}
-        common = dict(num_frames=num_frames, height=start.shape[0], width=start.shape[1],
-                      num_inference_steps=steps, sampler=sampler, fps=fps,
-                      motion_bucket_id=motion_bucket, output_type="np")
-        out = pipe(start, end, generator=torch.Generator().manual_seed(seed), **common)
-        videos["framer (no control)"] = to_uint8(out.frames[0])
-        plan = hand_tracks(marks.slice(0, lo + 1), marks.slice(hi, len(marks)),
-                           num_frames - 2)
-        tracks = np.stack([t.points for t in plan.tracks.tracks], 1) if plan.tracks.tracks \
-            else None
-        out = pipe(start, end, generator=torch.Generator().manual_seed(seed), tracks=tracks,
-                   control_scale=control_scale, **common)
-        videos["framer + hand control"] = to_uint8(out.frames[0])
-        for row, video in videos.items():
-            found = finder.detect(video[1:-1])
-            pred = found.hands[:, :, PALM]
-            stats = per_row[row]
-            stats["mje"].append(mean_joint_error(np.where(present[..., None], pred, np.nan), truth))
-            stats["dtw_mje"].append(dtw_mje(pred, truth))
-            stats["detect"].append(detection_rate(found.hand_conf, present))
-            for hand in range(2):  # the path through the join: real context, generated middle
-                path = np.concatenate([marks.hands[:lo + 1, hand, PALM], pred[:, hand],
-                                       marks.hands[hi:, hand, PALM]])
-                stats["jerk"].append(jerk(path))
-        n += 1
-    rows = {}
-    for row, stats in per_row.items():
-        rows[row] = {"hand_mje_px": float(np.nanmean(stats["mje"])),
-                     "hand_dtw_mje_px": float(np.nanmean(stats["dtw_mje"])),
-                     "hand_detection_rate": float(np.mean(stats["detect"])),
-                     "hand_jerk": float(np.nanmean(stats["jerk"])), "n_transitions": n}
-    return {"rows": rows, "real_detection_rate": float(np.mean(real_detect))}
+# ------------------------------------------------------------------------ transition scores
+HAND_COLUMNS = [("hand_detection_rate", "hands found", ".1%"),
+                ("hand_mje_px", "hand MJE (px)", ".2f"),
+                ("hand_dtw_mje_px", "DTW-MJE (px)", ".2f"),
+                ("hand_jerk", "hand jerk (px/frame³)", ".2f")]
+REAL = "real frames"
 
 
-def _ends(marks: ClipLandmarks, lo: int, hi: int) -> ClipLandmarks:
-    """The landmarks of frames ``lo`` and ``hi`` only (the finder's references)."""
-    idx = [lo, hi]
-    return ClipLandmarks(marks.hands[idx], marks.hand_conf[idx], marks.pose[idx],
-                         marks.pose_conf[idx], marks.image_size, marks.fps, marks.source)
+def nanmean(values) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else float("nan")
 
 
-def markdown_table(result: dict) -> str:
-    lines = ["| row | hand MJE (px) | DTW-MJE (px) | hands found | jerk (px/frame³) |",
-             "|---|---|---|---|---|"]
-    for row, m in result["rows"].items():
-        lines.append(f"| {row} | {m['hand_mje_px']:.2f} | {m['hand_dtw_mje_px']:.2f} | "
-                     f"{m['hand_detection_rate']:.1%} | {m['hand_jerk']:.2f} |")
-    lines.append(f"| real frames | 0 | 0 | {result['real_detection_rate']:.1%} | |")
-    return "\n".join(lines)
+def path_jerk(palms: np.ndarray) -> float:
+    """Mean over the two hands of the jerk of their (T, 2, 2) palm paths."""
+    return nanmean([jerk(palms[:, hand]) for hand in range(palms.shape[1])])
+
+
+def transition_scores(found: ClipLandmarks, before: np.ndarray, after: np.ndarray,
+                      truth: ClipLandmarks | None = None,
+                      expected: np.ndarray | None = None) -> dict:
+    """Hand metrics of one transition. ``found``: the hands a detector found in its frames;
+    ``before``/``after``: (T, 2, 2) real palm positions of the frames on each side (the jerk
+    runs through them); ``truth``: the true landmarks of the same frames (keypoint errors);
+    ``expected``: the (frame, hand) pairs that count for the detection rate (all)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames are expected
+        palms = np.concatenate([before, found.hands[:, :, PALM], after])
+        out = {"detect": detection_rate(found.hand_conf, expected), "jerk": path_jerk(palms)}
+        if truth is not None:
+            pred, true = (m.hands.reshape(len(m), -1, 2) for m in (found, truth))  # (F, 42, 2)
+            out["mje"] = mean_joint_error(pred, true)
+            out["dtw_mje"] = dtw_mje(pred, true)
+    return out
+
+
+def summarise(scores: list[dict]) -> dict:
+    """Means over transitions as a report row (NaNs — no hand found — left out)."""
+    keys = {"detect": "hand_detection_rate", "mje": "hand_mje_px", "dtw_mje": "hand_dtw_mje_px",
+            "jerk": "hand_jerk"}
+    row = {name: nanmean([s[k] for s in scores]) for k, name in keys.items()
+           if any(k in s for s in scores)}
+    return row | {"n_transitions": len(scores)}
+
+
+# ------------------------------------------------------------- evaluate: rows of whole clips
+def clip_hand_scores(videos: dict[str, np.ndarray], real: np.ndarray, truth: ClipLandmarks,
+                     source: str, mediapipe=None) -> dict[str, dict]:
+    """One held-out clip (frames 0 and F−1 given, 1…F−2 generated): the scores of every
+    video and of the real frames (:data:`REAL`), the generated frames' hands against
+    ``truth`` (the real frames' landmarks: ground truth, or MediaPipe's on the real clip)."""
+    mid = slice(1, len(real) - 1)
+    detector = hand_finder(source, real[[0, -1]], truth.take([0, -1]), mediapipe)
+    middle = truth.take(mid)
+    expected = middle.hand_conf > 0 if is_ground_truth(source) else None
+    palms = truth.hands[:, :, PALM]
+    found_real = detector.detect(real[mid]) if is_ground_truth(source) else middle
+    out = {label: transition_scores(detector.detect(video[mid]), palms[:1], palms[-1:], middle,
+                                    expected) for label, video in videos.items()}
+    out[REAL] = transition_scores(found_real, palms[:1], palms[-1:], middle, expected)
+    return out
+
+
+HAND_SOURCES = ("auto", "mediapipe", "synthetic")
+
+
+def resolve_source(requested: str, truths: list) -> str:
+    """``evaluate --hand-metrics``: "synthetic" when asked, or for "auto" when every clip has
+    the signer's ground truth; else "mediapipe" (a one-line error without the [sign] extra)."""
+    if requested not in HAND_SOURCES:
+        raise ValueError(f"unknown hand landmark source {requested!r} — use "
+                         + ", ".join(HAND_SOURCES))
+    if requested == "synthetic" or (requested == "auto" and truths
+                                    and all(t is not None for t in truths)):
+        return "synthetic"
+    require_mediapipe()
+    return "mediapipe"
+
+
+def hand_rows(outputs: dict[str, list[np.ndarray]], real: list[np.ndarray],
+              truths: list[ClipLandmarks] | None, source: str) -> dict[str, dict]:
+    """``evaluate``'s hand metrics: per row of ``outputs`` (label → one video per clip) the
+    means over clips, and the same for the real frames (:data:`REAL`). Without ``truths``
+    MediaPipe's landmarks of the real clips are the truth."""
+    mediapipe = None if is_ground_truth(source) else MediaPipeHands()
+    per_row: dict[str, list[dict]] = {}
+    for i, frames in enumerate(real):
+        truth = truths[i] if truths is not None else mediapipe.detect(frames)
+        videos = {label: outs[i] for label, outs in outputs.items()}
+        for label, scores in clip_hand_scores(videos, frames, truth, source, mediapipe).items():
+            per_row.setdefault(label, []).append(scores)
+    return {label: summarise(scores) for label, scores in per_row.items()}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,14 @@ from ..core.atomic import atomic_file
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The run's log rows (``train/metrics_log.read_log``); a one-line error without one."""
+    from ..train.metrics_log import read_log
+
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics — is {run_dir} a run folder written by "
                                 "`framerturbo train`?")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_log(run_dir)
 
 
 def _series(rows: list[dict], key: str):

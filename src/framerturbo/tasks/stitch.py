@@ -23,6 +23,7 @@ import numpy as np
 
 from ..data.dataset import motion_score
 from ..media.video import probe, read_frames_at, resize_frames, unfit_frames
+from .stitch_report import Join, write_stitch_report
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +70,13 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
            transition_frames: int | str = 12, trim: bool | str = False,
            trim_threshold: float = 0.5, control: str = "none", landmarks=None,
            auto_range: tuple[int, int] = (4, 24), height: int = 320, width: int = 512,
-           sample_kwargs: dict | None = None) -> list[Segment]:
+           sample_kwargs: dict | None = None, report: bool = False) -> list[Segment]:
     """Write the joined video to ``out`` (+ ``out``.json); returns the segments.
 
     ``trim``: False/"none", True/"static" (grey-level change) or "hands" (rest frames by the
     hands); ``control="hands"`` steers each transition with hand tracks; ``transition_frames``
-    "auto" sizes each join by the hands' travel. The hand options need a ``landmarks`` source
+    "auto" sizes each join by the hands' travel; ``report`` writes the transitions' hand
+    metrics (``stitch_report.py``). The hand options need a ``landmarks`` source
     (``data/landmarks.py``)."""
     from ..core.atomic import atomic_file
     from ..media.files import write_frames
@@ -89,10 +91,10 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
         raise ValueError("stitch needs at least two clips")
     if not auto and (not isinstance(transition_frames, int) or transition_frames < 1):
         raise ValueError("--transition-frames must be at least 1 (or auto)")
-    needs_hands = trim == "hands" or control == "hands" or auto
+    needs_hands = trim == "hands" or control == "hands" or auto or report
     if needs_hands and landmarks is None:
-        raise ValueError("hand trimming, hand control and --transition-frames auto need a "
-                         "landmark source")
+        raise ValueError("hand trimming, hand control, --transition-frames auto and the report "
+                         "need a landmark source")
     first, fps = read_clip(Path(clips[0]))
     size = first.shape[1:3]
     videos = [first]
@@ -128,7 +130,7 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
 
         speed = signing_speed([m for m in marks if m is not None])
 
-    pieces, segments, joins, cursor = [], [], [], 0
+    pieces, segments, joins, made, cursor = [], [], [], [], 0
     for i, (video, (h, t)) in enumerate(zip(videos, trims)):
         segments.append(Segment("clip", str(clips[i]), cursor, cursor + len(video) - 1, h, t))
         pieces.append(video)
@@ -150,6 +152,9 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
                                          height, width, sample_kwargs, tracks=tracks)
             segments.append(Segment("transition", "generated", cursor, cursor + n - 1))
             joins.append({"frames": n, **join})
+            if report:
+                made.append(Join(video, videos[i + 1], marks[i], marks[i + 1], middle,
+                                 (str(clips[i]), str(clips[i + 1]))))
             pieces.append(middle)
             cursor += n
     result = np.concatenate(pieces)
@@ -162,6 +167,9 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
             "generated_at": {"height": height, "width": width,
                              "fps_conditioning": float(sample_kwargs["fps"])},
             "segments": [asdict(s) for s in segments], "transitions": joins}
+    if report:
+        files = write_stitch_report(made, control, landmarks.name, out, fps)
+        meta["report"] = [str(f) for f in files]
     with atomic_file(out.with_name(out.name + ".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return segments

@@ -13,6 +13,21 @@ from ..core import edm
 from ..core.atomic import atomic_file
 
 
+def read_log(run_dir: Path) -> list[dict]:
+    """The rows of ``RUN/metrics.jsonl`` (the one reader: ``report``, the run card); a line cut
+    short by a crash is skipped, a missing log reads as no rows."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = []
+    for line in (path.read_text().splitlines() if path.is_file() else []):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 class MetricsLog:
     """metrics.jsonl (what ``report`` and the resume test read) + the run's trackers."""
 

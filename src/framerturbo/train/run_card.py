@@ -11,6 +11,7 @@ from pathlib import Path
 from ..core.atomic import atomic_file
 from ..core.config import Config
 from ..models.card import write_card
+from .metrics_log import read_log
 
 FACTS_FILE = "card.json"
 
@@ -35,12 +36,7 @@ def data_summary(dataset) -> dict | None:
 def last_metrics(run_dir: Path) -> dict:
     """The last value of every number in metrics.jsonl (loss, lr, val/…)."""
     out: dict = {}
-    path = run_dir / "metrics.jsonl"
-    for line in (path.read_text().splitlines() if path.exists() else []):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for row in read_log(run_dir):
         out |= {k: v for k, v in row.items() if isinstance(v, (int, float))
                 and not isinstance(v, bool) and k != "step"
                 and (k in ("loss",) or k.startswith("val/"))}

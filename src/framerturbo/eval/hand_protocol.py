@@ -1,0 +1,91 @@
+"""The held-out synthetic signer protocol of ``framerturbo hand-eval``: transitions cut from
+continuous synthetic signing, every method's hands scored (``hands.py``), one report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data.landmarks import PALM
+from .baselines import hard_cut
+from . import tables
+from .hands import HAND_COLUMNS, REAL, SignerHandFinder, summarise, transition_scores
+
+ROWS = ("hard cut", "crossfade", "flow", "framer (no control)", "framer + hand control")
+
+
+def signer_transitions(seeds, num_frames: int = 9, context: int = 3, size: int = 64):
+    """Held-out transitions cut from continuous synthetic signing: per seed the real window of
+    ``num_frames`` (its middle is the truth), ``context`` real frames on each side (the clips
+    A and B end/start there), and the world's joints as landmarks."""
+    from ..data.landmarks import from_signer_tracks
+    from ..data.synthetic import render_signer
+
+    for seed in seeds:
+        clip = render_signer(seed, num_frames + 2 * context, size)
+        marks = from_signer_tracks(clip.tracks, (size, size), 8.0)
+        yield seed, clip.frames, marks
+
+
+def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int = 3,
+                              sampler: str = "dpm++", steps: int = 12, control_scale: float = 1.0,
+                              fps: float = 8.0, motion_bucket: int = 100) -> dict:
+    """Every row of :data:`ROWS` on every seed's transition; hand metrics per row (means over
+    transitions), and the same for the real frames (the finder's own floor)."""
+    import torch
+
+    from ..data.handpaths import hand_tracks
+    from ..media.files import to_uint8
+    from .baselines import crossfade, flow_interpolate
+
+    per_row: dict[str, list[dict]] = {r: [] for r in (*ROWS, REAL)}
+    for seed, frames, marks in signer_transitions(seeds, num_frames, context):
+        lo, hi = context, context + num_frames - 1  # the window's endpoints
+        start, end = frames[lo], frames[hi]
+        truth = marks.take(slice(lo + 1, hi))
+        present = truth.hand_conf > 0
+        finder = SignerHandFinder(frames[[lo, hi]], marks.take([lo, hi]))
+        videos = {"hard cut": hard_cut(start, end, num_frames),
+                  "crossfade": crossfade(start, end, num_frames),
+                  "flow": flow_interpolate(start, end, num_frames)}
+        common = dict(num_frames=num_frames, height=start.shape[0], width=start.shape[1],
+                      num_inference_steps=steps, sampler=sampler, fps=fps,
+                      motion_bucket_id=motion_bucket, output_type="np")
+        out = pipe(start, end, generator=torch.Generator().manual_seed(seed), **common)
+        videos["framer (no control)"] = to_uint8(out.frames[0])
+        plan = hand_tracks(marks.slice(0, lo + 1), marks.slice(hi, len(marks)),
+                           num_frames - 2)
+        tracks = np.stack([t.points for t in plan.tracks.tracks], 1) if plan.tracks.tracks \
+            else None
+        out = pipe(start, end, generator=torch.Generator().manual_seed(seed), tracks=tracks,
+                   control_scale=control_scale, **common)
+        videos["framer + hand control"] = to_uint8(out.frames[0])
+        videos[REAL] = frames[lo:hi + 1]  # the same finder on the real frames: its own floor
+        palms = marks.hands[:, :, PALM]  # the path through the joins: real context around
+        for row, video in videos.items():
+            per_row[row].append(transition_scores(finder.detect(video[1:-1]), palms[:lo + 1],
+                                                  palms[hi:], truth, present))
+    rows = {row: summarise(scores) for row, scores in per_row.items()}
+    real = rows.pop(REAL)
+    return {"rows": rows, "real": real, "real_detection_rate": real["hand_detection_rate"]}
+
+
+def markdown_table(result: dict) -> str:
+    return tables.markdown_table(result["rows"] | {REAL: result["real"]}, HAND_COLUMNS)
+
+
+def write_report(result: dict, folder: str | Path) -> tuple[Path, Path]:
+    """``folder``/metrics.json and ``folder``/report.html."""
+    from ..core.atomic import atomic_file
+
+    folder = Path(folder)
+    with atomic_file(folder / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    rows = result["rows"] | {REAL: result["real"]}
+    n = result["real"]["n_transitions"]
+    page = tables.write_page(folder / "report.html", "Hand metrics of transitions", [
+        f"<p>{n} held-out synthetic signer transitions.</p>",
+        tables.html_table(rows, HAND_COLUMNS), tables.html_conditions(result["conditions"])])
+    return folder / "metrics.json", page
