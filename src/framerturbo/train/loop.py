@@ -141,7 +141,7 @@ def make_distiller(cfg: Config, accelerator, denoiser, models) -> ConsistencyObj
     if accelerator.distributed_type in ckpt.SHARDED:
         raise ValueError("distillation runs its teacher on the unwrapped UNet, which DeepSpeed/"
                          "FSDP shard — launch it with plain DDP (a LoRA fits on every GPU)")
-    lora = {n: p for n, p in models.unet.named_parameters() if p.requires_grad}
+    lora = dict(ckpt.named_trainable(models))  # the checkpoint's names: "unet.…"
     return ConsistencyObjective(cfg, denoiser, models.unet, models.controlnet, lora)
 
 
