@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_TRAIN
 from safetensors.torch import load_file
 
-from conftest import TINY_TRAIN
 from framerturbo.core import edm
 from framerturbo.core.config import ConfigError, load_config
 from framerturbo.denoising import conditioning as C
@@ -286,18 +286,18 @@ def test_distill_resumes_bit_exactly_and_exports_a_turbo_lora(shapes, tmp_path):
         zero = FramerDenoiser(unet)(x, 2.0, cond).output
         unet.set_adapters(unet.active_adapters(), weights=[1.0])
         one = FramerDenoiser(unet)(x, 2.0, cond).output
-    assert torch.allclose(zero, ref, atol=1e-6)
+    assert float((zero - ref).abs().max()) < 1e-5  # the base, up to PEFT's float reordering
     assert float((one - ref).abs().max()) > 1e-4
 
 
 def test_tiny_distill_lowers_the_consistency_loss(shapes, tmp_path):
     """The loss of a fixed batch and fixed draws (every grid interval, fixed ε, online target)
     before and after a few distillation steps on the same clips."""
+    from framerturbo.data.batching import collate
+    from framerturbo.data.splits import make_datasets
     from framerturbo.train import checkpoint as ckpt
     from framerturbo.train.loop import _to_encoded, train
     from framerturbo.train.setup import load_models
-    from framerturbo.data.batching import collate
-    from framerturbo.data.splits import make_datasets
 
     extra = ["train.max_steps=8", "train.checkpoint_every=8", "distill.target_ema=0",
              "train.lr=3e-3", "distill.track_fraction=0", "data.sampling=uniform",

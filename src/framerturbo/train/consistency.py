@@ -95,7 +95,7 @@ def teacher_step(teacher: FramerDenoiser, x: torch.Tensor, sigma, sigma_next,
                  cond: C.FramerConditioning, *, guidance=None, heatmaps=None,
                  control_scale: float = 1.0, solver: str = "euler") -> torch.Tensor:
     """One guided ODE step σ → σ' of the teacher (Euler, or Heun's second-order correction)."""
-    call = dict(guidance=guidance, heatmaps=heatmaps, control_scale=control_scale)
+    call = {"guidance": guidance, "heatmaps": heatmaps, "control_scale": control_scale}
     d = teacher(x, sigma, cond, **call).denoised
     x_next = euler_step(x, d, sigma, sigma_next)
     if solver == "heun":  # σ' ≥ σ_min > 0 on the grid: the correction always applies
