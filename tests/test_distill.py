@@ -290,6 +290,7 @@ def test_distill_resumes_bit_exactly_and_exports_a_turbo_lora(shapes, tmp_path):
     assert float((one - ref).abs().max()) > 1e-4
 
 
+@pytest.mark.slow  # not yet seen to completion: killed by a 40-min timeout on a loaded CPU
 def test_tiny_distill_lowers_the_consistency_loss(shapes, tmp_path):
     """The loss of a fixed batch and fixed draws (every grid interval, fixed ε, online target)
     before and after a few distillation steps on the same clips."""
