@@ -14,6 +14,7 @@ from framerturbo.models import FramerUNet, config
     ("attn", None, 256, 26_558_464),
     ("attn+ff", None, 384, 63_299_584),
     ("framer", None, 193, 35_669_056),
+    ("turbo", None, 344, 64_077_824),  # attn + spatial resnets + σ embeddings (distill)
     ("custom", ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj",
                 "ff.net.2"], 352, 52_117_504),  # the earlier toolkit's set: 3.42 %, not 0.5 %
 ])

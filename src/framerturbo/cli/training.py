@@ -1,4 +1,4 @@
-"""train, cache, train-vae, new-model."""
+"""train, distill, cache, train-vae, new-model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from .common import add_config_args, load_config_args
 def register(sub) -> None:
     _add_configs(sub)
     _add_train(sub)
+    _add_distill(sub)
     _add_cache(sub)
     _add_train_vae(sub)
     _add_new_model(sub)
@@ -95,6 +96,25 @@ def _run_train(args) -> int:
     run = train(cfg, resume=args.resume, stop_at_step=args.stop_at_step)
     print(f"run folder: {run}")
     return 0
+
+
+def _add_distill(sub) -> None:
+    p = sub.add_parser("distill", help="distill Framer into a few-step turbo LoRA",
+                       description="Latent consistency distillation of the frozen base into a "
+                                   "LoRA (objective.kind = consistency; settings in [distill], "
+                                   "docs/turbo.md). The same data, cache, checkpoints and resume "
+                                   "as `train`; the result is RUN/lora/ with a turbo.json.")
+    add_config_args(p)
+    p.add_argument("--resume", nargs="?", const="latest",
+                   help="continue from the latest checkpoint of the run (or a given folder)")
+    p.add_argument("--stop-at-step", type=int,
+                   help="checkpoint and stop at this step (resume later with --resume)")
+    p.set_defaults(func=_run_distill)
+
+
+def _run_distill(args) -> int:
+    args.overrides = [*args.overrides, "objective.kind=consistency"]
+    return _run_train(args)
 
 
 def _add_cache(sub) -> None:

@@ -51,6 +51,28 @@ class ObjectiveConfig:
     cond_aug_std: float = 0.5
     conditioning_dropout: float = 0.1  # p: tokens dropped if r<2p, endpoints if p<=r<3p
     loss_frames: str = "all"  # all | middle
+    # diffusion: EDM v-loss (`train`); consistency: latent consistency distillation of the
+    # frozen base into the LoRA (`distill`, settings in [distill]; train/consistency.py)
+    kind: str = "diffusion"
+
+
+@dataclass
+class DistillConfig:
+    """Latent consistency distillation (``objective.kind = "consistency"``, docs/turbo.md)."""
+
+    num_sigmas: int = 40  # N: points of the teacher's Karras σ grid (σ_max → σ_min)
+    sigma_min: float = 0.002  # the boundary: f(x, σ_min) = x
+    sigma_max: float = 700.0
+    rho: float = 7.0
+    skip: int = 1  # k: teacher ODE steps per consistency step (σ_{n+k} → σ_n on the grid)
+    solver: str = "euler"  # euler | heun: the teacher's ODE step (euler = the `euler` sampler)
+    min_guidance: float = 1.0  # the teacher's per-frame CFG ramp, as the sampler's defaults
+    max_guidance: float = 3.0  # (<= 1: no guidance)
+    middle_max_guidance: bool = False
+    target_ema: float = 0.95  # EMA decay of the target's LoRA weights; 0 = stop-gradient online
+    huber_c: float = 0.00054  # pseudo-Huber c per √dim: sqrt(mean(d²) + c²) − c (iCT's value)
+    track_fraction: float = 0.5  # share of batches that feed their tracks to the ControlNet
+    steps: int = 4  # the sampling steps the LoRA's turbo.json recommends
 
 
 @dataclass
@@ -119,6 +141,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -138,8 +161,10 @@ CHOICES = {
     "data.sampling": ("random", "uniform", "every-window"),
     "data.resize": ("crop", "squash"),
     "objective.loss_frames": ("all", "middle"),
+    "objective.kind": ("diffusion", "consistency"),
+    "distill.solver": ("euler", "heun"),
     "lora.mode": ("lora", "full", "none"),
-    "lora.preset": ("attn", "framer", "attn+ff", "custom"),
+    "lora.preset": ("attn", "framer", "attn+ff", "turbo", "custom"),
     "control.train": ("none", "lora", "full"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "train.on_nan": ("stop", "skip"),
@@ -323,3 +348,29 @@ def validate(cfg: Config) -> None:
                               + f" (choices: {', '.join(TRACKERS)}, or none)")
     if not 1 <= cfg.control.min_tracks <= cfg.control.max_tracks:
         raise ConfigError("control.min_tracks must be >= 1 and <= control.max_tracks")
+    if cfg.objective.kind == "consistency":
+        validate_distill(cfg)
+
+
+def validate_distill(cfg: Config) -> None:
+    """The distillation's teacher is the frozen base (the student's UNet with its LoRA off),
+    so only a UNet LoRA may train."""
+    s = cfg.distill
+    if cfg.lora.mode != "lora" or cfg.control.train != "none":
+        raise ConfigError("distillation trains a UNet LoRA over the frozen base (the teacher) — "
+                          "set lora.mode = \"lora\" and control.train = \"none\"")
+    if s.num_sigmas < 2:
+        raise ConfigError(f"distill.num_sigmas must be >= 2, got {s.num_sigmas}")
+    if not 1 <= s.skip < s.num_sigmas:
+        raise ConfigError(f"distill.skip must be in [1, num_sigmas) = [1, {s.num_sigmas}), "
+                          f"got {s.skip}")
+    if not 0 < s.sigma_min < s.sigma_max:
+        raise ConfigError("distill.sigma_min must be > 0 and < distill.sigma_max")
+    if not 0 <= s.target_ema < 1:
+        raise ConfigError("distill.target_ema must be in [0, 1) (0 = stop-gradient online)")
+    if s.huber_c < 0:
+        raise ConfigError("distill.huber_c must be >= 0 (0 = plain L2 distance)")
+    if not 0 <= s.track_fraction <= 1:
+        raise ConfigError("distill.track_fraction must be in [0, 1]")
+    if s.steps < 1:
+        raise ConfigError("distill.steps must be >= 1")

@@ -7,6 +7,8 @@ Presets (module-name regexes over the stock SVD UNet):
 * ``framer``  — everything in the temporal transformer blocks (attention, ff, ff_in) plus
   ``conv_in``: the paper's "temporal layers + input conv" recipe;
 * ``attn+ff`` — ``attn`` plus proj_in/proj_out, ff and ff_in (384 modules, 63.3 M, 4.15 %);
+* ``turbo``   — ``attn`` plus the spatial resnets' convs and every resnet's ``time_emb_proj``
+  (the σ embedding, which consistency distillation moves most): the turbo LoRA's targets;
 * ``custom``  — ``lora.targets``: suffixes, or one regex.
 
 Saved adapters are diffusers LoRA folders (``pytorch_lora_weights.safetensors`` + PEFT metadata),
@@ -34,8 +36,12 @@ PRESETS = {
     "attn": rf".*transformer_blocks\.\d+\.({_ATTN})",
     "attn+ff": rf".*(transformer_blocks\.\d+\.({_ATTN}|{_FF})|attentions\.\d+\.(proj_in|proj_out))",
     "framer": rf"(.*temporal_transformer_blocks\.\d+\.({_ATTN}|{_FF})|conv_in)",
+    "turbo": rf".*(transformer_blocks\.\d+\.({_ATTN})|resnets\.\d+\.spatial_res_block\."
+             r"(conv1|conv2|time_emb_proj)|temporal_res_block\.time_emb_proj)",
 }
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+# next to the weights of a consistency-distilled LoRA: how to sample it (sampler, steps, σ grid)
+TURBO_INFO = "turbo.json"
 
 
 def target_regex(preset: str, targets: list[str] | None = None) -> str:
@@ -87,14 +93,27 @@ def add_lora(model, rank: int, alpha: float, dropout: float, regex: str,
     return params
 
 
-def save_lora(model, folder: str | Path, adapter_name: str = "default") -> Path:
-    """Write the adapter as a diffusers LoRA folder, atomically."""
+def save_lora(model, folder: str | Path, adapter_name: str = "default",
+              extra: dict[str, str] | None = None) -> Path:
+    """Write the adapter as a diffusers LoRA folder, atomically, with ``extra`` text files
+    (``turbo.json`` for a turbo LoRA) inside the same all-or-nothing write."""
     from ..core.atomic import atomic_dir
 
     folder = Path(folder)
     with atomic_dir(folder) as tmp:
         model.save_lora_adapter(tmp, adapter_name=adapter_name, safe_serialization=True)
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text)
     return folder
+
+
+def read_turbo_info(folder: str | Path) -> dict | None:
+    """The ``turbo.json`` of a LoRA folder (sampler, steps, σ grid of a turbo LoRA), or None
+    for an ordinary LoRA."""
+    import json
+
+    path = Path(folder) / TURBO_INFO
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def parse_lora_spec(spec: str) -> tuple[str, float]:

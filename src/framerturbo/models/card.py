@@ -176,8 +176,17 @@ def render(facts: dict, kind: str, name: str) -> str:
                      f"{train['effective_batch']}, lr {train['lr']:g} ({train['lr_scheduler']}), "
                      f"seed {train['seed']}, EMA {train['ema_decay']:g}, "
                      f"precision {train['mixed_precision']}")
-        lines.append("- objective: EDM v-prediction loss on the sampler's own conditioning "
-                     "(docs/lora-principles.md)")
+        turbo = facts.get("distillation")
+        if turbo:
+            grid = turbo["sigma_grid"]
+            lines.append(f"- objective: latent consistency distillation of the base (a **turbo "
+                         f"LoRA**: sampler `{turbo['sampler']}`, {turbo['steps']} steps, no CFG; "
+                         f"teacher {turbo['teacher']['solver']} on a Karras grid of "
+                         f"{grid['num_sigmas']} σ from {grid['sigma_max']:g} to "
+                         f"{grid['sigma_min']:g}, skip {grid['skip']}; docs/turbo.md)")
+        else:
+            lines.append("- objective: EDM v-prediction loss on the sampler's own conditioning "
+                         "(docs/lora-principles.md)")
     else:
         lines.append("- no training record found next to this LoRA (no `card.json` in its run "
                      "folder)")

@@ -1,7 +1,8 @@
 """Training checkpoints: written atomically, rotated, and complete enough to resume exactly.
 
 A checkpoint folder ``checkpoints/step-00000300/`` holds the trainable weights (safetensors), the
-optimizer and LR-schedule states, the EMA weights (when on) and ``state.json`` (step, samples
+optimizer and LR-schedule states, the EMA weights (when on), the distillation's target EMA
+(``target.safetensors``, when on) and ``state.json`` (step, samples
 seen). Every random choice of the run is a function of (seed, step), so no RNG state is needed.
 The folder is written under a temporary name and renamed, so a crash mid-save never leaves a
 half-checkpoint that ``--resume`` could pick up.
@@ -22,6 +23,7 @@ from ..core.config import Config
 from ..models import adapters
 
 PREFIX = "step-"
+TARGET = "target.safetensors"  # the consistency target's EMA weights (train/consistency.py)
 ENGINE = "engine"  # DeepSpeed/FSDP: accelerate's per-rank state, inside the checkpoint folder
 
 
@@ -46,7 +48,8 @@ def engine_staging_dir(run_dir: Path, step: int) -> Path:
 def save_checkpoint(run_dir: Path, step: int, trainable: dict[str, torch.Tensor],
                     optimizer_state: dict, scheduler_state: dict, state: dict,
                     ema: dict[str, torch.Tensor] | None = None, keep: int = 3,
-                    engine_dir: Path | None = None) -> Path:
+                    engine_dir: Path | None = None,
+                    target: dict[str, torch.Tensor] | None = None) -> Path:
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
@@ -60,6 +63,8 @@ def save_checkpoint(run_dir: Path, step: int, trainable: dict[str, torch.Tensor]
         save_file({k: v.contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
         if ema is not None:
             save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
+        if target is not None:
+            save_file({k: v.contiguous() for k, v in target.items()}, tmp / TARGET)
         torch.save({"optimizer": optimizer_state, "scheduler": scheduler_state},
                    tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=1))
@@ -85,6 +90,7 @@ def load_checkpoint(path: Path) -> dict:
     return {
         "trainable": load_file(path / "trainable.safetensors"),
         "ema": load_file(path / "ema.safetensors") if (path / "ema.safetensors").exists() else None,
+        "target": load_file(path / TARGET) if (path / TARGET).exists() else None,
         "optimizer": opt["optimizer"],
         "scheduler": opt["scheduler"],
         "state": json.loads((path / "state.json").read_text()),
@@ -116,7 +122,8 @@ def load_trainable(models, tensors: dict[str, torch.Tensor]) -> None:
             p.copy_(tensors[n])
 
 
-def save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, accelerator, skipped):
+def save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, accelerator, skipped,
+         target=None):
     accelerator.wait_for_everyone()
     engine = None
     if accelerator.distributed_type in SHARDED:
@@ -137,13 +144,16 @@ def save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, acceler
                              {} if engine else optimizer.state_dict(), scheduler.state_dict(),
                              {"skipped_samples": skipped}, ema=None if ema is None else
                              {k: v.cpu() for k, v in ema.items()},
-                             keep=cfg.train.keep_checkpoints, engine_dir=engine)
+                             keep=cfg.train.keep_checkpoints, engine_dir=engine,
+                             target=None if target is None else
+                             {k: v.cpu() for k, v in target.items()})
     accelerator.wait_for_everyone()
 
 
-def restore(run_dir: Path, resume: str | None, models, optimizer, scheduler, ema, accelerator):
-    """Load the checkpoint ``resume`` names into the models, optimizer, LR schedule and EMA;
-    returns (step, ema) — (0, ema) for a fresh run."""
+def restore(run_dir: Path, resume: str | None, models, optimizer, scheduler, ema, accelerator,
+            target: dict[str, torch.Tensor] | None = None):
+    """Load the checkpoint ``resume`` names into the models, optimizer, LR schedule, EMA and
+    (in place) the distillation target; returns (step, ema) — (0, ema) for a fresh run."""
     source = resolve_resume(run_dir, resume) if resume else None
     if source is None:
         if resume:
@@ -158,21 +168,29 @@ def restore(run_dir: Path, resume: str | None, models, optimizer, scheduler, ema
     scheduler.load_state_dict(state["scheduler"])
     if ema is not None and state["ema"] is not None:
         ema = {k: v.to(accelerator.device) for k, v in state["ema"].items()}
+    if target is not None:
+        if state["target"] is None or set(state["target"]) != set(target):
+            raise ValueError(f"{source}: no matching {TARGET} — was it written by `framerturbo "
+                             "train`, or with another distill.target_ema / lora setting?")
+        with torch.no_grad():
+            for k, v in target.items():
+                v.copy_(state["target"][k])
     step = state["state"]["step"]
     accelerator.print(f"resumed from {source} at step {step}")
     return step, ema
 
 
-def export_result(run_dir: Path, models, ema, cfg: Config) -> None:
+def export_result(run_dir: Path, models, ema, cfg: Config, lora_extra: dict | None = None) -> None:
     """The run's product: LoRA folders (``lora/``, ``controlnet_lora/``) or, for full training,
-    a self-contained model folder (``model/``); EMA weights replace the raw ones when on."""
+    a self-contained model folder (``model/``); EMA weights replace the raw ones when on.
+    ``lora_extra``: text files written inside ``lora/`` (a turbo LoRA's ``turbo.json``)."""
     from ..models.loading import load_components, save_components
     from ..models.record import record_from_config
 
     if ema is not None:
         load_trainable(models, ema)
     if cfg.lora.mode == "lora":
-        adapters.save_lora(models.unet, run_dir / "lora")
+        adapters.save_lora(models.unet, run_dir / "lora", extra=lora_extra)
     if cfg.control.train == "lora":
         adapters.save_lora(models.controlnet, run_dir / "controlnet_lora")
     if cfg.lora.mode == "full" or cfg.control.train == "full":

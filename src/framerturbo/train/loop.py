@@ -7,10 +7,15 @@ latents, or frames encoded by the VAE/CLIP) → draw σ, ε and dropout from a g
 
 Because the data order and every random draw are functions of (seed, step), a run resumed from a
 checkpoint continues exactly as the unbroken run would have.
+
+The objective is the config's: ``objective.kind = "diffusion"`` (EDM v-loss, objective.py) or
+``"consistency"`` (the turbo distillation, consistency.py, `framerturbo distill`) — the same
+data, cache, checkpoints, resume and validation either way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -32,6 +37,7 @@ from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch, encode_batch
 from . import checkpoint as ckpt
 from . import run_card, trackers
+from .consistency import ConsistencyObjective, turbo_info
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
 from .objective import StepNoise, diffusion_loss, predict
 from .setup import load_models, make_optimizer
@@ -66,7 +72,10 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                               wrapped.get("controlnet", models.controlnet), core=models.unet)
     ema = {n: p.detach().clone() for n, p in ckpt.named_trainable(models)} \
         if cfg.train.ema_decay > 0 else None
-    step, ema = ckpt.restore(run_dir, resume, models, optimizer, scheduler, ema, accelerator)
+    distiller = make_distiller(cfg, accelerator, denoiser, models)
+    target = distiller.target if distiller is not None else None
+    step, ema = ckpt.restore(run_dir, resume, models, optimizer, scheduler, ema, accelerator,
+                             target=target)
 
     batches = batch_stream(train_set, cfg, accelerator, step)
     log = open_metrics_log(run_dir, step, accelerator, cfg, train_set)
@@ -76,11 +85,11 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     bar = tqdm(total=cfg.train.max_steps, initial=step, disable=not is_main, desc="train",
                unit="step", dynamic_ncols=True)
     save = lambda at: ckpt.save(run_dir, at, models, wrapped, optimizer, scheduler, ema,  # noqa: E731
-                                cfg, accelerator, skipped)
+                                cfg, accelerator, skipped, target=target)
     while step < last_step:
         # forward + backward over the micro-batches of one optimizer step
         losses, sigmas, skips = accumulate_gradients(cfg, accelerator, denoiser, wrapped, models,
-                                                     batches, step, device)
+                                                     batches, step, device, distiller)
         skipped += skips
         step_loss = losses.mean().item()
         if not math.isfinite(step_loss):
@@ -97,6 +106,8 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             update_ema(ema, models, cfg.train.ema_decay)
+            if distiller is not None:
+                distiller.update_target()
         scheduler.step()
         step += 1
         bar.update()
@@ -121,6 +132,17 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     bar.close()
     finish_run(run_dir, step, cfg, accelerator, models, ema, params, log, train_set, val_set)
     return run_dir
+
+
+def make_distiller(cfg: Config, accelerator, denoiser, models) -> ConsistencyObjective | None:
+    """The consistency objective when the config asks for it (None: the diffusion loss)."""
+    if cfg.objective.kind != "consistency":
+        return None
+    if accelerator.distributed_type in ckpt.SHARDED:
+        raise ValueError("distillation runs its teacher on the unwrapped UNet, which DeepSpeed/"
+                         "FSDP shard — launch it with plain DDP (a LoRA fits on every GPU)")
+    lora = dict(ckpt.named_trainable(models))  # the checkpoint's names: "unet.…"
+    return ConsistencyObjective(cfg, denoiser, models.unet, models.controlnet, lora)
 
 
 def batch_stream(train_set, cfg: Config, accelerator, step: int):
@@ -152,7 +174,9 @@ def finish_run(run_dir: Path, step: int, cfg: Config, accelerator, models, ema, 
         log.log(step, rank_checksums(accelerator, params, accelerator.device))
     log.close()
     if step >= cfg.train.max_steps and accelerator.is_main_process:
-        ckpt.export_result(run_dir, models, ema, cfg)
+        extra = ({"turbo.json": json.dumps(turbo_info(cfg), indent=1)}
+                 if cfg.objective.kind == "consistency" else None)
+        ckpt.export_result(run_dir, models, ema, cfg, lora_extra=extra)
     if accelerator.is_main_process:  # the model cards (README.md) of the run and its products
         run_card.write_run_cards(run_dir, run_card.facts(
             cfg, run_dir, step, train_set, val_set, accelerator.num_processes,
@@ -163,9 +187,10 @@ def finish_run(run_dir: Path, step: int, cfg: Config, accelerator, models, ema, 
 
 
 def accumulate_gradients(cfg: Config, accelerator, denoiser, wrapped, models, batches, step: int,
-                         device):
-    """One optimizer step's micro-batches: load → draw σ, ε, dropout from (seed, step, micro,
-    rank) → loss → backward. Returns the gathered per-sample losses and σs and the skip count."""
+                         device, distiller: ConsistencyObjective | None = None):
+    """One optimizer step's micro-batches: load → draw σ, ε, dropout (or the distillation's
+    grid index, ε, tracks) from (seed, step, micro, rank) → loss → backward. Returns the
+    gathered per-sample losses and σs and the skip count."""
     losses, sigmas, skipped = [], [], 0
     for micro in range(cfg.train.grad_accum):
         raw = next(batches)
@@ -173,6 +198,14 @@ def accumulate_gradients(cfg: Config, accelerator, denoiser, wrapped, models, ba
         batch = _to_encoded(raw, models, cfg, device)
         seed = stable_seed("step", cfg.train.seed, step, micro, accelerator.process_index)
         torch.manual_seed(seed)  # LoRA dropout and anything else using the global RNG
+        if distiller is not None:
+            cdraw = distiller.draw(batch, torch.Generator().manual_seed(seed))
+            with accelerator.accumulate(*wrapped.values()), accelerator.autocast():
+                per_sample, sigma = distiller.loss(batch, cdraw)
+                accelerator.backward(per_sample.mean())
+            losses.append(per_sample.detach())
+            sigmas.append(sigma.detach())
+            continue
         draw = StepNoise.draw(batch.latents, torch.Generator().manual_seed(seed),
                               cfg.objective.p_mean, cfg.objective.p_std,
                               cfg.objective.conditioning_dropout)

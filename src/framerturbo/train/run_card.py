@@ -11,6 +11,7 @@ from pathlib import Path
 from ..core.atomic import atomic_file
 from ..core.config import Config
 from ..models.card import write_card
+from .consistency import turbo_info
 from .metrics_log import read_log
 
 FACTS_FILE = "card.json"
@@ -53,7 +54,9 @@ def facts(cfg: Config, run_dir: Path, step: int, train_set, val_set, world: int 
                      "parameters": parameters, "control": cfg.control.train, "steps": step,
                      "max_steps": t.max_steps, "lr": t.lr, "lr_scheduler": t.lr_scheduler,
                      "effective_batch": t.batch_size * t.grad_accum * world, "seed": t.seed,
-                     "ema_decay": t.ema_decay, "mixed_precision": t.mixed_precision},
+                     "ema_decay": t.ema_decay, "mixed_precision": t.mixed_precision,
+                     "objective": cfg.objective.kind},
+        **({"distillation": turbo_info(cfg)} if cfg.objective.kind == "consistency" else {}),
         "data": {"train": data_summary(train_set), "validation": data_summary(val_set),
                  "sources": list(d.sources), "validation_sources": list(d.validation_sources),
                  "settings": {k: getattr(d, k) for k in ("num_frames", "height", "width",
