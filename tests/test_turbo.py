@@ -60,6 +60,26 @@ def test_the_grid_a_distillation_saves_is_the_grid_the_sampler_reads(tmp_path):
         read_turbo_grid(tmp_path)
 
 
+def test_the_turbo_json_of_a_distillation_sets_the_sampler_grid(tmp_path):
+    """``framerturbo distill`` records its Karras grid in lora/turbo.json (turbo_info);
+    load_turbo's grid and hence the sampler's σs are that grid's points."""
+    from framerturbo.core.config import Config
+    from framerturbo.models.adapters import read_turbo_grid
+    from framerturbo.models.schedulers import TurboScheduler
+    from framerturbo.train.consistency import turbo_info
+
+    cfg = Config()
+    cfg.distill.num_sigmas, cfg.distill.rho, cfg.distill.sigma_max = 48, 6.0, 80.0
+    (tmp_path / "turbo.json").write_text(json.dumps(turbo_info(cfg)))
+    grid = read_turbo_grid(tmp_path)
+    assert grid == {"num_train_timesteps": 48, "rho": 6.0, "sigma_min": 0.002, "sigma_max": 80.0}
+    scheduler = TurboScheduler(**grid)
+    scheduler.set_timesteps(4)
+    karras = edm.karras_sigmas(48, 0.002, 80.0, 6.0)
+    assert all(any(math.isclose(float(s), float(k), rel_tol=1e-5) for k in karras)
+               for s in scheduler.sigmas[:4])
+
+
 class StandIn:
     """A stand-in UNet forward: F = ½·tanh(input's first 4 channels) + 0.1·t, logged."""
 

@@ -222,11 +222,16 @@ def find_turbo_dir(path: str | Path | None, model: str | Path | None = None) -> 
 
 
 def read_turbo_grid(folder: str | Path) -> dict:
-    """The distillation grid (N, ρ, σ range) from ``scheduler_config.json`` in the LoRA folder
-    or its run folder; {} when there is none (the turbo sampler's defaults then)."""
+    """The distillation grid (N, ρ, σ range) as TurboScheduler settings: from the ``turbo.json``
+    that ``framerturbo distill`` writes into the LoRA folder, else from a ``scheduler_config.json``
+    in the LoRA folder or its run folder; {} when there is neither (the sampler's defaults)."""
     import json
 
     folder = Path(folder)
+    grid = (read_turbo_info(folder) or {}).get("sigma_grid")
+    if grid:
+        return {"num_train_timesteps": grid["num_sigmas"], "rho": grid["rho"],
+                "sigma_min": grid["sigma_min"], "sigma_max": grid["sigma_max"]}
     for place in (folder, folder.parent):
         path = place / TURBO_GRID_FILE
         if path.is_file():

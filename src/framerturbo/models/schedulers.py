@@ -64,7 +64,8 @@ class TurboScheduler(CMStochasticIterativeScheduler):
                          clip_denoised=clip_denoised)
 
     def sigma_to_t(self, sigmas):
-        return edm.c_noise(torch.as_tensor(sigmas, dtype=torch.float64)).numpy()
+        # float32, as the σs are stored: the timesteps are exactly edm.c_noise(self.sigmas)
+        return edm.c_noise(torch.as_tensor(sigmas, dtype=torch.float32)).numpy()
 
     def get_scalings_for_boundary_condition(self, sigma):
         return edm.consistency_scalings(sigma, self.config.sigma_min, self.config.sigma_data)
