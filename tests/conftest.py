@@ -55,11 +55,14 @@ def micro_pipe(micro_parts):
 
 
 def released_style_config(name: str, model) -> dict:
-    """The released config.json with the micro model's widths swapped in."""
+    """The released config.json with the micro model's widths swapped in (and its norm_groups,
+    the micro family's one addition, which the released weights leave at the stock 32)."""
     cfg = json.loads((DATA / f"framer_{name}_config.json").read_text())
     for key, value in model.config.items():
         if key in cfg and not key.startswith("_"):
             cfg[key] = list(value) if isinstance(value, tuple) else value
+    if model.config.get("norm_groups") is not None:
+        cfg["norm_groups"] = model.config.norm_groups
     return cfg
 
 
