@@ -79,12 +79,18 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="fine-tune Framer (LoRA or full) on your clips",
                        description="Train with the EDM objective on the sampler's conditioning. "
                                    "Also runs under `accelerate launch -m framerturbo train`.")
+    _add_run_args(p)
+    p.set_defaults(func=_run_train)
+
+
+def _add_run_args(p) -> None:
+    """The config, resume and stop options that `train` and `distill` share."""
     add_config_args(p)
     p.add_argument("--resume", nargs="?", const="latest",
-                   help="continue from the latest checkpoint of the run (or a given folder)")
+                   help="continue from the latest checkpoint of the run (or a given folder; "
+                        "write `--resume latest` when overrides follow)")
     p.add_argument("--stop-at-step", type=int,
                    help="checkpoint and stop at this step (resume later with --resume)")
-    p.set_defaults(func=_run_train)
 
 
 def _run_train(args) -> int:
@@ -104,11 +110,7 @@ def _add_distill(sub) -> None:
                                    "LoRA (objective.kind = consistency; settings in [distill], "
                                    "docs/turbo.md). The same data, cache, checkpoints and resume "
                                    "as `train`; the result is RUN/lora/ with a turbo.json.")
-    add_config_args(p)
-    p.add_argument("--resume", nargs="?", const="latest",
-                   help="continue from the latest checkpoint of the run (or a given folder)")
-    p.add_argument("--stop-at-step", type=int,
-                   help="checkpoint and stop at this step (resume later with --resume)")
+    _add_run_args(p)
     p.set_defaults(func=_run_distill)
 
 
