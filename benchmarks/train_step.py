@@ -51,10 +51,10 @@ def random_model(build, device, dtype):
 
 
 def build_encoders(kind: str, device, dtype):
-    from diffusers import AutoencoderKLTemporalDecoder
+    from framerturbo.models.vae import FramerVAE
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    vae = random_model(lambda: AutoencoderKLTemporalDecoder(**config(f"{kind}-vae")), device,
+    vae = random_model(lambda: FramerVAE(**config(f"{kind}-vae")), device,
                        dtype)
     clip = random_model(lambda: CLIPVisionModelWithProjection(
         CLIPVisionConfig(**config(f"{kind}-clip"))), device, dtype)
