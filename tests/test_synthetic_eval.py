@@ -99,7 +99,7 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
     page = (tmp_path / "demo" / "report.html").read_text()
     assert page.count("data:image/gif;base64,") == 2 and "run/report.html" in page
     assert page.count("data:image/png;base64,") == 1  # the metrics chart
-    assert "Higher is better" in page and "Best PSNR:" in page and "LoRA vs base: +" in page
+    assert "Higher is better" in page and "Best PSNR:" in page and "LoRA vs base: " in page
     assert (tmp_path / "demo" / "run" / "report.html").exists()
 
 
