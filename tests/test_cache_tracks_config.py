@@ -64,6 +64,17 @@ def test_corrupt_shard_is_detected_and_rebuilt(cache_setup, micro_parts):
     CachedClipDataset(folder, train_set)  # loads again
 
 
+def test_a_killed_builds_temporaries_are_removed_by_the_next_build(cache_setup, micro_parts):
+    cfg, train_set, folder = cache_setup
+    leftovers = [folder / ".shard-00001.safetensors.k1ll3d.tmp.safetensors",
+                 folder / ".index.json.k1ll3d.tmp.json"]
+    for path in leftovers:
+        path.write_bytes(b"half-written")
+    assert build_cache(cfg, train_set, micro_parts["vae"], micro_parts["image_encoder"],
+                       progress=False) == folder
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
 def test_cache_is_reused_and_training_uses_it_without_encoders(cache_setup, monkeypatch):
     cfg, _, folder = cache_setup
     assert open_cache(cfg).train.folder == folder

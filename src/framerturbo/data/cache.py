@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
-from ..core.atomic import atomic_file, file_sha256
+from ..core.atomic import atomic_file, file_sha256, remove_stale
 from ..denoising.encoding import (
     augmentation_draw,
     encode_endpoints,
@@ -106,6 +106,8 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
     fp = hashlib.sha256(f"{data_fp}:{encoders}".encode()).hexdigest()[:16]
     folder = Path(cfg.data.cache_dir) / fp
     folder.mkdir(parents=True, exist_ok=True)
+    for name in ("shard-", "index.json"):  # temporaries of a build that was killed mid-write
+        remove_stale(folder, name)
     plan = shard_plan(dataset, cfg.data.cache_shard_size)
     n_shards = len(plan)
     stats = dict(reused=0, built=0, skipped=0)
