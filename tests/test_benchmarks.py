@@ -25,14 +25,15 @@ def _snapshot(folder: Path) -> dict:
     ("data.py", ["video", "keyint", "speedup", "speedup_min", "speedup_max", "clip_cost"]),
     ("train_step.py", ["setting", "step_s", "speedup", "tflops", "mfu"]),
     ("sample.py", ["sampler", "controlnet", "seconds"]),
+    ("turbo_quality.py", ["row", "psnr", "ssim", "s/clip"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"
     before = _snapshot(results)
     for extra in ([], ["--out", str(tmp_path)]):  # neither the default folder nor --out
         args = [sys.executable, str(BENCH / script), "--tiny", *extra]
-        if script != "data.py":
-            args += ["--steps", "1"] if script == "train_step.py" else ["--repeats", "1"]
+        args += {"train_step.py": ["--steps", "1"],
+                 "sample.py": ["--repeats", "1"]}.get(script, [])
         result = subprocess.run(args, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
         assert any(set(columns) <= set(line.split()) for line in result.stdout.splitlines())

@@ -8,7 +8,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from framerturbo.tasks.demo import METHODS, metrics_chart, verdict
+from framerturbo.tasks.demo import metrics_chart, shown, verdict
 from framerturbo.tasks.report import _plot, build_report
 
 METRICS = {"base": {"psnr": 13.83, "ssim": 0.51, "n_clips": 2},
@@ -45,7 +45,15 @@ def test_demo_verdict_and_chart(tmp_path):
     chart = metrics_chart(METRICS, tmp_path / "metrics.png")
     with Image.open(chart) as img:
         assert img.size == (700, 280)
-    assert set(METHODS) == set(METRICS)
+    assert shown(METRICS | {"model": "micro"}) == list(METRICS)
+
+
+def test_demo_verdict_and_chart_with_turbo_rows(tmp_path):
+    metrics = METRICS | {"turbo": {"psnr": 13.5, "ssim": 0.5, "n_clips": 2},
+                         "lora+turbo": {"psnr": 14.2, "ssim": 0.54, "n_clips": 2}}
+    assert shown(metrics) == ["base", "lora", "turbo", "lora+turbo", "crossfade", "flow"]
+    assert verdict(metrics).endswith("LoRA + turbo (4 steps) vs LoRA: -0.50 dB PSNR.")
+    metrics_chart(metrics, tmp_path / "metrics.png")
 
 
 def test_run_report_and_card_read_a_log_with_a_torn_last_line(tmp_path):

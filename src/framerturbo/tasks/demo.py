@@ -4,7 +4,8 @@ Synthesise a small ``signer-close`` dataset (train + held-out): the signer filme
 dark backdrop, signing faster — a look the micro model never saw, with larger motion between the
 endpoints → evaluate the base model next to the cross-fade and optical-flow baselines → fine-tune
 a LoRA → evaluate again → write GIFs (ground truth | base | LoRA | cross-fade | flow),
-``metrics.json`` and ``report.html``, and print a table.
+``metrics.json`` and ``report.html``, and print a table. When the model ships a turbo LoRA, the
+base and the LoRA are also sampled with it at 4 steps (rows ``turbo`` and ``lora+turbo``).
 """
 
 from __future__ import annotations
@@ -77,37 +78,72 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     pipe.set_progress_bar_config(disable=True)
     kw = dict(sampler="dpm++", steps=plan.sample_steps, seed=seed)
     base = evaluate(pipe, clips, label="base", **kw)
+    turbo = _shipped_turbo(pipe)
+    rows = {"base": base}
+    if turbo:  # the base model's fast path: its turbo LoRA at 4 steps, no CFG
+        rows["turbo"] = score_model(pipe, clips, "turbo", **TURBO_KW, seed=seed)
 
     run = train(cfg)
-    from ..models.adapters import load_loras
+    from ..models.adapters import TURBO_ADAPTER, load_loras, set_weights
 
-    load_loras(pipe.unet, [(str(run / "lora"), 1.0)])
-    tuned = score_model(pipe, clips, "lora", **kw)
+    (lora,) = load_loras(pipe.unet, [(str(run / "lora"), 1.0)])
+    set_weights(pipe.unet, {lora: 1.0} | ({TURBO_ADAPTER: 0.0} if turbo else {}))
+    rows["lora"] = score_model(pipe, clips, "lora", **kw)
+    if turbo:  # the domain LoRA stacked with the turbo LoRA
+        set_weights(pipe.unet, {lora: 1.0, TURBO_ADAPTER: 1.0})
+        rows["lora+turbo"] = score_model(pipe, clips, "lora+turbo", **TURBO_KW, seed=seed)
 
-    metrics = {"base": base.metrics["base"], "lora": tuned.metrics["lora"],
-               "crossfade": base.metrics["crossfade"], "flow": base.metrics["flow"],
-               "model": model, "quick": quick, "notes": base.notes}
+    methods = [m for m in METHODS if m in rows or m in ("crossfade", "flow")]
+    outputs = {m: (rows[m] if m in rows else base).outputs[m] for m in methods}
+    metrics = {m: (rows[m] if m in rows else base).metrics[m] for m in methods}
+    metrics |= {"model": model, "quick": quick, "notes": base.notes,
+                "turbo": str(turbo) if turbo else None}
     with atomic_file(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
-    gifs = _write_gifs(out, clips, [base.outputs["base"], tuned.outputs["lora"],
-                                    base.outputs["crossfade"], base.outputs["flow"]])
+    gifs = _write_gifs(out, clips, outputs)
     _write_report(out, metrics, gifs, run)
-    print(markdown_table({k: metrics[k] for k in METHODS}))
+    print(markdown_table({k: metrics[k] for k in methods}))
     print(verdict(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
     return metrics
 
 
-METHODS = ("base", "lora", "crossfade", "flow")
+TURBO_KW = dict(sampler="turbo", steps=4)
+
+
+def _shipped_turbo(pipe) -> Path | None:
+    """Load the turbo LoRA shipped with the demo's model, if there is one."""
+    try:
+        return pipe.load_turbo()
+    except FileNotFoundError:
+        return None
+
+
+METHODS = ("base", "lora", "turbo", "lora+turbo", "crossfade", "flow")
+COLOURS = {"base": "#9aa5b1", "lora": "#2b7bba", "turbo": "#c06c84", "lora+turbo": "#6c5b7b",
+           "crossfade": "#d9a441", "flow": "#7fb069"}
+
+
+NAMES = {"base": "base (dpm++)", "lora": "LoRA (dpm++)", "turbo": "base + turbo (4 steps)",
+         "lora+turbo": "LoRA + turbo (4 steps)", "crossfade": "cross-fade", "flow": "optical flow"}
+
+
+def shown(metrics: dict) -> list[str]:
+    """The demo's methods that this run measured (turbo rows need a shipped turbo LoRA)."""
+    return [m for m in METHODS if m in metrics]
 
 
 def verdict(metrics: dict) -> str:
     """One sentence: which method wins, and what the LoRA did to the base model."""
-    best = max(METHODS, key=lambda m: metrics[m]["psnr"])
+    best = max(shown(metrics), key=lambda m: metrics[m]["psnr"])
     dp = metrics["lora"]["psnr"] - metrics["base"]["psnr"]
     ds = metrics["lora"]["ssim"] - metrics["base"]["ssim"]
-    return (f"Higher is better for both PSNR and SSIM. Best PSNR: {best} "
+    line = (f"Higher is better for both PSNR and SSIM. Best PSNR: {best} "
             f"({metrics[best]['psnr']:.2f} dB). LoRA vs base: {dp:+.2f} dB PSNR, {ds:+.4f} SSIM.")
+    if "lora+turbo" in metrics:
+        line += (" LoRA + turbo (4 steps) vs LoRA: "
+                 f"{metrics['lora+turbo']['psnr'] - metrics['lora']['psnr']:+.2f} dB PSNR.")
+    return line
 
 
 def metrics_chart(metrics: dict, path: Path) -> Path:
@@ -117,11 +153,12 @@ def metrics_chart(metrics: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    methods = shown(metrics)
     fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), dpi=100)
     for ax, key, unit in zip(axes, ("psnr", "ssim"), (" (dB)", "")):
-        values = [metrics[m][key] for m in METHODS]
+        values = [metrics[m][key] for m in methods]
         best = int(np.argmax(values))
-        bars = ax.bar(METHODS, values, color=["#9aa5b1", "#2b7bba", "#d9a441", "#7fb069"])
+        bars = ax.bar(methods, values, color=[COLOURS[m] for m in methods])
         bars[best].set_edgecolor("black")
         bars[best].set_linewidth(2)
         for bar, v in zip(bars, values):
@@ -132,7 +169,7 @@ def metrics_chart(metrics: dict, path: Path) -> Path:
         pad = (1.0, 0.5) if key == "psnr" else (0.02, 0.01)
         ax.set_ylim(low - 0.15 * (high - low) - pad[0], high + 0.2 * (high - low) + pad[1])
         ax.set_title(f"{key.upper()}{unit} — higher is better", fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=7 if len(methods) > 4 else 8)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     with atomic_file(path) as tmp:
@@ -141,14 +178,14 @@ def metrics_chart(metrics: dict, path: Path) -> Path:
     return path
 
 
-def _write_gifs(out: Path, clips, methods: list) -> list[Path]:
+def _write_gifs(out: Path, clips, outputs: dict[str, list]) -> list[Path]:
     """One GIF per held-out clip (up to 4): ground truth and each method's frames side by side."""
     from ..media.files import write_gif
 
     paths = []
     for i, clip in enumerate(clips[:4]):
-        video = np.concatenate([clip.frames] + [frames[i] for frames in methods], axis=2)
-        path = out / f"clip{i}_truth-base-lora-crossfade-flow.gif"
+        video = np.concatenate([clip.frames] + [frames[i] for frames in outputs.values()], axis=2)
+        path = out / f"clip{i}_truth-{'-'.join(outputs).replace('+', '-')}.gif"
         write_gif(video, path, fps=4)
         paths.append(path)
     return paths
@@ -161,10 +198,11 @@ def _write_report(out: Path, metrics: dict, gifs: list[Path], run: Path) -> None
     from .report import build_report
 
     build_report(run)  # the training run's own page, with loss plots
-    best = max(METHODS, key=lambda m: metrics[m]["psnr"])
+    methods = shown(metrics)
+    best = max(methods, key=lambda m: metrics[m]["psnr"])
     rows = "".join(f"<tr{' class=best' if m == best else ''}><td>{m}</td>"
                    f"<td>{metrics[m]['psnr']:.2f}</td><td>{metrics[m]['ssim']:.4f}</td>"
-                   f"<td>{metrics[m]['n_clips']}</td></tr>" for m in METHODS)
+                   f"<td>{metrics[m]['n_clips']}</td></tr>" for m in methods)
     chart = metrics_chart(metrics, out / "metrics.png")
     chart_img = (f'<img class=chart src="data:image/png;base64,'
                  f'{base64.b64encode(chart.read_bytes()).decode()}" alt="metrics chart">')
@@ -184,10 +222,10 @@ at 64×64; metrics on the 7 generated frames.</p>
 <p><b>{html.escape(verdict(metrics))}</b></p>
 <table><tr><th>method</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>clips</th></tr>{rows}</table>
 {chart_img}
-<p>Columns in each animation: ground truth | base | LoRA | cross-fade | optical flow.</p>
+<p>Columns in each animation: ground truth | {" | ".join(NAMES[m] for m in methods)}.</p>
 {images}
 <p>Training run: <a href="run/report.html">run/report.html</a></p>
-<!-- {html.escape(markdown_table({k: metrics[k] for k in METHODS}))} -->
+<!-- {html.escape(markdown_table({k: metrics[k] for k in methods}))} -->
 </body></html>"""
     with atomic_file(out / "report.html") as tmp:
         tmp.write_text(page)
