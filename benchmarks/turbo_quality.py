@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402

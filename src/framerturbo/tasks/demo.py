@@ -94,8 +94,8 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
         rows["lora+turbo"] = score_model(pipe, clips, "lora+turbo", **TURBO_KW, seed=seed)
 
     methods = [m for m in METHODS if m in rows or m in ("crossfade", "flow")]
-    outputs = {m: (rows[m] if m in rows else base).outputs[m] for m in methods}
-    metrics = {m: (rows[m] if m in rows else base).metrics[m] for m in methods}
+    outputs = {m: rows.get(m, base).outputs[m] for m in methods}
+    metrics = {m: rows.get(m, base).metrics[m] for m in methods}
     metrics |= {"model": model, "quick": quick, "notes": base.notes,
                 "turbo": str(turbo) if turbo else None}
     with atomic_file(out / "metrics.json") as tmp:
