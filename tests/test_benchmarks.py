@@ -25,7 +25,7 @@ def _snapshot(folder: Path) -> dict:
     ("data.py", ["video", "keyint", "speedup", "speedup_min", "speedup_max", "clip_cost"]),
     ("train_step.py", ["setting", "step_s", "speedup", "tflops", "mfu"]),
     ("sample.py", ["sampler", "controlnet", "seconds"]),
-    ("turbo_quality.py", ["row", "psnr", "ssim", "s/clip"]),
+    ("turbo_quality.py", ["row", "psnr", "ssim", "detail", "s/clip"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"

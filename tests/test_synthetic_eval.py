@@ -113,3 +113,21 @@ def test_train_vae_tiny_run_calibrates_its_scale(tmp_path):
     vae = AutoencoderKLTemporalDecoder.from_pretrained(tmp_path / "vae")
     assert len(vae.config.block_out_channels) == 3  # ×4
     assert vae.config.scaling_factor != 0.18215 and vae.config.scaling_factor > 0
+
+
+def test_detail_ratio_tells_blur_from_grain():
+    import cv2
+
+    from framerturbo.eval.metrics import detail_ratio
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    real = np.stack([cv2.GaussianBlur(f, (0, 0), 1.0) for f in real])  # some texture
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in real])
+    grainy = np.clip(real + rng.normal(0, 25, real.shape), 0, 255).astype(np.uint8)
+    assert detail_ratio(real, real) == pytest.approx(1.0)
+    assert detail_ratio(blurred, real) < 0.5 < 2 < detail_ratio(grainy, real)
+    # a flat frame has no detail at all
+    spot, flat = np.zeros((1, 5, 5, 3), np.uint8), np.zeros((1, 5, 5, 3), np.uint8)
+    spot[0, 2, 2] = 200
+    assert detail_ratio(flat, spot) == 0.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -246,6 +247,35 @@ def test_bare_turbo_finds_the_lora_shipped_in_the_model_folder(loras, tmp_path):
     assert np.allclose(s.sigmas[1].item(), karras_grid(20)[5], rtol=1e-6)
 
 
+def test_new_model_ships_a_turbo_lora_in_fp16_that_samples_as_the_fp32_one(loras, tmp_path):
+    from safetensors import safe_open
+
+    from framerturbo.cli.main import main
+    from framerturbo.models.adapters import LORA_WEIGHTS
+    from framerturbo.models.loading import load_components
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    turbo = tmp_path / "run"
+    shutil.copytree(loras[1], turbo)
+    (turbo / "turbo.json").write_text(json.dumps({"kind": "turbo", "sigma_grid": {
+        "num_sigmas": 20, "rho": 7.0, "sigma_min": 0.002, "sigma_max": 700.0}}))
+    model = tmp_path / "model"
+    assert main(["new-model", "--out", str(model), "--fp16", "--turbo", str(turbo)]) == 0
+    shipped = model / "turbo"
+    assert json.loads((shipped / "turbo.json").read_text())["kind"] == "turbo"
+    with safe_open(shipped / LORA_WEIGHTS, "pt") as f, safe_open(turbo / LORA_WEIGHTS, "pt") as g:
+        assert f.metadata() == g.metadata()  # PEFT's rank/alpha travel with the weights
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}  # noqa: SIM118
+    assert (shipped / LORA_WEIGHTS).stat().st_size < 0.6 * (turbo / LORA_WEIGHTS).stat().st_size
+    pipe = FramerPipeline.from_framer(str(model), device="cpu", dtype="fp32")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.load_turbo() == shipped  # bare --turbo finds it
+    assert pipe.turbo_grid["num_train_timesteps"] == 20
+    half = frames(pipe)
+    pipe.load_turbo(turbo)  # the fp32 original on the same (fp16-stored) model
+    assert (frames(pipe) - half).abs().max() < 2e-3
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("img")
@@ -286,14 +316,14 @@ def test_cli_bare_turbo_without_a_shipped_lora_is_one_line(pair, tmp_path, capsy
     from framerturbo.models import configs
     from framerturbo.sampling.pipeline import FramerPipeline
 
-    monkeypatch.setattr(configs, "MICRO_TURBO_PATH", tmp_path / "no-micro-turbo")
+    monkeypatch.setattr(configs, "MICRO_PATH", tmp_path / "no-micro")
     monkeypatch.setattr(FramerPipeline, "from_framer", lambda *a, **k: pytest.fail("loaded"))
     capsys.readouterr()
     assert main(["interpolate", *pair, "-o", str(tmp_path / "x.gif"), "--turbo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert "no turbo LoRA ships with model micro" in err[0]
-    assert "no-micro-turbo" in err[0] and "framerturbo distill --config micro/turbo" in err[0]
+    assert "no-micro/turbo" in err[0] and "framerturbo distill --config micro/turbo" in err[0]
     assert main(["interpolate", *pair, "-o", str(tmp_path / "x.gif"),
                  "--turbo", str(tmp_path / "nothing")]) == 2
     assert "framerturbo distill" in capsys.readouterr().err

@@ -46,6 +46,9 @@ def _add_new_model(sub) -> None:
     p.add_argument("--vae", help="use this trained VAE folder instead of a random one")
     p.add_argument("--from-model", help="take unet/controlnet/... from this folder where present")
     p.add_argument("--fp16", action="store_true", help="store the weights in fp16")
+    p.add_argument("--turbo", metavar="RUN",
+                   help="ship this turbo LoRA (a `framerturbo distill` run or its lora/) in the "
+                        "folder's turbo/, where a bare --turbo finds it")
     p.set_defaults(func=_run_new_model)
 
 
@@ -68,8 +71,12 @@ def _run_new_model(args) -> int:
 
         parts["vae"] = FramerVAE.from_pretrained(args.vae)
         random_parts.discard("vae")
-    folder = save_components(parts, args.out, dtype=torch.float16 if args.fp16 else None,
-                             record=record)
+    dtype = torch.float16 if args.fp16 else None
+    folder = save_components(parts, args.out, dtype=dtype, record=record)
+    if args.turbo:
+        from ..models.adapters import copy_lora
+
+        copy_lora(args.turbo, folder / "turbo", dtype)
     note = f" (random weights: {', '.join(sorted(random_parts))})" if random_parts else ""
     print(f"wrote {folder}{note}")
     return 0

@@ -107,6 +107,31 @@ def save_lora(model, folder: str | Path, adapter_name: str = "default",
     return folder
 
 
+def copy_lora(source: str | Path, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Copy a LoRA folder (weights, ``turbo.json``, card) atomically, its weights cast to
+    ``dtype`` (fp16 halves a shipped LoRA; loading casts them back to the model's dtype). The
+    safetensors metadata — PEFT's rank/alpha — is kept."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from ..core.atomic import atomic_dir
+
+    source = find_lora_dir(source)
+    with safe_open(source / LORA_WEIGHTS, "pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open API)
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    with atomic_dir(folder) as tmp:
+        save_file(tensors, tmp / LORA_WEIGHTS, metadata=metadata)
+        for extra in source.iterdir():
+            if extra.name != LORA_WEIGHTS and extra.is_file():
+                shutil.copy2(extra, tmp / extra.name)
+    return Path(folder)
+
+
 def read_turbo_info(folder: str | Path) -> dict | None:
     """The ``turbo.json`` of a LoRA folder (sampler, steps, σ grid of a turbo LoRA), or None
     for an ordinary LoRA."""
@@ -190,15 +215,14 @@ def set_weights(target, weights: dict[str, float]) -> None:
 
 
 def shipped_turbo_dirs(model: str | Path | None) -> list[Path]:
-    """Where a model keeps its own turbo LoRA: ``<model>/turbo/``; for the embedded micro model
-    also ``assets/micro-turbo/`` in the package."""
-    from .configs import MICRO_PATH, MICRO_TURBO_PATH
+    """Where a model keeps its own turbo LoRA: ``<model>/turbo/`` (``new-model --turbo`` puts
+    it there; the embedded micro model's is the package's ``assets/micro/turbo/``)."""
+    from .configs import MICRO_PATH
     from .loading import MICRO, RANDOM_MICRO
 
     if model is None or str(model) == RANDOM_MICRO:
         return []
-    folder = MICRO_PATH if str(model) == MICRO else Path(model)
-    return ([MICRO_TURBO_PATH] if folder == MICRO_PATH else []) + [folder / "turbo"]
+    return [(MICRO_PATH if str(model) == MICRO else Path(model)) / "turbo"]
 
 
 def find_turbo_dir(path: str | Path | None, model: str | Path | None = None) -> Path:

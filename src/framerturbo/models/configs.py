@@ -14,7 +14,6 @@ import copy
 from pathlib import Path
 
 MICRO_PATH = Path(__file__).resolve().parents[1] / "assets" / "micro"  # the shipped micro Framer
-MICRO_TURBO_PATH = MICRO_PATH.parent / "micro-turbo"  # its turbo LoRA (`framerturbo distill`)
 
 
 def size_step(vae_blocks: int, unet_blocks: int) -> int:
