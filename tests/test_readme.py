@@ -50,6 +50,21 @@ def test_readme_interpolate_command_runs_and_autopilot_follows_tracks(tmp_path):
     assert read_video_frames(out).shape[:3] == (9, 64, 64)  # the micro model's own size
 
 
+def test_readme_turbo_command_runs_on_the_shipped_turbo_lora(tmp_path):
+    """A bare `--turbo` finds the turbo LoRA the package ships with the micro model (the log
+    names the folder it loaded)."""
+    turbo = next(c for c in readme_commands()
+                 if c.startswith("framerturbo interpolate examples/") and "--turbo" in c)
+    argv = shlex.split(turbo)
+    out = tmp_path / "out.mp4"
+    argv[argv.index("-o") + 1] = str(out)
+    result = subprocess.run([str(console_script()), *argv[1:]], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"turbo LoRA: \S*assets/micro/turbo\b", result.stderr), result.stderr
+    assert read_video_frames(out).shape[:3] == (9, 64, 64)
+
+
 def test_readme_names_the_test_command_ci_runs():
     assert "python -m pytest" in readme_commands()
     assert "python -m pytest\n" in (ROOT / ".ci" / "run").read_text()

@@ -89,7 +89,8 @@ def test_report_writes_html_with_embedded_plots(tmp_path):
 def test_demo_quick_writes_metrics_and_report(tmp_path):
     assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    for method in ("base", "lora", "crossfade", "flow"):
+    # the embedded model ships its turbo LoRA: the demo adds its 4-step rows
+    for method in ("base", "lora", "turbo", "lora+turbo", "crossfade", "flow"):
         assert {"psnr", "ssim", "n_clips"} <= set(metrics[method])
         assert metrics[method]["n_clips"] == 2 and np.isfinite(metrics[method]["psnr"])
     # the quick demo's own held-out signer-close clips after 12 LoRA steps: the LoRA moves the
@@ -100,6 +101,8 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
     assert page.count("data:image/gif;base64,") == 2 and "run/report.html" in page
     assert page.count("data:image/png;base64,") == 1  # the metrics chart
     assert "Higher is better" in page and "Best PSNR:" in page and "LoRA vs base: " in page
+    assert "LoRA + turbo (4 steps) vs LoRA: " in page
+    assert "base + turbo (4 steps) | LoRA + turbo (4 steps)" in page  # the GIF columns
     assert (tmp_path / "demo" / "run" / "report.html").exists()
 
 

@@ -204,7 +204,8 @@ def load_pipeline(args, controlnet: bool, notice: bool = False):
         specs = [parse_lora_spec(x) for x in args.lora]
         load_loras(pipe, [(str(find_lora_dir(path)), scale) for path, scale in specs])
     if getattr(args, "turbo", None) is not None:
-        pipe.load_turbo(*parse_turbo_spec(args.turbo))
+        folder = pipe.load_turbo(*parse_turbo_spec(args.turbo))
+        print(f"turbo LoRA: {folder}", file=sys.stderr)
     elif hasattr(args, "sampler") and canonical_name(args.sampler) == "turbo":
         print("note: --sampler turbo without --turbo runs the undistilled model at a few "
               "steps: expect blurred frames (add --turbo [DIR])", file=sys.stderr)
