@@ -140,16 +140,12 @@ def _run_cache(args) -> int:
     if not cfg.data.cache_dir:
         raise ValueError("data.cache_dir is not set — add it to the config or pass "
                          "data.cache_dir=DIR")
-    from ..data.cache import build_cache
-    from ..data.splits import make_datasets
+    from ..data.cache import build_cache_for
     from ..models.loading import load_components
 
-    train_set, _ = make_datasets(cfg)
     parts = load_components(cfg.model.pretrained, cfg.model.svd or None, controlnet=False,
                             dtype="fp32" if cfg.model.base_dtype == "fp16" else cfg.model.base_dtype)
-    fe = parts["feature_extractor"]
-    folder = build_cache(cfg, train_set, parts["vae"], parts["image_encoder"],
-                         getattr(fe, "image_mean", None), getattr(fe, "image_std", None))
+    folder, train_set = build_cache_for(cfg, parts)
     print(f"cache ready: {folder} ({len(train_set)} clips, "
           f"{len(train_set.skipped.reasons)} sources skipped)")
     return 0

@@ -95,6 +95,19 @@ def shard_plan(dataset: ClipDataset, size: int) -> list[list[int]]:
             for k in range(0, len(members), size)]
 
 
+def build_cache_for(cfg, parts: dict, progress: bool = True) -> tuple[Path, ClipDataset]:
+    """The cache of ``cfg``'s training set, encoded with loaded ``parts`` (vae, image_encoder,
+    feature_extractor — its CLIP statistics); returns the folder and the dataset."""
+    from .splits import make_datasets
+
+    train_set, _ = make_datasets(cfg)
+    fe = parts["feature_extractor"]
+    folder = build_cache(cfg, train_set, parts["vae"], parts["image_encoder"],
+                         getattr(fe, "image_mean", None), getattr(fe, "image_std", None),
+                         progress=progress)
+    return folder, train_set
+
+
 def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, clip_std=None,
                 progress: bool = True) -> Path:
     """Encode every clip of ``dataset`` (epoch-0 windows) into the cache; returns its folder."""

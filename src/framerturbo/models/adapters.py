@@ -214,15 +214,15 @@ def set_weights(target, weights: dict[str, float]) -> None:
         target.set_adapters(names, weights=scales)
 
 
-def shipped_turbo_dirs(model: str | Path | None) -> list[Path]:
+def shipped_turbo_dir(model: str | Path | None) -> Path | None:
     """Where a model keeps its own turbo LoRA: ``<model>/turbo/`` (``new-model --turbo`` puts
     it there; the embedded micro model's is the package's ``assets/micro/turbo/``)."""
     from .configs import MICRO_PATH
     from .loading import MICRO, RANDOM_MICRO
 
     if model is None or str(model) == RANDOM_MICRO:
-        return []
-    return [(MICRO_PATH if str(model) == MICRO else Path(model)) / "turbo"]
+        return None
+    return (MICRO_PATH if str(model) == MICRO else Path(model)) / "turbo"
 
 
 def find_turbo_dir(path: str | Path | None, model: str | Path | None = None) -> Path:
@@ -236,11 +236,10 @@ def find_turbo_dir(path: str | Path | None, model: str | Path | None = None) -> 
             raise FileNotFoundError(f"--turbo {path}: no {LORA_WEIGHTS} here or in "
                                     f"{Path(path) / 'lora'} — pass a run folder of "
                                     f"`framerturbo distill` or its lora/") from None
-    places = shipped_turbo_dirs(model)
-    for place in places:
-        if (place / LORA_WEIGHTS).is_file():
-            return place
-    where = " or ".join(str(p) for p in places) or "nowhere (no model folder)"
+    place = shipped_turbo_dir(model)
+    if place is not None and (place / LORA_WEIGHTS).is_file():
+        return place
+    where = place or "nowhere (no model folder)"
     raise FileNotFoundError(f"no turbo LoRA ships with model {model!s} (looked in {where}) — "
                             f"distil one with `{DISTILL_HINT}` and pass --turbo RUN_DIR")
 

@@ -116,14 +116,10 @@ def _cache_latents(cfg: Config, pipe, folder: Path) -> None:
     """Encode the training clips once with the already loaded VAE and CLIP (the LoRA steps then
     read latents instead of encoding every batch again). Each demo clip is exactly one window,
     so the cache holds what the uncached loader would give, with 4 augmentation draws each."""
-    from ..data.cache import build_cache
-    from ..data.splits import make_datasets
+    from ..data.cache import build_cache_for
 
     cfg.data.cache_dir = str(folder)
-    train_set, _ = make_datasets(cfg)
-    fe = pipe.feature_extractor
-    build_cache(cfg, train_set, pipe.vae, pipe.image_encoder, fe.image_mean, fe.image_std,
-                progress=False)
+    build_cache_for(cfg, pipe.components, progress=False)
 
 
 def _shipped_turbo(pipe) -> Path | None:
