@@ -261,6 +261,11 @@ def test_outputs_get_the_usual_permissions(tmp_path, umask):
     a plain open() would give under the umask."""
     import os
 
+    import torch
+    from safetensors.torch import save_file
+
+    from framerturbo.models.adapters import copy_lora
+
     frames = np.zeros((2, 16, 16, 3), np.uint8)
     old = os.umask(umask)
     try:
@@ -268,6 +273,10 @@ def test_outputs_get_the_usual_permissions(tmp_path, umask):
             write_frames(frames, tmp_path / name, fps=5)
         plain = tmp_path / "plain"
         plain.write_text("x")
+        lora = tmp_path / "lora"  # safetensors writes its file 0600 inside the atomic folder
+        lora.mkdir()
+        save_file({"w": torch.zeros(2)}, lora / "pytorch_lora_weights.safetensors")
+        copy_lora(lora, tmp_path / "shipped")
     finally:
         os.umask(old)
     file_mode = 0o666 & ~umask
@@ -276,6 +285,8 @@ def test_outputs_get_the_usual_permissions(tmp_path, umask):
     assert (tmp_path / "o.gif").stat().st_mode & 0o777 == file_mode
     assert (tmp_path / "pngs").stat().st_mode & 0o777 == 0o777 & ~umask
     assert (tmp_path / "pngs" / "frame_0000.png").stat().st_mode & 0o777 == file_mode
+    shipped = tmp_path / "shipped" / "pytorch_lora_weights.safetensors"
+    assert shipped.stat().st_mode & 0o777 == file_mode
 
 
 @pytest.mark.parametrize("fps", [Fraction(30000, 1001), 30000 / 1001, Fraction(24000, 1001),

@@ -104,6 +104,30 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
     assert "LoRA + turbo (4 steps) vs LoRA: " in page
     assert "base + turbo (4 steps) | LoRA + turbo (4 steps)" in page  # the GIF columns
     assert (tmp_path / "demo" / "run" / "report.html").exists()
+    # the base row is the base model alone: re-scored here on the demo's held-out clips with
+    # no adapter loaded, it gives the same numbers (a turbo LoRA active during the base row
+    # would show up here)
+    assert _base_alone(tmp_path / "demo") == pytest.approx(metrics["base"]["psnr"], abs=1e-6)
+    # where the time went, per phase (a slow demo says which part was slow)
+    seconds = metrics["seconds"]
+    phases = {"data", "load", "base", "turbo", "train", "lora", "lora+turbo", "report"}
+    assert set(seconds) == phases
+    assert all(s >= 0 for s in seconds.values()) and seconds["train"] > 0
+
+
+def _base_alone(demo_out) -> float:
+    from framerturbo.eval.evaluate import load_eval_clips, score_model
+    from framerturbo.models.loading import MICRO
+    from framerturbo.sampling.pipeline import FramerPipeline
+    from framerturbo.tasks.demo import DemoPlan, demo_config
+
+    plan = DemoPlan.make(quick=True)
+    cfg = demo_config(demo_out / "data", demo_out, MICRO, plan)
+    clips, _ = load_eval_clips([demo_out / "data" / "val"], cfg.data)
+    pipe = FramerPipeline.from_framer(MICRO, device="cpu", dtype="fp32", controlnet=False)
+    pipe.set_progress_bar_config(disable=True)
+    result = score_model(pipe, clips, "base", sampler="dpm++", steps=plan.sample_steps, seed=0)
+    return result.metrics["base"]["psnr"]
 
 
 def test_train_vae_tiny_run_calibrates_its_scale(tmp_path):

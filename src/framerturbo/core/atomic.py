@@ -34,6 +34,19 @@ def _usual_mode(path: Path, directory: bool) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def _usual_modes_inside(folder: Path) -> None:
+    """Libraries that write through their own temporaries (safetensors, for one) leave 0600
+    files inside an atomic folder: give every entry the usual mode, keeping execute bits."""
+    mask = _umask()
+    for entry in folder.rglob("*"):
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():
+            os.chmod(entry, 0o777 & ~mask)
+        else:
+            os.chmod(entry, ((0o666 | (entry.stat().st_mode & 0o111)) & ~mask))
+
+
 def _fsync_tree(path: Path) -> None:
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     for f in files:
@@ -68,6 +81,7 @@ def atomic_dir(path: str | Path):
     try:
         yield tmp
         _fsync_tree(tmp)
+        _usual_modes_inside(tmp)
         _usual_mode(tmp, directory=True)
         if path.exists():
             old = path.with_name(f".{path.name}.old")

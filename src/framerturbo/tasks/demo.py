@@ -13,7 +13,9 @@ from __future__ import annotations
 import html
 import json
 import logging
-from dataclasses import dataclass
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,26 @@ class DemoPlan:
     @classmethod
     def make(cls, quick: bool) -> DemoPlan:
         return cls(8, 2, 12, 4) if quick else cls(64, 8, 400, 12)
+
+
+@dataclass
+class Stopwatch:
+    """Wall seconds per phase of the demo, so a slow run says where its time went."""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start,
+                                       1)
+
+    def summary(self) -> str:
+        total = sum(self.seconds.values())
+        parts = ", ".join(f"{name} {s:.0f} s" for name, s in self.seconds.items())
+        return f"time: {total:.0f} s ({parts})"
 
 
 def demo_config(data: Path, out: Path, model: str, plan: DemoPlan) -> Config:
@@ -66,45 +88,56 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     if model == RANDOM_MICRO:
         logger.warning("the embedded micro model is not built into this package: the demo "
                        "runs on RANDOM base weights (docs/micro-model.md builds it)")
+    clock = Stopwatch()
     data = out / "data"
-    write_dataset(DOMAIN, plan.train_clips, data / "train", 9, 64, seed=seed + 100,
-                  progress=False)
-    write_dataset(DOMAIN, plan.val_clips, data / "val", 9, 64, seed=seed + 200,
-                  progress=False)
-    cfg = demo_config(data, out, model, plan)
-    clips, _ = load_eval_clips([data / "val"], cfg.data)  # as the LoRA is trained
+    with clock.phase("data"):
+        write_dataset(DOMAIN, plan.train_clips, data / "train", 9, 64, seed=seed + 100,
+                      progress=False)
+        write_dataset(DOMAIN, plan.val_clips, data / "val", 9, 64, seed=seed + 200,
+                      progress=False)
+        cfg = demo_config(data, out, model, plan)
+        clips, _ = load_eval_clips([data / "val"], cfg.data)  # as the LoRA is trained
 
-    pipe = FramerPipeline.from_framer(model, device="cpu", dtype="fp32", controlnet=False)
-    pipe.set_progress_bar_config(disable=True)
+    with clock.phase("load"):
+        pipe = FramerPipeline.from_framer(model, device="cpu", dtype="fp32", controlnet=False)
+        pipe.set_progress_bar_config(disable=True)
     kw = dict(sampler="dpm++", steps=plan.sample_steps, seed=seed)
-    base = evaluate(pipe, clips, label="base", **kw)
-    turbo = _shipped_turbo(pipe)
+    with clock.phase("base"):  # before any adapter is loaded: the base model alone
+        base = evaluate(pipe, clips, label="base", **kw)
     rows = {"base": base}
-    if turbo:  # the base model's fast path: its turbo LoRA at 4 steps, no CFG
-        rows["turbo"] = score_model(pipe, clips, "turbo", **TURBO_KW, seed=seed)
+    with clock.phase("turbo"):  # the base model's fast path: its turbo LoRA at 4 steps, no CFG
+        turbo = _shipped_turbo(pipe)
+        if turbo:
+            rows["turbo"] = score_model(pipe, clips, "turbo", **TURBO_KW, seed=seed)
 
-    _cache_latents(cfg, pipe, out / "cache")
-    run = train(cfg)
+    with clock.phase("train"):
+        _cache_latents(cfg, pipe, out / "cache")
+        run = train(cfg)
     from ..models.adapters import TURBO_ADAPTER, load_loras, set_weights
 
     (lora,) = load_loras(pipe.unet, [(str(run / "lora"), 1.0)])
     set_weights(pipe.unet, {lora: 1.0} | ({TURBO_ADAPTER: 0.0} if turbo else {}))
-    rows["lora"] = score_model(pipe, clips, "lora", **kw)
+    with clock.phase("lora"):
+        rows["lora"] = score_model(pipe, clips, "lora", **kw)
     if turbo:  # the domain LoRA stacked with the turbo LoRA
         set_weights(pipe.unet, {lora: 1.0, TURBO_ADAPTER: 1.0})
-        rows["lora+turbo"] = score_model(pipe, clips, "lora+turbo", **TURBO_KW, seed=seed)
+        with clock.phase("lora+turbo"):
+            rows["lora+turbo"] = score_model(pipe, clips, "lora+turbo", **TURBO_KW, seed=seed)
 
     methods = [m for m in METHODS if m in rows or m in ("crossfade", "flow")]
     outputs = {m: rows.get(m, base).outputs[m] for m in methods}
     metrics = {m: rows.get(m, base).metrics[m] for m in methods}
     metrics |= {"model": model, "quick": quick, "notes": base.notes,
                 "turbo_lora": str(turbo) if turbo else None}
+    with clock.phase("report"):
+        gifs = _write_gifs(out, clips, outputs)
+        _write_report(out, metrics, gifs, run)
+    metrics["seconds"] = clock.seconds
     with atomic_file(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
-    gifs = _write_gifs(out, clips, outputs)
-    _write_report(out, metrics, gifs, run)
     print(markdown_table({k: metrics[k] for k in methods}))
     print(verdict(metrics))
+    print(clock.summary())
     print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
     return metrics
 
