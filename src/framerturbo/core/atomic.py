@@ -29,22 +29,21 @@ def _umask() -> int:
     return mask
 
 
-def _usual_mode(path: Path, directory: bool) -> None:
-    """mkstemp/mkdtemp create 0600/0700; give the result what open()/mkdir() would."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+def _usual_mode(path: Path, mask: int | None = None) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give ``path`` what open()/mkdir() would under the
+    umask ``mask`` (read when not given), keeping any execute bits."""
+    mask = _umask() if mask is None else mask
+    usual = 0o777 if path.is_dir() else 0o666 | (path.stat().st_mode & 0o111)
+    os.chmod(path, usual & ~mask)
 
 
-def _usual_modes_inside(folder: Path) -> None:
-    """Libraries that write through their own temporaries (safetensors, for one) leave 0600
-    files inside an atomic folder: give every entry the usual mode, keeping execute bits."""
+def _usual_modes(tree: Path) -> None:
+    """The folder and everything in it: libraries that write through their own temporaries
+    (safetensors, for one) leave 0600 files inside an atomic folder too."""
     mask = _umask()
-    for entry in folder.rglob("*"):
-        if entry.is_symlink():
-            continue
-        if entry.is_dir():
-            os.chmod(entry, 0o777 & ~mask)
-        else:
-            os.chmod(entry, ((0o666 | (entry.stat().st_mode & 0o111)) & ~mask))
+    for entry in (tree, *tree.rglob("*")):
+        if not entry.is_symlink():
+            _usual_mode(entry, mask)
 
 
 def _fsync_tree(path: Path) -> None:
@@ -66,7 +65,7 @@ def atomic_file(path: str | Path):
     try:
         yield tmp
         _fsync_tree(tmp)
-        _usual_mode(tmp, directory=False)
+        _usual_mode(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -81,8 +80,7 @@ def atomic_dir(path: str | Path):
     try:
         yield tmp
         _fsync_tree(tmp)
-        _usual_modes_inside(tmp)
-        _usual_mode(tmp, directory=True)
+        _usual_modes(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -51,8 +51,7 @@ class Stopwatch:
         try:
             yield
         finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start,
-                                       1)
+            self.seconds[name] = round(time.perf_counter() - start, 1)
 
     def summary(self) -> str:
         total = sum(self.seconds.values())
