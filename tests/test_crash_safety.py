@@ -23,22 +23,29 @@ from videos import make_dataset
 
 pytestmark = pytest.mark.system  # whole-program: left out of the quick tier
 
-KILLS = 20
+KILLS = 6
 # CPU kernels split reductions by thread count, so bit-equality needs one count everywhere:
 # every process here, killed or not, runs with one thread
 ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 COMMON = [*TINY_TRAIN, "train.batch_size=2", "train.lr=1e-3"]
 
 
-def kill_repeatedly(argv: list[str], kills: int, window=(2.5, 6.0), seed: int = 0) -> int:
-    """Start ``argv`` and SIGKILL it after a random delay, ``kills`` times; returns how many
-    runs were really killed (not finished before the signal)."""
+def kill_repeatedly(argv: list[str], kills: int, progress, seed: int = 0,
+                    delay=(0.0, 0.8)) -> int:
+    """Start ``argv`` ``kills`` times; once ``progress()`` (a count of finished files) has grown
+    — start-up is over and the job is writing — SIGKILL it after a random ``delay``, so the
+    signal lands in a step or a write, not in the imports. Returns how many runs were really
+    killed (not finished before the signal)."""
     rng = random.Random(seed)
     killed = 0
     for _ in range(kills):
+        before = progress()
         proc = subprocess.Popen([sys.executable, "-m", "framerturbo", *argv], env=ONE_THREAD,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(*window))
+        deadline = time.monotonic() + 120
+        while progress() == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(*delay))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
@@ -55,14 +62,20 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def _newest_step(run: Path) -> int:
+    """The step of the newest finished checkpoint (0 before the first)."""
+    found = ckpt.list_checkpoints(run)
+    return int(found[-1].name[len(ckpt.PREFIX):]) if found else 0
+
+
 def test_training_survives_sigkill(tmp_path, one_thread):
     clips = make_dataset(tmp_path / "clips", n=3)
     run = tmp_path / "killed"
-    overrides = [f"data.sources={clips}", *COMMON, "train.max_steps=40",
+    overrides = [f"data.sources={clips}", *COMMON, "train.max_steps=20",
                  "train.checkpoint_every=1", "train.keep_checkpoints=2"]
     killed = kill_repeatedly(["train", *overrides, f"train.output_dir={run}", "--resume"],
-                             KILLS)
-    assert killed >= KILLS // 2
+                             KILLS, lambda: _newest_step(run))
+    assert killed >= KILLS // 2, killed
     for path in ckpt.list_checkpoints(run):  # everything left on disk loads
         ckpt.load_checkpoint(path)
     result = subprocess.run([sys.executable, "-m", "framerturbo", "train", *overrides,
@@ -84,10 +97,11 @@ def test_cache_build_survives_sigkill(tmp_path, one_thread):
     micro_parts = random_micro_components(controlnet=False)  # what `cache` loads
     clips = make_dataset(tmp_path / "clips", n=8)
     overrides = [f"data.sources={clips}", *COMMON, "data.sampling=every-window",
-                 "data.cache_shard_size=2", "data.aug_variants=2"]
+                 "data.cache_shard_size=1", "data.aug_variants=2"]
     killed = kill_repeatedly(["cache", *overrides, f"data.cache_dir={tmp_path / 'killed'}"],
-                             KILLS, window=(2.0, 5.0), seed=1)
-    assert killed >= KILLS // 2
+                             KILLS, lambda: len(list((tmp_path / "killed").rglob("shard-*.json"))),
+                             seed=1, delay=(0.0, 0.4))
+    assert killed >= KILLS // 2, killed
     assert subprocess.run([sys.executable, "-m", "framerturbo", "cache", *overrides,
                            f"data.cache_dir={tmp_path / 'killed'}"], timeout=600,
                           env=ONE_THREAD).returncode == 0
