@@ -51,6 +51,28 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def timed_in_turn(calls: dict, device: torch.device, repeats: int) -> dict:
+    """Median seconds and peak memory (GB, None on CPU) per labelled ``(prepare, fn)``, the
+    calls timed in turn — a, b, c, a, b, c, … after one untimed round — so a change in the
+    machine's speed during the run touches every row alike (side-by-side ratios on a shared
+    or throttling machine). ``prepare`` runs untimed before each call of ``fn``."""
+    times: dict = {label: [] for label in calls}
+    peaks: dict = {}
+    for round_ in range(repeats + 1):
+        for label, (prepare, fn) in calls.items():
+            prepare()
+            reset_peak(device)
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            if round_:
+                times[label].append(time.perf_counter() - start)
+            peak = peak_memory_gb(device)
+            peaks[label] = None if peak is None else max(peak, peaks.get(label) or 0.0)
+    return {label: (sorted(t)[len(t) // 2], peaks[label]) for label, t in times.items()}
+
+
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, n: int) -> float:
     """Measured dense matmul throughput of this device at ``dtype``: the MFU denominator."""
     a = torch.randn(n, n, device=device, dtype=dtype)

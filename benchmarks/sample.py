@@ -1,18 +1,21 @@
 """Sampling speed of the released Framer architecture (random weights, no download): 14 frames
 at 512×320 with euler-30, dpm++-12 and dpm++-15 (classifier-free guidance on, as by default) and
-turbo-4 (the consistency sampler with a turbo LoRA loaded, unfused, no CFG: one UNet call per
-step), with and without the trajectory ControlNet. Seconds per video, end to end
-(conditioning, denoising, VAE decode); all rows in one run, and turbo-4's speed-up over
-euler-30 printed.
+turbo-4 (the consistency sampler with a turbo LoRA, no CFG: one UNet call per step; fused
+into the weights as ``--turbo`` runs it, and unfused as the Python API and the app run it),
+with and without the trajectory ControlNet. Seconds per video, end to end
+(conditioning, denoising, VAE decode); all rows in one run, timed in turn (row after row,
+``--repeats`` rounds, medians) so a machine whose speed drifts slows every row alike, and
+turbo-4's speed-up over euler-30 printed.
 
     python benchmarks/sample.py           # GPU, bf16
-    python benchmarks/sample.py --micro   # the micro architecture at 64×64×9 (the embedded
-                                          # model's size) with the same rows, on this device
+    python benchmarks/sample.py --micro   # the embedded micro model itself at 64×64×9 (its
+                                          # weights, ×4 VAE, shipped turbo LoRA), same rows
     python benchmarks/sample.py --tiny    # CPU smoke test on the micro architecture
 """
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -20,8 +23,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import (arg_parser, device_and_name, peak_memory_gb, print_table,  # noqa: E402
-                     record_results, reset_peak, timed)
+from _common import (arg_parser, device_and_name, print_table, record_results,  # noqa: E402
+                     timed_in_turn)
 from train_step import build_encoders, random_model  # noqa: E402
 
 from framerturbo.models import FramerControlNet, FramerUNet  # noqa: E402
@@ -37,6 +40,16 @@ def add_turbo_lora(unet, rank: int) -> None:
 
     for p in add_lora(unet, rank, rank, 0.0, target_regex(TURBO_PRESET), TURBO_ADAPTER):
         p.requires_grad_(False)
+
+
+def embedded_pipeline(device, dtype):
+    """The package's micro model with its ControlNet and its shipped turbo LoRA (unfused)."""
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    pipe = FramerPipeline.from_framer("micro", device=device, dtype=dtype)
+    pipe.load_turbo()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def build_pipeline(kind: str, device, dtype):
@@ -61,10 +74,11 @@ def main(argv=None) -> int:
     p = arg_parser(__doc__)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--micro", action="store_true",
-                   help="the micro architecture at 64×64×9 with the full rows (recorded as "
+                   help="the embedded micro model at 64×64×9 with the full rows (recorded as "
                         "section sample_micro)")
     p.add_argument("--turbo-rank", type=int,
-                   help="rank of the benchmark's turbo LoRA (64; micro sizes: 8)")
+                   help="rank of the random turbo LoRA (64; --tiny: 8); --micro loads the "
+                        "shipped one")
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny)
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
@@ -72,41 +86,58 @@ def main(argv=None) -> int:
     (height, width), frames = ((64, 64), 5) if args.tiny else (
         ((64, 64), 9) if args.micro else ((320, 512), 14))
     runs = [("euler", 2), ("dpm++", 2), ("turbo", 2)] if args.tiny else RUNS
-    pipe = build_pipeline(kind, device, dtype)
-    args.turbo_rank = args.turbo_rank or (8 if kind == "micro" else 64)
-    add_turbo_lora(pipe.unet, args.turbo_rank)
+    if args.micro and not args.tiny:
+        pipe, lora = embedded_pipeline(device, dtype), "the shipped turbo LoRA"
+    else:
+        pipe = build_pipeline(kind, device, dtype)
+        rank = args.turbo_rank or (8 if kind == "micro" else 64)
+        add_turbo_lora(pipe.unet, rank)
+        lora = f"a random {TURBO_PRESET} LoRA of rank {rank}"
     rng = np.random.default_rng(0)
     start, end = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
     tracks = np.stack([np.linspace([width * 0.2, height * 0.3], [width * 0.7, height * 0.6],
                                    frames)] * 3, axis=1) + rng.normal(0, 4, (1, 3, 2))
-    rows = []
+    # the turbo LoRA unfused (the Python API and the app, which switch adapters) and folded
+    # into a copy of the UNet, as interpolate/stitch/batch run it (FramerPipeline.fuse_adapters)
+    fused = type(pipe)(**(pipe.components | {"unet": copy.deepcopy(pipe.unet)}))
+    fused.set_progress_bar_config(disable=True)
+    fused.turbo_grid = pipe.turbo_grid
+    fused.fuse_adapters()
+
+    def call(target, sampler, steps, control):
+        return lambda: target(start, end, num_frames=frames, height=height, width=width,
+                              num_inference_steps=steps, sampler=sampler, output_type="np",
+                              tracks=tracks if control else None,
+                              generator=torch.Generator().manual_seed(0))
+
+    calls, meta = {}, {}
     for control in (False, True):
         for sampler, steps in runs:
-            if sampler == "turbo":
-                pipe.unet.enable_adapters()
-            else:
-                pipe.unet.disable_adapters()
-
-            def sample():
-                pipe(start, end, num_frames=frames, height=height, width=width,
-                     num_inference_steps=steps, sampler=sampler, output_type="np",
-                     tracks=tracks if control else None,
-                     generator=torch.Generator().manual_seed(0))
-
-            reset_peak(device)
-            seconds = timed(sample, device, repeats=args.repeats)
-            rows.append({"sampler": f"{sampler}-{steps}", "controlnet": control,
-                         "cfg": sampler != "turbo", "seconds": seconds,
-                         "peak_gb": peak_memory_gb(device)})
-            print(f"  {sampler}-{steps} control={control}: {seconds:.2f} s", flush=True)
-    print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, its LoRA rank "
-          f"{args.turbo_rank} loaded), {dtype}, {torch.get_num_threads()} CPU threads")
+            turbo = sampler == "turbo"
+            prepare = pipe.unet.enable_adapters if turbo else pipe.unet.disable_adapters
+            label = f"{sampler}-{steps}" + (" unfused" if turbo else "")
+            calls[label, control] = (prepare, call(pipe, sampler, steps, control))
+            meta[label, control] = turbo
+            if turbo:
+                calls[f"{sampler}-{steps}", control] = (lambda: None,
+                                                        call(fused, sampler, steps, control))
+                meta[f"{sampler}-{steps}", control] = turbo
+    print(f"timing {len(calls)} rows in turn, {args.repeats} rounds after a warm-up …",
+          flush=True)
+    measured = timed_in_turn(calls, device, args.repeats)
+    rows = [{"sampler": label, "controlnet": control, "cfg": not meta[label, control],
+             "seconds": seconds, "peak_gb": peak}
+            for (label, control), (seconds, peak) in measured.items()]
+    print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, {lora}), {dtype}, "
+          f"{torch.get_num_threads()} CPU threads")
     print_table(rows, ["sampler", "controlnet", "cfg", "seconds", "peak_gb"])
     for line in speedups(rows):
         print(line)
     record_results(args, "sample_micro" if args.micro else "sample", card, rows,
                    {"frames": frames, "size": f"{width}x{height}",
-                    "turbo_lora": f"{TURBO_PRESET} rank {args.turbo_rank}, unfused"})
+                    "model": "embedded micro" if args.micro else "random weights",
+                    "turbo_lora": f"{lora}; turbo-N rows fused (as --turbo runs), 'unfused' "
+                                  "rows as the API and the app run it"})
     return 0
 
 
@@ -115,10 +146,11 @@ def speedups(rows: list[dict]) -> list[str]:
     lines = []
     for control in (False, True):
         by = {r["sampler"]: r["seconds"] for r in rows if r["controlnet"] == control}
-        if "euler-30" in by and "turbo-4" in by:
-            lines.append(f"turbo-4 vs euler-30 (CFG), controlnet={control}: "
-                         f"{by['euler-30']:.2f} s / {by['turbo-4']:.2f} s = "
-                         f"{by['euler-30'] / by['turbo-4']:.1f}× faster")
+        for turbo in ("turbo-4", "turbo-4 unfused"):
+            if "euler-30" in by and turbo in by:
+                lines.append(f"{turbo} vs euler-30 (CFG), controlnet={control}: "
+                             f"{by['euler-30']:.2f} s / {by[turbo]:.2f} s = "
+                             f"{by['euler-30'] / by[turbo]:.1f}× faster")
     return lines
 
 

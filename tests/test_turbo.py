@@ -226,6 +226,29 @@ def test_turbo_stacks_with_a_domain_lora_and_scale_zero_is_the_domain_lora(loras
     assert (frames(pipe) - base).abs().max() < 1e-4
 
 
+def test_fused_adapters_sample_as_the_stacked_ones_without_lora_layers(loras):
+    """What interpolate/stitch/batch run: the domain LoRA (at 0.7) and the turbo LoRA folded
+    into the weights give the frames the two unfused adapters give, with no adapter left."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from framerturbo.models.adapters import load_loras
+    from framerturbo.models.loading import load_components
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    domain, turbo = loras
+    pipe = FramerPipeline(**load_components("random-micro", device="cpu"))
+    pipe.set_progress_bar_config(disable=True)
+    base = frames(pipe, steps=1)
+    load_loras(pipe, [(str(domain), 0.7)])
+    pipe.load_turbo(turbo, 1.0)
+    stacked = frames(pipe, steps=1)
+    assert pipe.fuse_adapters() == pytest.approx({"lora0": 0.7, "turbo": 1.0})
+    assert not any(isinstance(m, BaseTunerLayer) for m in pipe.unet.modules())
+    fused = frames(pipe, steps=1)
+    assert (fused - stacked).abs().max() < 1e-4 < (stacked - base).abs().max()
+    assert pipe.fuse_adapters() == {}  # nothing left to fuse: a no-op
+
+
 def test_bare_turbo_finds_the_lora_shipped_in_the_model_folder(loras, tmp_path):
     from framerturbo.models.adapters import find_turbo_dir
     from framerturbo.models.loading import random_micro_components, save_components

@@ -184,9 +184,10 @@ def check_args_early(args) -> None:
         raise ValueError(f"height and width must be {rule}, got {width}x{height}")
 
 
-def load_pipeline(args, controlnet: bool, notice: bool = False):
+def load_pipeline(args, controlnet: bool, notice: bool = False, fuse: bool = False):
     """The pipeline for --model/--svd/--lora/--device/--dtype, with a note for random weights
-    (and, with ``notice``, one saying what the embedded micro model is)."""
+    (and, with ``notice``, one saying what the embedded micro model is). ``fuse``: fold the
+    LoRAs into the weights (faster steps; for jobs that never switch adapters)."""
     check_args_early(args)
     from ..models import levers
     from ..models.adapters import find_lora_dir, load_loras, parse_lora_spec
@@ -209,6 +210,8 @@ def load_pipeline(args, controlnet: bool, notice: bool = False):
     elif hasattr(args, "sampler") and canonical_name(args.sampler) == "turbo":
         print("note: --sampler turbo without --turbo runs the undistilled model at a few "
               "steps: expect blurred frames (add --turbo [DIR])", file=sys.stderr)
+    if fuse:
+        pipe.fuse_adapters()
     levers.apply_kernels(pipe.unet, pipe.controlnet, getattr(args, "attention", "sdpa"),
                          getattr(args, "compile", False))
     levers.apply_offload(pipe, offload, None if args.device == "auto" else args.device)

@@ -137,7 +137,7 @@ def _run_interpolate(args) -> int:
         load_tracks(args.tracks)
     t0 = time.perf_counter()
     pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot
-                                               or args.tracks_from_hands), notice=True)
+                                               or args.tracks_from_hands), notice=True, fuse=True)
     t_load = time.perf_counter() - t0
     t_sample = _interpolate_pair(pipe, args, args.start, args.end, args.tracks, out)
     print(f"wrote {out} ({args.num_frames} frames, {args.width}x{args.height}); "
@@ -155,7 +155,7 @@ def _run_batch(args) -> int:
         raise ValueError(f"{args.pairs}: no start/end pairs found")
     any_tracks = (args.autopilot or args.tracks or args.tracks_from_hands
                   or any(p.tracks for p in pairs))
-    pipe = load_pipeline(args, controlnet=bool(any_tracks), notice=True)
+    pipe = load_pipeline(args, controlnet=bool(any_tracks), notice=True, fuse=True)
     pipe.set_progress_bar_config(disable=True)
     summary = run_batch(
         lambda pair, out: _interpolate_pair(pipe, args, pair.start, pair.end,
@@ -238,7 +238,7 @@ def run_stitch_clips(args, clips: list[str]) -> int:
         probe(clip)
     fps = args.fps  # unset: transitions are conditioned on the clips' own rate
     apply_model_defaults(args)
-    pipe = load_pipeline(args, controlnet=args.control == "hands", notice=True)
+    pipe = load_pipeline(args, controlnet=args.control == "hands", notice=True, fuse=True)
     kwargs = sampling_kwargs(args) | {"seed": args.seed, "fps": fps}
     if args.control == "hands":
         kwargs["control_scale"] = args.control_scale
