@@ -274,7 +274,9 @@ def test_distill_resumes_bit_exactly_and_exports_a_turbo_lora(shapes, tmp_path):
     info = adapters.read_turbo_info(lora)
     assert info["kind"] == "turbo" and info["sampler"] == "turbo" and info["steps"] == 4
     assert info["sigma_grid"]["num_sigmas"] == 8 and info["sigma_grid"]["sigma_min"] == 0.002
-    assert "turbo LoRA" in (lora / "README.md").read_text()
+    card = (lora / "README.md").read_text()
+    assert "turbo LoRA" in card and f"--turbo {lora}" in card and "--lora" not in card.split(
+        "## Use")[1].split("```")[1]  # the card's command is the turbo path, not a plain LoRA
     assert adapters.find_lora_dir(straight) == lora
     unet, base = fresh_unet(), fresh_unet()
     adapters.load_loras(unet, [(str(lora), 0.0)])

@@ -117,6 +117,15 @@ def _usage(kind: str, facts: dict, name: str) -> list[str]:
     base, svd = facts.get("base_model", "micro"), facts.get("svd", "")
     model = f"--model {base}" + (f" --svd {svd}" if svd else "")
     cli = "framerturbo interpolate start.png end.png -o out.mp4"
+    if kind in ("run", "lora") and facts.get("distillation"):  # a turbo LoRA: its own flag
+        return [f"```bash\n{cli} {model} --turbo {name}\n```", "",
+                "```python\nfrom framerturbo import FramerPipeline\n\n"
+                f"pipe = FramerPipeline.from_framer({base!r}"
+                + (f", {svd!r}" if svd else "") + ")\n"
+                f"pipe.load_turbo({name!r})\n"
+                "frames = pipe(\"start.png\", \"end.png\", sampler=\"turbo\").frames[0]\n```", "",
+                "It stacks with a domain LoRA: add `--lora DIR` (Python: `load_lora_weights` "
+                "before `load_turbo`)."]
     if kind in ("run", "lora"):
         return [f"```bash\n{cli} {model} --lora {name}:1.0\n```", "",
                 "```python\nfrom framerturbo import FramerPipeline\n\n"
