@@ -26,6 +26,7 @@ def _snapshot(folder: Path) -> dict:
     ("train_step.py", ["setting", "step_s", "speedup", "tflops", "mfu"]),
     ("sample.py", ["sampler", "controlnet", "seconds"]),
     ("turbo_quality.py", ["row", "psnr", "ssim", "detail", "s/clip"]),
+    ("demo_lora.py", ["run", "psnr", "ssim", "train_s"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"

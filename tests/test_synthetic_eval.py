@@ -95,7 +95,7 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
         assert metrics[method]["n_clips"] == 2 and np.isfinite(metrics[method]["psnr"])
     # the quick demo's own held-out signer-close clips after 12 LoRA steps: the LoRA moves the
     # base toward the target's structure (micro v2.1, measured: SSIM 0.350 → 0.364; PSNR
-    # 14.63 → 14.46 dB — 12 steps are too few for a PSNR gain, the full demo's 400 give +0.9 dB)
+    # 14.63 → 14.46 dB — 12 steps are too few for a PSNR gain, the full demo's 200 give more)
     assert metrics["lora"]["ssim"] > metrics["base"]["ssim"] + 0.01, metrics
     page = (tmp_path / "demo" / "report.html").read_text()
     assert page.count("data:image/gif;base64,") == 2 and "run/report.html" in page
