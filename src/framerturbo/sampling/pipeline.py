@@ -162,9 +162,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         """Fold the active LoRAs (domain and turbo, at their scales) into the UNet's weights and
         drop the adapter layers; returns what was fused. An unfused LoRA costs two extra
         matmuls and a Python call per adapted layer at every step: on the micro model on a
-        2-core CPU, turbo-4 took 0.62 s a clip unfused and 0.46 s fused (docs/performance.md). For one-shot jobs
-        (``interpolate``, ``stitch``, ``batch``): afterwards adapters can no longer be switched.
-        """
+        2-core CPU, turbo-4 took 0.62 s a clip unfused and 0.46 s fused (docs/performance.md).
+        For one-shot jobs (``interpolate``, ``stitch``, ``batch``): afterwards adapters can no
+        longer be switched."""
         from ..models.adapters import active_weights
 
         weights = active_weights(self.unet)
