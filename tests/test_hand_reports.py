@@ -187,3 +187,10 @@ def test_hand_eval_writes_its_report_with_the_shared_helpers(tmp_path, capsys):
     page = (tmp_path / "report.html").read_text()
     assert "real frames" in page and "DTW-MJE (px)" in page
     assert "| real frames |" in capsys.readouterr().out
+
+
+@pytest.mark.system
+def test_hand_eval_takes_the_turbo_fast_path(tmp_path):
+    assert main(["hand-eval", "--n", "1", "--turbo", "--out", str(tmp_path)]) == 0
+    conditions = json.loads((tmp_path / "metrics.json").read_text())["conditions"]
+    assert (conditions["sampler"], conditions["steps"], conditions["turbo"]) == ("turbo", 4, "")

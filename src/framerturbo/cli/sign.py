@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import EXIT_USAGE
+from .common import EXIT_USAGE, add_turbo_arg, parse_turbo_spec
 from .inference import add_stitch_options, run_stitch_clips
 
 
@@ -96,8 +96,9 @@ def _add_hand_eval(sub) -> None:
                    help="first seed (9000000: never used to train the micro model)")
     p.add_argument("--model", default="micro")
     p.add_argument("--svd")
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--sampler", default="dpm++")
+    p.add_argument("--steps", type=int, help="denoising steps (dpm++ 12, turbo 4)")
+    p.add_argument("--sampler", help="dpm++ (default) or turbo (with --turbo, the default)")
+    add_turbo_arg(p)
     p.add_argument("--control-scale", type=float, default=1.0)
     p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     p.set_defaults(func=_run_hand_eval)
@@ -110,12 +111,19 @@ def _run_hand_eval(args) -> int:
     pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu", dtype="fp32",
                                       controlnet=True)
     pipe.set_progress_bar_config(disable=True)
+    turbo = args.turbo is not None
+    if turbo:  # both Framer rows at the fast path; control is heat-maps, not adapters
+        pipe.load_turbo(*parse_turbo_spec(args.turbo))
+        pipe.fuse_adapters()
+    args.sampler = args.sampler or ("turbo" if turbo else "dpm++")
+    args.steps = args.steps or (4 if args.sampler == "turbo" else 12)
     seeds = list(range(args.seed, args.seed + args.n))
     result = evaluate_hand_transitions(pipe, seeds, sampler=args.sampler, steps=args.steps,
                                        control_scale=args.control_scale)
     result["conditions"] = {"model": args.model, "seeds": [seeds[0], seeds[-1]],
                             "sampler": args.sampler, "steps": args.steps,
-                            "control_scale": args.control_scale}
+                            "control_scale": args.control_scale,
+                            "turbo": args.turbo if turbo else None}
     metrics, page = write_report(result, args.out)
     print(markdown_table(result))
     print(f"wrote {metrics} and {page}")
