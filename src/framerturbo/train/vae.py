@@ -69,19 +69,17 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
     validation = {Path(v).name: _dataset([v], 9, size, seed) for v in val_data}
     torch.manual_seed(seed)
     vae = _new_vae(size, down_blocks, width)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
-                                                   pct_start=0.05)
-    start = 0
-    if (out / STATE).exists():
-        state = torch.load(out / STATE, weights_only=False)
+    state = torch.load(out / STATE, weights_only=False) if (out / STATE).exists() else None
+    if state is not None:
         if state["steps"] != steps:
             raise ValueError(f"{out / STATE} is a {state['steps']}-step run; rerun with "
                              f"--steps {state['steps']} to resume, or choose a new --out")
         vae = FramerVAE.from_pretrained(out).train()  # from_pretrained returns eval mode
-        optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
-                                                       pct_start=0.05)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
+                                                   pct_start=0.05)
+    start = 0
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])  # after the schedule set its first lr
         schedule.load_state_dict(state["schedule"])
         start = state["step"]
