@@ -32,7 +32,7 @@ COMMON = [*TINY_TRAIN, "train.batch_size=2", "train.lr=1e-3"]
 
 def kill_repeatedly(argv: list[str], kills: int, progress, seed: int = 0,
                     delay=(0.0, 0.8)) -> int:
-    """Start ``argv`` ``kills`` times; once ``progress()`` (a count of finished files) has grown
+    """Start ``argv`` ``kills`` times; once ``progress()`` (finished work on disk) has grown
     — start-up is over and the job is writing — SIGKILL it after a random ``delay``, so the
     signal lands in a step or a write, not in the imports. Returns how many runs were really
     killed (not finished before the signal)."""
