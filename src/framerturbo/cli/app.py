@@ -206,8 +206,12 @@ def build_app(runner: Runner, defaults: dict | None = None):
             return handler
 
         def on_click(which):
-            def handler(s, evt: gr.SelectData):
+            def handler(image, s, evt: gr.SelectData):
                 s = s or Session()
+                if getattr(s, which) is None and image is not None:
+                    # the click's event ran before the upload's: take the image from the view
+                    # (undrawn: nothing is drawn before the first click registers)
+                    setattr(s, which, image.convert("RGB"))
                 if getattr(s, which) is None:
                     return s, gr.update(), gr.update(), describe(s)
                 x, y = evt.index[0], evt.index[1]
@@ -225,8 +229,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
         views = [state, start, end, points]
         start.upload(on_upload("start"), [start, state], [state])
         end.upload(on_upload("end"), [end, state], [state])
-        start.select(on_click("start"), [state], views)
-        end.select(on_click("end"), [state], views)
+        start.select(on_click("start"), [start, state], views)
+        end.select(on_click("end"), [end, state], views)
         undo.click(edit("undo"), [state], views)
         clear.click(edit("clear"), [state], views)
 
