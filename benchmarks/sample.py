@@ -110,22 +110,21 @@ def main(argv=None) -> int:
                               tracks=tracks if control else None,
                               generator=torch.Generator().manual_seed(0))
 
-    calls, meta = {}, {}
+    calls = {}
     for control in (False, True):
         for sampler, steps in runs:
-            turbo = sampler == "turbo"
-            prepare = pipe.unet.enable_adapters if turbo else pipe.unet.disable_adapters
-            label = f"{sampler}-{steps}" + (" unfused" if turbo else "")
-            calls[label, control] = (prepare, call(pipe, sampler, steps, control))
-            meta[label, control] = turbo
-            if turbo:
-                calls[f"{sampler}-{steps}", control] = (lambda: None,
-                                                        call(fused, sampler, steps, control))
-                meta[f"{sampler}-{steps}", control] = turbo
+            if sampler != "turbo":
+                calls[f"{sampler}-{steps}", control] = (pipe.unet.disable_adapters,
+                                                        call(pipe, sampler, steps, control))
+                continue
+            calls[f"{sampler}-{steps} unfused", control] = (pipe.unet.enable_adapters,
+                                                            call(pipe, sampler, steps, control))
+            calls[f"{sampler}-{steps}", control] = (lambda: None,
+                                                    call(fused, sampler, steps, control))
     print(f"timing {len(calls)} rows in turn, {args.repeats} rounds after a warm-up …",
           flush=True)
     measured = timed_in_turn(calls, device, args.repeats)
-    rows = [{"sampler": label, "controlnet": control, "cfg": not meta[label, control],
+    rows = [{"sampler": label, "controlnet": control, "cfg": not label.startswith("turbo"),
              "seconds": seconds, "peak_gb": peak}
             for (label, control), (seconds, peak) in measured.items()]
     print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, {lora}), {dtype}, "

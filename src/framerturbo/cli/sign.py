@@ -96,7 +96,7 @@ def _add_hand_eval(sub) -> None:
                    help="first seed (9000000: never used to train the micro model)")
     p.add_argument("--model", default="micro")
     p.add_argument("--svd")
-    p.add_argument("--steps", type=int, help="denoising steps (dpm++ 12, turbo 4)")
+    p.add_argument("--steps", type=int, help="denoising steps (the sampler's: dpm++ 12, turbo 4)")
     p.add_argument("--sampler", help="dpm++ (default) or turbo (with --turbo, the default)")
     add_turbo_arg(p)
     p.add_argument("--control-scale", type=float, default=1.0)
@@ -106,6 +106,7 @@ def _add_hand_eval(sub) -> None:
 
 def _run_hand_eval(args) -> int:
     from ..eval.hand_protocol import evaluate_hand_transitions, markdown_table, write_report
+    from ..models.schedulers import DEFAULT_STEPS, canonical_name
     from ..sampling.pipeline import FramerPipeline
 
     pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu", dtype="fp32",
@@ -116,7 +117,7 @@ def _run_hand_eval(args) -> int:
         pipe.load_turbo(*parse_turbo_spec(args.turbo))
         pipe.fuse_adapters()
     args.sampler = args.sampler or ("turbo" if turbo else "dpm++")
-    args.steps = args.steps or (4 if args.sampler == "turbo" else 12)
+    args.steps = args.steps or DEFAULT_STEPS[canonical_name(args.sampler)]
     seeds = list(range(args.seed, args.seed + args.n))
     result = evaluate_hand_transitions(pipe, seeds, sampler=args.sampler, steps=args.steps,
                                        control_scale=args.control_scale)

@@ -39,8 +39,8 @@ class DemoPlan:
     @classmethod
     def make(cls, quick: bool) -> DemoPlan:
         # full: 200 steps at lr 4e-3, chosen on a tuning set (signer-close, seed 300; never the
-        # demo's held-out seed 200) over 400 at 2e-3 — the same PSNR (17.50 vs 17.45 dB) in
-        # half the time (docs/micro-model.md)
+        # demo's held-out seed 200) over 400 at 2e-3 — the same PSNR (17.49 vs 17.48 dB) in
+        # half the time (benchmarks/demo_lora.py, docs/micro-model.md)
         return cls(8, 2, 12, 4, 2e-3) if quick else cls(64, 8, 200, 12, 4e-3)
 
 
