@@ -42,12 +42,21 @@ def add_turbo_lora(unet, rank: int) -> None:
         p.requires_grad_(False)
 
 
+def with_own_unet(pipe):
+    """A pipeline sharing ``pipe``'s parts but with its own copy of the UNet, so a LoRA loaded
+    into it leaves ``pipe`` exactly as a plain ``interpolate`` runs it (no adapter layers)."""
+    twin = type(pipe)(**(pipe.components | {"unet": copy.deepcopy(pipe.unet)}))
+    twin.set_progress_bar_config(disable=True)
+    twin.turbo_grid = pipe.turbo_grid
+    twin.model_source = getattr(pipe, "model_source", None)
+    return twin
+
+
 def embedded_pipeline(device, dtype):
-    """The package's micro model with its ControlNet and its shipped turbo LoRA (unfused)."""
+    """The package's micro model with its ControlNet."""
     from framerturbo.sampling.pipeline import FramerPipeline
 
     pipe = FramerPipeline.from_framer("micro", device=device, dtype=dtype)
-    pipe.load_turbo()
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -86,23 +95,25 @@ def main(argv=None) -> int:
     (height, width), frames = ((64, 64), 5) if args.tiny else (
         ((64, 64), 9) if args.micro else ((320, 512), 14))
     runs = [("euler", 2), ("dpm++", 2), ("turbo", 2)] if args.tiny else RUNS
+    # three pipelines sharing all but the UNet: plain (the CFG rows, as a bare interpolate
+    # runs them), the turbo LoRA unfused (the Python API and the app, which switch adapters)
+    # and folded into the weights (interpolate/stitch/batch: FramerPipeline.fuse_adapters)
+    pipe = (embedded_pipeline(device, dtype) if args.micro and not args.tiny
+            else build_pipeline(kind, device, dtype))
+    unfused = with_own_unet(pipe)
     if args.micro and not args.tiny:
-        pipe, lora = embedded_pipeline(device, dtype), "the shipped turbo LoRA"
+        unfused.load_turbo()
+        lora = "the shipped turbo LoRA"
     else:
-        pipe = build_pipeline(kind, device, dtype)
         rank = args.turbo_rank or (8 if kind == "micro" else 64)
-        add_turbo_lora(pipe.unet, rank)
+        add_turbo_lora(unfused.unet, rank)
         lora = f"a random {TURBO_PRESET} LoRA of rank {rank}"
+    fused = with_own_unet(unfused)
+    fused.fuse_adapters()
     rng = np.random.default_rng(0)
     start, end = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
     tracks = np.stack([np.linspace([width * 0.2, height * 0.3], [width * 0.7, height * 0.6],
                                    frames)] * 3, axis=1) + rng.normal(0, 4, (1, 3, 2))
-    # the turbo LoRA unfused (the Python API and the app, which switch adapters) and folded
-    # into a copy of the UNet, as interpolate/stitch/batch run it (FramerPipeline.fuse_adapters)
-    fused = type(pipe)(**(pipe.components | {"unet": copy.deepcopy(pipe.unet)}))
-    fused.set_progress_bar_config(disable=True)
-    fused.turbo_grid = pipe.turbo_grid
-    fused.fuse_adapters()
 
     def call(target, sampler, steps, control):
         return lambda: target(start, end, num_frames=frames, height=height, width=width,
@@ -114,11 +125,11 @@ def main(argv=None) -> int:
     for control in (False, True):
         for sampler, steps in runs:
             if sampler != "turbo":
-                calls[f"{sampler}-{steps}", control] = (pipe.unet.disable_adapters,
+                calls[f"{sampler}-{steps}", control] = (lambda: None,
                                                         call(pipe, sampler, steps, control))
                 continue
-            calls[f"{sampler}-{steps} unfused", control] = (pipe.unet.enable_adapters,
-                                                            call(pipe, sampler, steps, control))
+            calls[f"{sampler}-{steps} unfused", control] = (lambda: None,
+                                                            call(unfused, sampler, steps, control))
             calls[f"{sampler}-{steps}", control] = (lambda: None,
                                                     call(fused, sampler, steps, control))
     print(f"timing {len(calls)} rows in turn, {args.repeats} rounds after a warm-up …",

@@ -27,6 +27,7 @@ def _snapshot(folder: Path) -> dict:
     ("sample.py", ["sampler", "controlnet", "seconds"]),
     ("turbo_quality.py", ["row", "psnr", "ssim", "detail", "s/clip"]),
     ("demo_lora.py", ["run", "psnr", "ssim", "train_s"]),
+    ("temporal_conv.py", ["row", "convs", "seconds", "speedup"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"
@@ -34,7 +35,8 @@ def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     for extra in ([], ["--out", str(tmp_path)]):  # neither the default folder nor --out
         args = [sys.executable, str(BENCH / script), "--tiny", *extra]
         args += {"train_step.py": ["--steps", "1"],
-                 "sample.py": ["--repeats", "1"]}.get(script, [])
+                 "sample.py": ["--repeats", "1"],
+                 "temporal_conv.py": ["--repeats", "1"]}.get(script, [])
         result = subprocess.run(args, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-2000:]
         assert any(set(columns) <= set(line.split()) for line in result.stdout.splitlines())

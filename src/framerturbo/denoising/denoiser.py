@@ -40,12 +40,12 @@ class FramerDenoiser:
     """Wraps the UNet (+ optional ControlNet). The wrapped modules may be DDP/engine-wrapped
     (they are only called); ``core`` is the bare UNet, whose dtype is read once here: diffusers'
     ``dtype`` walks every module (≈ 3 ms on the micro UNet, as much as a tenth of a step), and
-    a model is cast before its denoiser is made."""
+    a model is cast before its denoiser is made. A caller that already read it passes ``dtype``."""
 
-    def __init__(self, unet, controlnet=None, core=None):
+    def __init__(self, unet, controlnet=None, core=None, dtype: torch.dtype | None = None):
         self.unet, self.controlnet = unet, controlnet
         self.core = core if core is not None else unet
-        self.dtype = self.core.dtype
+        self.dtype = dtype if dtype is not None else self.core.dtype
 
     def network(self, x_sigma: torch.Tensor, sigma, cond: C.FramerConditioning, *,
                 heatmaps: torch.Tensor | None = None, control_scale: float = 1.0,

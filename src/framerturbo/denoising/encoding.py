@@ -75,8 +75,9 @@ def augment_endpoints(pixels: torch.Tensor, strength, noise: torch.Tensor) -> to
 def encode_endpoint_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
     """Unscaled VAE ``mode()`` latents of (B, 3, H, W) pixels, upcasting an fp16 VAE that asks
     for it (``force_upcast``), as diffusers' SVD pipeline does."""
-    upcast = vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
-    dtype = torch.float32 if upcast else vae.dtype
+    vae_dtype = vae.dtype  # diffusers walks every module for it: read once
+    upcast = vae_dtype == torch.float16 and vae.config.get("force_upcast", False)
+    dtype = torch.float32 if upcast else vae_dtype
     if upcast:
         vae.to(dtype=torch.float32)
     try:

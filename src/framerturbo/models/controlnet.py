@@ -31,6 +31,7 @@ from torch import nn
 
 from .encoder import prepare_encoder_inputs, run_down_path, run_mid_block
 from .norms import set_norm_groups
+from .temporal_conv import use_temporal_convs
 
 
 @dataclass
@@ -114,6 +115,7 @@ class FramerControlNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
             num_attention_heads=heads[-1])
         self.controlnet_mid_block = _zero_conv(block_out_channels[-1])
         set_norm_groups(self, norm_groups)  # None: stock 32 groups (see norms.py)
+        use_temporal_convs(self)  # same weights, faster kernels (see temporal_conv.py)
 
     @classmethod
     def from_unet(cls, unet: nn.Module, **overrides) -> FramerControlNet:

@@ -23,6 +23,7 @@ from torch import nn
 
 from .encoder import prepare_encoder_inputs, run_down_path, run_mid_block
 from .norms import set_norm_groups
+from .temporal_conv import use_temporal_convs
 
 
 @dataclass
@@ -57,6 +58,7 @@ class FramerUNet(UNetSpatioTemporalConditionModel, PeftAdapterMixin):
             transformer_layers_per_block=transformer_layers_per_block,
             num_attention_heads=num_attention_heads, num_frames=num_frames)
         set_norm_groups(self, norm_groups)  # None: stock 32 groups (see norms.py)
+        use_temporal_convs(self)  # same weights, faster kernels (see temporal_conv.py)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, 4, 1, 1))
 
     @property

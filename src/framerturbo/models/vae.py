@@ -11,6 +11,7 @@ from diffusers import AutoencoderKLTemporalDecoder
 from diffusers.configuration_utils import register_to_config
 
 from .norms import set_norm_groups
+from .temporal_conv import use_temporal_convs
 
 
 class FramerVAE(AutoencoderKLTemporalDecoder):
@@ -26,3 +27,4 @@ class FramerVAE(AutoencoderKLTemporalDecoder):
                          sample_size=sample_size, scaling_factor=scaling_factor,
                          force_upcast=force_upcast)
         set_norm_groups(self, norm_groups)
+        use_temporal_convs(self)  # same weights, faster kernels (see temporal_conv.py)

@@ -178,7 +178,7 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         return (getattr(fe, "image_mean", None) or CLIP_MEAN,
                 getattr(fe, "image_std", None) or CLIP_STD)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, start, end, *, num_frames: int = 14, height: int = 320, width: int = 512,
                  num_inference_steps: int | None = None, sampler: str = "euler",
                  min_guidance_scale: float = 1.0, max_guidance_scale: float = 3.0,
@@ -198,6 +198,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         ``sampler="turbo"`` (after ``load_turbo``): multistep consistency sampling, one network
         call per step; there is no CFG, so the guidance arguments are ignored (the turbo LoRA was
         distilled with the guidance folded in).
+
+        Runs under ``torch.inference_mode`` (≈ 10 % faster than ``no_grad`` for the micro model on
+        a CPU, where per-op overhead dominates); the returned tensors are ordinary ones.
         """
         self.check_size(height, width)
         starts, ends = _as_batch(start), _as_batch(end)
@@ -217,7 +220,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         # Random draws, per video from its own generator: latents, then endpoint augmentation.
         h, w = height // self.vae_scale_factor, width // self.vae_scale_factor
         # The sampler state stays fp32 (or fp64 when the whole model is) whatever the model dtype.
-        state_dtype = torch.float64 if self.unet.dtype == torch.float64 else torch.float32
+        # diffusers' .dtype/.device walk every module (≈ 3 ms each on the micro UNet): read once
+        unet_dtype = self.unet.dtype
+        state_dtype = torch.float64 if unet_dtype == torch.float64 else torch.float32
         if latents is None:
             latents = randn_tensor((batch, num_frames, 4, h, w), generator=generator,
                                    device=device, dtype=state_dtype)
@@ -241,9 +246,10 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         states = [AutopilotState.from_tracks(t) if autopilot and t is not None else None
                   for t in track_list]
         use_control = self.controlnet is not None and any(t is not None for t in track_list)
-        heatmaps = self._heatmaps(track_list, num_frames, height, width) if use_control else None
+        heatmaps = (self._heatmaps(track_list, num_frames, height, width, device)
+                    if use_control else None)
 
-        denoiser = FramerDenoiser(self.unet, self.controlnet)
+        denoiser = FramerDenoiser(self.unet, self.controlnet, dtype=unet_dtype)
         want_features = any(s is not None for s in states)
         lo, hi = control_step_range
         with self.progress_bar(total=steps) as progress:
@@ -323,11 +329,12 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         ramp = np.linspace(0.0, 1.0, num_frames)[:, None, None]
         return p0[None] * (1 - ramp) + p1[None] * ramp
 
-    def _heatmaps(self, track_list, num_frames, height, width) -> torch.Tensor:
+    @staticmethod
+    def _heatmaps(track_list, num_frames, height, width, device) -> torch.Tensor:
         empty = np.zeros((num_frames, 0, 2))
         maps = [rasterize_heatmaps(t if t is not None else empty, height, width)
                 for t in track_list]
-        return torch.stack(maps).to(self._execution_device, dtype=torch.float32)
+        return torch.stack(maps).to(device, dtype=torch.float32)
 
     def _autopilot_step(self, features, states, weights, do_cfg, num_frames, size, radius,
                         consistency):
@@ -339,15 +346,16 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
             if state is not None:
                 refine_tracks(state, feats[b].cpu(), size, radius, consistency)
         tracks = [s.tracks if s is not None else None for s in states]
-        return self._heatmaps(tracks, num_frames, size[1], size[0])
+        return self._heatmaps(tracks, num_frames, size[1], size[0], feats.device)
 
     def decode_latents(self, latents: torch.Tensor, chunk: int) -> torch.Tensor:
         """(B, F, 4, h, w) latents → (B, F, 3, H, W) in [0, 1]; chunks never span two videos
         (the temporal decoder mixes frames within a chunk)."""
         scaled = latents / self.vae.config.scaling_factor
+        vae_device, vae_dtype = self.vae.device, self.vae.dtype
         videos = []
         for video in scaled:
-            parts = [self.vae.decode(video[i:i + chunk].to(self.vae.device, self.vae.dtype),
+            parts = [self.vae.decode(video[i:i + chunk].to(vae_device, vae_dtype),
                                      num_frames=len(video[i:i + chunk])).sample
                      for i in range(0, len(video), chunk)]
             videos.append(torch.cat(parts).to(latents.device, latents.dtype))
@@ -356,7 +364,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
     @staticmethod
     def _postprocess(frames: torch.Tensor, output_type: str):
         if output_type in ("pt", "tensor"):
-            return frames.cpu()
+            with torch.inference_mode(False):  # a tensor the caller may edit in place
+                return frames.cpu().clone()
         array = frames.permute(0, 1, 3, 4, 2).cpu().numpy()
         if output_type == "np":
             return array
