@@ -282,9 +282,13 @@ def test_new_model_ships_a_turbo_lora_in_fp16_that_samples_as_the_fp32_one(loras
     shutil.copytree(loras[1], turbo)
     (turbo / "turbo.json").write_text(json.dumps({"kind": "turbo", "sigma_grid": {
         "num_sigmas": 20, "rho": 7.0, "sigma_min": 0.002, "sigma_max": 700.0}}))
+    (turbo / "card.json").write_text(json.dumps({"title": "turbo", "base_model": "micro"}))
     model = tmp_path / "model"
     assert main(["new-model", "--out", str(model), "--fp16", "--turbo", str(turbo)]) == 0
     shipped = model / "turbo"
+    card = (shipped / "README.md").read_text()  # re-rendered: found by a bare --turbo
+    assert "--model micro --turbo\n" in card and "pipe.load_turbo()" in card
+    assert str(turbo) not in card
     assert json.loads((shipped / "turbo.json").read_text())["kind"] == "turbo"
     with safe_open(shipped / LORA_WEIGHTS, "pt") as f, safe_open(turbo / LORA_WEIGHTS, "pt") as g:
         assert f.metadata() == g.metadata()  # PEFT's rank/alpha travel with the weights

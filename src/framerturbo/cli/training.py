@@ -74,9 +74,14 @@ def _run_new_model(args) -> int:
     dtype = torch.float16 if args.fp16 else None
     folder = save_components(parts, args.out, dtype=dtype, record=record)
     if args.turbo:
-        from ..models.adapters import copy_lora
+        from ..models.adapters import copy_lora, find_lora_dir
+        from ..models.card import write_card
+        from ..train.run_card import read_facts
 
         copy_lora(args.turbo, folder / "turbo", dtype)
+        run_facts = read_facts(find_lora_dir(args.turbo))
+        if run_facts:  # the run's card names its own folder; this copy is found by a bare --turbo
+            write_card(folder / "turbo", run_facts, "shipped-turbo", "turbo")
     note = f" (random weights: {', '.join(sorted(random_parts))})" if random_parts else ""
     print(f"wrote {folder}{note}")
     return 0

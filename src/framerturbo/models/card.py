@@ -113,10 +113,22 @@ def _metrics_section(facts: dict) -> list[str]:
     return out
 
 
+TURBO_STACKS = ("It stacks with a domain LoRA: add `--lora DIR` (Python: `load_lora_weights` "
+                "before `load_turbo`).")
+
+
 def _usage(kind: str, facts: dict, name: str) -> list[str]:
     base, svd = facts.get("base_model", "micro"), facts.get("svd", "")
     model = f"--model {base}" + (f" --svd {svd}" if svd else "")
     cli = "framerturbo interpolate start.png end.png -o out.mp4"
+    if kind == "shipped-turbo":  # inside a model folder's turbo/: a bare --turbo finds it
+        return ["Shipped inside the model's folder, where a bare `--turbo` finds it:", "",
+                f"```bash\n{cli} {model} --turbo\n```", "",
+                "```python\nfrom framerturbo import FramerPipeline\n\n"
+                f"pipe = FramerPipeline.from_framer({base!r}" + (f", {svd!r}" if svd else "")
+                + ")\npipe.load_turbo()\n"
+                "frames = pipe(\"start.png\", \"end.png\", sampler=\"turbo\").frames[0]\n```", "",
+                TURBO_STACKS]
     if kind in ("run", "lora") and facts.get("distillation"):  # a turbo LoRA: its own flag
         return [f"```bash\n{cli} {model} --turbo {name}\n```", "",
                 "```python\nfrom framerturbo import FramerPipeline\n\n"
@@ -124,8 +136,7 @@ def _usage(kind: str, facts: dict, name: str) -> list[str]:
                 + (f", {svd!r}" if svd else "") + ")\n"
                 f"pipe.load_turbo({name!r})\n"
                 "frames = pipe(\"start.png\", \"end.png\", sampler=\"turbo\").frames[0]\n```", "",
-                "It stacks with a domain LoRA: add `--lora DIR` (Python: `load_lora_weights` "
-                "before `load_turbo`)."]
+                TURBO_STACKS]
     if kind in ("run", "lora"):
         return [f"```bash\n{cli} {model} --lora {name}:1.0\n```", "",
                 "```python\nfrom framerturbo import FramerPipeline\n\n"
@@ -150,7 +161,7 @@ def _usage(kind: str, facts: dict, name: str) -> list[str]:
 
 
 def render(facts: dict, kind: str, name: str) -> str:
-    """The README.md text for ``kind`` (run, lora, model, peft, merged, comfyui) called
+    """The README.md text for ``kind`` (run, lora, shipped-turbo, model, peft, merged, comfyui) called
     ``name`` (the folder or file the usage lines refer to)."""
     base, svd = facts.get("base_model", ""), facts.get("svd", "")
     train = facts.get("training", {})
@@ -164,7 +175,8 @@ def render(facts: dict, kind: str, name: str) -> str:
                  *(["lora"] if lora else []), *facts.get("tags", [])]}
     scale = f" at scale {facts['scale']:g}" if "scale" in facts and kind in (
         "merged", "comfyui") else ""
-    what = {"run": "training run", "lora": "LoRA", "model": "fine-tuned model",
+    what = {"run": "training run", "lora": "LoRA", "shipped-turbo": "LoRA",
+            "model": "fine-tuned model",
             "peft": "LoRA (PEFT format)", "merged": f"model with the LoRA merged{scale}",
             "comfyui": f"merged UNet for ComfyUI{scale}"}[kind]
     lines = [_yaml(front), MARKER, f"# {facts.get('title', name)} — Framer {what}", "",
