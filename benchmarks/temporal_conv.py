@@ -25,16 +25,12 @@ from train_step import build_encoders, random_model  # noqa: E402
 
 from framerturbo.models import FramerUNet  # noqa: E402
 from framerturbo.models.configs import config  # noqa: E402
-from framerturbo.models.temporal_conv import TemporalConv3d  # noqa: E402
+from framerturbo.models.temporal_conv import use_stock_convs  # noqa: E402
 
 
 def with_stock_convs(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose time-only convolutions run as the stock ``nn.Conv3d``."""
-    stock = copy.deepcopy(model)
-    for module in stock.modules():
-        if type(module) is TemporalConv3d:
-            module.__class__ = nn.Conv3d
-    return stock
+    return use_stock_convs(copy.deepcopy(model))
 
 
 def models(kind: str, device, dtype):

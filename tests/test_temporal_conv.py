@@ -5,16 +5,9 @@ import torch
 from torch import nn
 
 from framerturbo.models.configs import config
-from framerturbo.models.temporal_conv import TemporalConv3d, use_temporal_convs
+from framerturbo.models.temporal_conv import TemporalConv3d, use_stock_convs, use_temporal_convs
 from framerturbo.models.unet import FramerUNet
 from framerturbo.models.vae import FramerVAE
-
-
-def _as_stock(model: nn.Module) -> nn.Module:
-    for module in model.modules():
-        if type(module) is TemporalConv3d:
-            module.__class__ = nn.Conv3d
-    return model
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -59,7 +52,7 @@ def test_micro_models_use_them_and_compute_what_the_stock_layers_compute():
     latents = torch.randn(5, 4, 8, 8)
     with torch.no_grad():
         fast = unet(*args).sample, vae.decode(latents, num_frames=5).sample
-        stock = _as_stock(unet)(*args).sample, _as_stock(vae).decode(latents, num_frames=5).sample
+        stock = use_stock_convs(unet)(*args).sample, use_stock_convs(vae).decode(latents, num_frames=5).sample
     for a, b in zip(fast, stock):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
@@ -68,7 +61,7 @@ def test_state_dict_and_peft_lora_see_a_stock_conv3d():
     torch.manual_seed(0)
     unet = FramerUNet(**config("micro-unet"))
     keys = set(unet.state_dict())
-    assert keys == set(_as_stock(FramerUNet(**config("micro-unet"))).state_dict())
+    assert keys == set(use_stock_convs(FramerUNet(**config("micro-unet"))).state_dict())
     from peft import LoraConfig
 
     target = r".*down_blocks\.0\.resnets\.0\.temporal_res_block\.conv1"

@@ -44,3 +44,12 @@ def use_temporal_convs(model: nn.Module) -> nn.Module:
         if type(module) is nn.Conv3d and is_time_only(module):
             module.__class__ = TemporalConv3d  # same state, only forward differs
     return model
+
+
+def use_stock_convs(model: nn.Module) -> nn.Module:
+    """Undo :func:`use_temporal_convs` (in place): the reference the tests and the benchmark
+    compare against."""
+    for module in model.modules():
+        if type(module) is TemporalConv3d:
+            module.__class__ = nn.Conv3d
+    return model
