@@ -1,11 +1,12 @@
 """How long the demo's LoRA should train: LoRA runs of different lengths, learning rates and
-presets on the demo's training data, scored on a *tuning* set of the demo's domain (seed 300 by
+presets (and ranks) on the demo's training data, scored on a *tuning* set of the demo's domain (seed 300 by
 default), never on the demo's held-out clips (seed 200), so choosing the demo's recipe does not
 pick its test data. All runs in one process, same data, cache and sampling seeds; prints PSNR/SSIM
-against the base model and cross-fade, and each run's training time.
+against the base model and cross-fade, and each run's training time; with the shipped turbo
+LoRA, each run is also scored stacked with it at 4 steps (the demo's ``lora+turbo`` row).
 
     python benchmarks/demo_lora.py                        # the runs docs/micro-model.md reports
-    python benchmarks/demo_lora.py --runs 200:4e-3:attn+ff 100:8e-3:attn+ff
+    python benchmarks/demo_lora.py --runs 200:4e-3:attn+ff 100:8e-3:attn+ff 200:4e-3:turbo:32
     python benchmarks/demo_lora.py --tiny                 # smoke test (never recorded)
 """
 
@@ -20,24 +21,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402
 
-RUNS = ["400:2e-3:attn+ff", "200:2e-3:attn+ff", "200:4e-3:attn+ff", "200:4e-3:attn"]
+# the runs docs/micro-model.md reports for micro Framer v2.2 (the demo trains 200:4e-3:turbo)
+RUNS = ["200:4e-3:attn+ff", "200:4e-3:turbo", "200:4e-3:attn+ff:32", "200:4e-3:attn+ff+conv",
+        "200:8e-3:turbo", "200:2e-3:turbo"]
 
 
-def parse_run(spec: str) -> tuple[int, float, str]:
-    steps, lr, preset = spec.split(":")
-    return int(steps), float(lr), preset
+def parse_run(spec: str) -> tuple[int, float, str, int]:
+    """``STEPS:LR:PRESET[:RANK]`` (rank 16, the demo's, when left out)."""
+    steps, lr, preset, *rank = spec.split(":")
+    return int(steps), float(lr), preset, int(rank[0]) if rank else 16
 
 
 def main(argv=None) -> int:
     from framerturbo.data.synthetic import write_dataset
     from framerturbo.eval.evaluate import evaluate, load_eval_clips, score_model
-    from framerturbo.models.adapters import load_loras
+    from framerturbo.models.adapters import TURBO_ADAPTER, load_loras, set_weights
     from framerturbo.sampling.pipeline import FramerPipeline
     from framerturbo.tasks import demo
     from framerturbo.train.loop import train
 
     p = arg_parser(__doc__)
-    p.add_argument("--runs", nargs="+", default=RUNS, metavar="STEPS:LR:PRESET")
+    p.add_argument("--runs", nargs="+", default=RUNS, metavar="STEPS:LR:PRESET[:RANK]")
     p.add_argument("--tuning-seed", type=int, default=300,
                    help="seed of the tuning clips (the demo holds out seed 200: not that)")
     args = p.parse_args(argv)
@@ -61,27 +65,43 @@ def main(argv=None) -> int:
         base = evaluate(pipe, clips, label="base", **kw)
         rows = [{"run": name, **{k: base.metrics[name][k] for k in ("psnr", "ssim")},
                  "train_s": None} for name in ("base", "crossfade")]
+        turbo = demo._shipped_turbo(pipe)
+        if turbo:
+            set_weights(pipe.unet, {TURBO_ADAPTER: 1.0})
+            scores = score_model(pipe, clips, "turbo", **demo.TURBO_KW, seed=0).metrics["turbo"]
+            rows[0] |= {"turbo_psnr": scores["psnr"], "turbo_ssim": scores["ssim"]}
         for spec in runs:
-            steps, lr, preset = parse_run(spec)
+            steps, lr, preset, rank = parse_run(spec)
             cfg = demo.demo_config(data, work, "micro", demo.DemoPlan(
                 train_clips, tune_clips, steps, sample_steps, lr))
             cfg.lora.preset, cfg.train.output_dir = preset, str(work / spec.replace(":", "_"))
+            cfg.lora.rank = cfg.lora.alpha = rank
             demo.cache_latents(cfg, pipe, work / "cache")
             start = time.perf_counter()
             run = train(cfg)
             seconds = time.perf_counter() - start
-            names = load_loras(pipe.unet, [(str(run / "lora"), 1.0)])
+            (name,) = load_loras(pipe.unet, [(str(run / "lora"), 1.0)])
+            row = {"run": spec, "train_s": seconds}
+            if turbo:
+                set_weights(pipe.unet, {name: 1.0, TURBO_ADAPTER: 0.0})
             scores = score_model(pipe, clips, "lora", **kw).metrics["lora"]
-            pipe.unet.delete_adapters(names)
-            rows.append({"run": spec, "psnr": scores["psnr"], "ssim": scores["ssim"],
-                         "train_s": seconds})
-            print(f"  {spec}: {scores['psnr']:.2f} dB / {scores['ssim']:.3f}, "
-                  f"trained in {seconds:.0f} s", flush=True)
+            row |= {"psnr": scores["psnr"], "ssim": scores["ssim"]}
+            if turbo:  # stacked with the turbo LoRA, as the demo's lora+turbo row
+                set_weights(pipe.unet, {name: 1.0, TURBO_ADAPTER: 1.0})
+                scores = score_model(pipe, clips, "lora+turbo", **demo.TURBO_KW,
+                                     seed=0).metrics["lora+turbo"]
+                row |= {"turbo_psnr": scores["psnr"], "turbo_ssim": scores["ssim"]}
+            pipe.unet.delete_adapters([name])
+            rows.append(row)
+            print(f"  {spec}: {row['psnr']:.2f} dB / {row['ssim']:.3f}"
+                  + (f", with turbo-4 {row['turbo_psnr']:.2f} / {row['turbo_ssim']:.3f}"
+                     if turbo else "") + f", trained in {seconds:.0f} s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{card}: demo LoRA runs scored on {tune_clips} tuning clips "
-          f"(signer-close, seed {args.tuning_seed}), dpm++-{sample_steps}")
-    print_table(rows, ["run", "psnr", "ssim", "train_s"])
+          f"(signer-close, seed {args.tuning_seed}), dpm++-{sample_steps}; turbo_*: stacked "
+          "with the shipped turbo LoRA at 4 steps")
+    print_table(rows, ["run", "psnr", "ssim", "turbo_psnr", "turbo_ssim", "train_s"])
     record_results(args, "demo_lora", card, rows, {"tuning_seed": args.tuning_seed})
     return 0
 

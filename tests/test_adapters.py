@@ -15,6 +15,7 @@ from framerturbo.models import FramerUNet, config
     ("attn+ff", None, 384, 63_299_584),
     ("framer", None, 193, 35_669_056),
     ("turbo", None, 344, 64_077_824),  # attn + spatial resnets + σ embeddings (distill)
+    ("attn+ff+conv", None, 472, 100_818_944),  # the union of attn+ff and turbo (the demo's)
     ("custom", ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj",
                 "ff.net.2"], 352, 52_117_504),  # the earlier toolkit's set: 3.42 %, not 0.5 %
 ])
@@ -26,7 +27,7 @@ def test_preset_sizes_on_the_released_unet(preset, targets, modules, params):
     assert lora_parameter_count(unet, regex, 64) == params
 
 
-@pytest.mark.parametrize("preset", ["attn", "attn+ff", "framer"])
+@pytest.mark.parametrize("preset", ["attn", "attn+ff", "framer", "attn+ff+conv"])
 def test_lora_round_trip_and_count(preset, tmp_path):
     torch.manual_seed(0)
     unet = FramerUNet(**config("micro-unet"))

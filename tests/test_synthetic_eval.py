@@ -96,7 +96,8 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
     # the quick demo's own held-out signer-close clips after 12 LoRA steps: the LoRA moves the
     # base toward the target, on one metric or the other (an adapter that did nothing would
     # give the base's numbers). Measured: micro v2.1 SSIM 0.350 → 0.364 with PSNR 14.63 →
-    # 14.46 dB; v2.2 PSNR 12.91 → 14.16 dB with SSIM 0.336 → 0.338
+    # 14.46 dB; v2.2 PSNR 12.91 → 14.16 dB with SSIM 0.336 → 0.338 (attn+ff), 12.91 → 13.46
+    # dB with SSIM 0.336 → 0.322 (the "turbo" preset the demo trains now)
     gain_db = metrics["lora"]["psnr"] - metrics["base"]["psnr"]
     gain_ssim = metrics["lora"]["ssim"] - metrics["base"]["ssim"]
     assert gain_db > 0.3 or gain_ssim > 0.01, metrics

@@ -78,7 +78,7 @@ class DistillConfig:
 @dataclass
 class LoraConfig:
     mode: str = "lora"  # lora | full | none (UNet frozen: train only the ControlNet)
-    preset: str = "attn"  # attn | framer | attn+ff | custom
+    preset: str = "attn"  # attn | framer | attn+ff | turbo | attn+ff+conv | custom
     targets: list[str] = field(default_factory=list)  # module-name suffixes or a regex (custom)
     rank: int = 64
     alpha: float = 64.0
@@ -164,7 +164,7 @@ CHOICES = {
     "objective.kind": ("diffusion", "consistency"),
     "distill.solver": ("euler", "heun"),
     "lora.mode": ("lora", "full", "none"),
-    "lora.preset": ("attn", "framer", "attn+ff", "turbo", "custom"),
+    "lora.preset": ("attn", "framer", "attn+ff", "turbo", "attn+ff+conv", "custom"),
     "control.train": ("none", "lora", "full"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "train.on_nan": ("stop", "skip"),

@@ -9,6 +9,8 @@ Presets (module-name regexes over the stock SVD UNet):
 * ``attn+ff`` — ``attn`` plus proj_in/proj_out, ff and ff_in (384 modules, 63.3 M, 4.15 %);
 * ``turbo``   — ``attn`` plus the spatial resnets' convs and every resnet's ``time_emb_proj``
   (the σ embedding, which consistency distillation moves most): the turbo LoRA's targets;
+* ``attn+ff+conv`` — the union of ``attn+ff`` and ``turbo``: every transformer layer and the
+  spatial resnets (a blurred domain needs the convolutions too; the demo's LoRA);
 * ``custom``  — ``lora.targets``: suffixes, or one regex.
 
 Saved adapters are diffusers LoRA folders (``pytorch_lora_weights.safetensors`` + PEFT metadata),
@@ -32,12 +34,15 @@ from torch import nn
 
 _ATTN = r"attn[12]\.(to_q|to_k|to_v|to_out\.0)"
 _FF = r"ff\.net\.(0\.proj|2)|ff_in\.net\.(0\.proj|2)"
+_RESNET = (r"resnets\.\d+\.spatial_res_block\.(conv1|conv2|time_emb_proj)"
+           r"|temporal_res_block\.time_emb_proj")
 PRESETS = {
     "attn": rf".*transformer_blocks\.\d+\.({_ATTN})",
     "attn+ff": rf".*(transformer_blocks\.\d+\.({_ATTN}|{_FF})|attentions\.\d+\.(proj_in|proj_out))",
     "framer": rf"(.*temporal_transformer_blocks\.\d+\.({_ATTN}|{_FF})|conv_in)",
-    "turbo": rf".*(transformer_blocks\.\d+\.({_ATTN})|resnets\.\d+\.spatial_res_block\."
-             r"(conv1|conv2|time_emb_proj)|temporal_res_block\.time_emb_proj)",
+    "turbo": rf".*(transformer_blocks\.\d+\.({_ATTN})|{_RESNET})",
+    "attn+ff+conv": rf".*(transformer_blocks\.\d+\.({_ATTN}|{_FF})|attentions\.\d+\."
+                    rf"(proj_in|proj_out)|{_RESNET})",
 }
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 # next to the weights of a consistency-distilled LoRA: how to sample it (sampler, steps, σ grid)
