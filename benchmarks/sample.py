@@ -11,12 +11,18 @@ turbo-4's speed-up over euler-30 printed.
     python benchmarks/sample.py --micro   # the embedded micro model itself at 64×64×9 (its
                                           # weights, ×4 VAE, shipped turbo LoRA), same rows
     python benchmarks/sample.py --tiny    # CPU smoke test on the micro architecture
+    python benchmarks/sample.py --micro --breakdown   # where turbo-4's and euler-30's time goes
+                                          # (UNet passes, VAE decode/encode, CLIP, the rest) and
+                                          # the speed-up left if only UNet + decode remained
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +91,9 @@ def main(argv=None) -> int:
     p.add_argument("--micro", action="store_true",
                    help="the embedded micro model at 64×64×9 with the full rows (recorded as "
                         "section sample_micro)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="time the parts of one turbo-4 and one euler-30 call (no ControlNet) "
+                        "instead of the rows; printed, not recorded")
     p.add_argument("--turbo-rank", type=int,
                    help="rank of the random turbo LoRA (64; --tiny: 8); --micro loads the "
                         "shipped one")
@@ -121,6 +130,8 @@ def main(argv=None) -> int:
                               tracks=tracks if control else None,
                               generator=torch.Generator().manual_seed(0))
 
+    if args.breakdown:
+        return print_breakdown(pipe, fused, call, args.repeats)
     calls = {}
     for control in (False, True):
         for sampler, steps in runs:
@@ -148,6 +159,61 @@ def main(argv=None) -> int:
                     "model": "embedded micro" if args.micro else "random weights",
                     "turbo_lora": f"{lora}; turbo-N rows fused (as --turbo runs), 'unfused' "
                                   "rows as the API and the app run it"})
+    return 0
+
+
+@contextlib.contextmanager
+def part_timers(pipe, totals: dict, counts: dict):
+    """Time every call of the pipeline's networks (wall seconds, summed per part)."""
+    parts = {"unet": (pipe.unet, "forward"), "vae decode": (pipe.vae, "decode"),
+             "vae encode": (pipe.vae, "encode"), "clip": (pipe.image_encoder, "forward")}
+    for name, (module, method) in parts.items():
+        original = getattr(module, method)
+
+        def timed(*a, _name=name, _original=original, **k):
+            start = time.perf_counter()
+            try:
+                return _original(*a, **k)
+            finally:
+                totals[_name] += time.perf_counter() - start
+                counts[_name] += 1
+        setattr(module, method, timed)
+    try:
+        yield
+    finally:
+        for name, (module, method) in parts.items():
+            if method in vars(module):  # drop the instance attribute: the class method is back
+                delattr(module, method)
+
+
+def print_breakdown(pipe, fused, call, repeats: int) -> int:
+    """Milliseconds per call of each part, for fused turbo-4 and euler-30 with CFG: at 64×64 the
+    fixed costs (VAE decode above all) bound the speed-up whatever the sampler saves."""
+    results = {}
+    for label, target, sampler, steps in (("turbo-4", fused, "turbo", 4),
+                                          ("euler-30", pipe, "euler", 30)):
+        fn = call(target, sampler, steps, False)
+        fn()  # warm-up
+        totals, counts = defaultdict(float), defaultdict(int)
+        with part_timers(target, totals, counts):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            wall = (time.perf_counter() - start) / repeats
+        results[label] = {name: seconds / repeats for name, seconds in totals.items()}
+        results[label] |= {"rest": wall - sum(results[label].values()), "total": wall,
+                           "unet calls": counts["unet"] / repeats}
+    print(f"{'part':12s} {'turbo-4 ms':>11s} {'euler-30 ms':>12s}")
+    for name in ("unet", "vae decode", "vae encode", "clip", "rest", "total"):
+        print(f"{name:12s} {results['turbo-4'][name] * 1e3:11.1f} "
+              f"{results['euler-30'][name] * 1e3:12.1f}")
+    t, e = results["turbo-4"], results["euler-30"]
+    print(f"unet calls   {t['unet calls']:11.0f} {e['unet calls']:12.0f}  (per pass: "
+          f"{t['unet'] / t['unet calls'] * 1e3:.1f} ms at batch 1, "
+          f"{e['unet'] / e['unet calls'] * 1e3:.1f} ms at batch 2)")
+    print(f"speed-up now: {e['total'] / t['total']:.1f}×; if only the UNet passes and the VAE "
+          f"decode remained: {(e['unet'] + e['vae decode']) / (t['unet'] + t['vae decode']):.1f}×;"
+          f" UNet passes alone: {e['unet'] / t['unet']:.1f}×")
     return 0
 
 

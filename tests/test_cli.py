@@ -108,6 +108,26 @@ def test_new_model_writes_released_layout(tmp_path, capsys):
     assert (tmp_path / "m" / "controlnet" / "config.json").exists()
 
 
+def test_new_model_unet_widths(tmp_path, capsys):
+    """--unet-widths builds a narrower/wider micro UNet (the capacity probe), its ControlNet
+    to match; widths the stock blocks cannot build are one clear error, no folder."""
+    import json
+
+    from framerturbo.models.loading import load_components
+
+    assert main(["new-model", "--out", str(tmp_path / "m"), "--unet-widths", "32,32,32,32"]) == 0
+    for part in ("unet", "controlnet"):
+        config = json.loads((tmp_path / "m" / part / "config.json").read_text())
+        assert config["block_out_channels"] == [32, 32, 32, 32]
+    parts = load_components(str(tmp_path / "m"), device="cpu", dtype="fp32")
+    assert sum(p.numel() for p in parts["unet"].parameters()) == 2_010_350
+    for bad, message in (("48,48,96,96", "multiples of 32"), ("32,32", "multiples of 32"),
+                         ("a,b,c,d", "four numbers")):
+        capsys.readouterr()
+        assert main(["new-model", "--out", str(tmp_path / bad), "--unet-widths", bad]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / bad).exists()
+
+
 def test_arguments_are_checked_before_the_model_loads(endpoints, tmp_path, capsys, monkeypatch,
                                                        released_layout):
     from framerturbo.sampling.pipeline import FramerPipeline

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .common import add_config_args, load_config_args
 
 
@@ -46,6 +48,8 @@ def _add_new_model(sub) -> None:
     p.add_argument("--vae", help="use this trained VAE folder instead of a random one")
     p.add_argument("--from-model", help="take unet/controlnet/... from this folder where present")
     p.add_argument("--fp16", action="store_true", help="store the weights in fp16")
+    p.add_argument("--unet-widths", metavar="W,W,W,W",
+                   help="the random UNet's block widths, multiples of 32 (micro: 32,32,64,64)")
     p.add_argument("--turbo", metavar="RUN",
                    help="ship this turbo LoRA (a `framerturbo distill` run or its lora/) in the "
                         "folder's turbo/, where a bare --turbo finds it")
@@ -58,7 +62,16 @@ def _run_new_model(args) -> int:
     from ..models.loading import load_components, random_micro_components, save_components
     from ..models.record import MICRO_SIZE, read_record
 
-    parts = random_micro_components(seed=args.seed)
+    widths = args.unet_widths.split(",") if args.unet_widths else None
+    if widths and not all(w.strip().isdigit() for w in widths):
+        print(f"error: --unet-widths takes four numbers like 32,32,64,64, got "
+              f"{args.unet_widths!r}", file=sys.stderr)
+        return 2
+    try:
+        parts = random_micro_components(seed=args.seed, unet_widths=widths)
+    except ValueError as err:
+        print(f"error: --unet-widths: {err}", file=sys.stderr)
+        return 2
     record = read_record(args.from_model) if args.from_model else MICRO_SIZE
     random_parts = {"unet", "controlnet", "vae", "image_encoder"}
     if args.from_model:

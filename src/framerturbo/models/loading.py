@@ -214,14 +214,26 @@ def make_feature_extractor():
                               crop_size={"height": 224, "width": 224}, do_center_crop=True)
 
 
-def random_micro_components(controlnet: bool = True, seed: int = 0) -> dict:
-    """The micro Framer family with *random* weights (seeded): for tests and first runs."""
+def random_micro_components(controlnet: bool = True, seed: int = 0,
+                            unet_widths: tuple[int, ...] | None = None) -> dict:
+    """The micro Framer family with *random* weights (seeded): for tests and first runs.
+    ``unet_widths`` replaces the UNet's (and so the ControlNet's) ``block_out_channels``: a
+    wider or narrower micro model, e.g. to measure what capacity buys (docs/micro-model.md)."""
     from diffusers import EulerDiscreteScheduler
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    unet_config = config("micro-unet")
+    if unet_widths is not None:
+        widths = tuple(int(w) for w in unet_widths)
+        if len(widths) != len(unet_config["block_out_channels"]) or any(w % 32 for w in widths):
+            # the stock blocks are built with 32 norm groups before set_norm_groups runs
+            raise ValueError(f"UNet widths must be {len(unet_config['block_out_channels'])} "
+                             f"multiples of 32 (the stock blocks build 32 norm groups first), "
+                             f"got {','.join(map(str, widths))}")
+        unet_config["block_out_channels"] = widths
     # each part from its own seed, so asking for the ControlNet or not changes nothing else
     torch.manual_seed(seed)
-    unet = FramerUNet(**config("micro-unet"))
+    unet = FramerUNet(**unet_config)
     control = None
     if controlnet:
         torch.manual_seed(seed + 1)
