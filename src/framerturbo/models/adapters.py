@@ -10,7 +10,7 @@ Presets (module-name regexes over the stock SVD UNet):
 * ``turbo``   — ``attn`` plus the spatial resnets' convs and every resnet's ``time_emb_proj``
   (the σ embedding, which consistency distillation moves most): the turbo LoRA's targets;
 * ``attn+ff+conv`` — the union of ``attn+ff`` and ``turbo``: every transformer layer and the
-  spatial resnets (a blurred domain needs the convolutions too; the demo's LoRA);
+  spatial resnets (for the demo's LoRA it measured no better than ``turbo``, and slower);
 * ``custom``  — ``lora.targets``: suffixes, or one regex.
 
 Saved adapters are diffusers LoRA folders (``pytorch_lora_weights.safetensors`` + PEFT metadata),

@@ -225,11 +225,11 @@ def random_micro_components(controlnet: bool = True, seed: int = 0,
     unet_config = config("micro-unet")
     if unet_widths is not None:
         widths = tuple(int(w) for w in unet_widths)
-        if len(widths) != len(unet_config["block_out_channels"]) or any(w % 32 for w in widths):
+        if len(widths) != len(unet_config["block_out_channels"]) or any(w <= 0 or w % 32 for w in widths):
             # the stock blocks are built with 32 norm groups before set_norm_groups runs
             raise ValueError(f"UNet widths must be {len(unet_config['block_out_channels'])} "
-                             f"multiples of 32 (the stock blocks build 32 norm groups first), "
-                             f"got {','.join(map(str, widths))}")
+                             f"positive multiples of 32 (the stock blocks build 32 norm groups "
+                             f"first), got {','.join(map(str, widths))}")
         unet_config["block_out_channels"] = widths
     # each part from its own seed, so asking for the ControlNet or not changes nothing else
     torch.manual_seed(seed)
