@@ -1,7 +1,7 @@
-"""How long the demo's LoRA should train: LoRA runs of different lengths, learning rates and
-presets (and ranks) on the demo's training data, scored on a *tuning* set of the demo's domain (seed 300 by
-default), never on the demo's held-out clips (seed 200), so choosing the demo's recipe does not
-pick its test data. All runs in one process, same data, cache and sampling seeds; prints PSNR/SSIM
+"""How long the demo's LoRA should train: LoRA runs of different lengths, learning rates,
+presets and ranks on the demo's training data, scored on a *tuning* set of the demo's domain
+(seed 300 by default), never on the demo's held-out clips (seed 200), so choosing the demo's
+recipe does not pick its test data. All runs in one process, same data, cache and sampling seeds; prints PSNR/SSIM
 against the base model and cross-fade, and each run's training time; with the shipped turbo
 LoRA, each run is also scored stacked with it at 4 steps (the demo's ``lora+turbo`` row).
 

@@ -52,7 +52,8 @@ def test_micro_models_use_them_and_compute_what_the_stock_layers_compute():
     latents = torch.randn(5, 4, 8, 8)
     with torch.no_grad():
         fast = unet(*args).sample, vae.decode(latents, num_frames=5).sample
-        stock = use_stock_convs(unet)(*args).sample, use_stock_convs(vae).decode(latents, num_frames=5).sample
+        stock = (use_stock_convs(unet)(*args).sample,
+                 use_stock_convs(vae).decode(latents, num_frames=5).sample)
     for a, b in zip(fast, stock):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 

@@ -113,30 +113,21 @@ def _metrics_section(facts: dict) -> list[str]:
     return out
 
 
-TURBO_STACKS = ("It stacks with a domain LoRA: add `--lora DIR` (Python: `load_lora_weights` "
-                "before `load_turbo`).")
-
-
 def _usage(kind: str, facts: dict, name: str) -> list[str]:
     base, svd = facts.get("base_model", "micro"), facts.get("svd", "")
     model = f"--model {base}" + (f" --svd {svd}" if svd else "")
     cli = "framerturbo interpolate start.png end.png -o out.mp4"
-    if kind == "shipped-turbo":  # inside a model folder's turbo/: a bare --turbo finds it
-        return ["Shipped inside the model's folder, where a bare `--turbo` finds it:", "",
-                f"```bash\n{cli} {model} --turbo\n```", "",
+    shipped = kind == "shipped-turbo"  # inside a model folder's turbo/: a bare --turbo finds it
+    if shipped or (kind in ("run", "lora") and facts.get("distillation")):  # its own flag
+        flag, folder = ("--turbo", "") if shipped else (f"--turbo {name}", repr(name))
+        intro = ["Shipped inside the model's folder, where a bare `--turbo` finds it:", ""]
+        return [*(intro if shipped else []), f"```bash\n{cli} {model} {flag}\n```", "",
                 "```python\nfrom framerturbo import FramerPipeline\n\n"
                 f"pipe = FramerPipeline.from_framer({base!r}" + (f", {svd!r}" if svd else "")
-                + ")\npipe.load_turbo()\n"
+                + f")\npipe.load_turbo({folder})\n"
                 "frames = pipe(\"start.png\", \"end.png\", sampler=\"turbo\").frames[0]\n```", "",
-                TURBO_STACKS]
-    if kind in ("run", "lora") and facts.get("distillation"):  # a turbo LoRA: its own flag
-        return [f"```bash\n{cli} {model} --turbo {name}\n```", "",
-                "```python\nfrom framerturbo import FramerPipeline\n\n"
-                f"pipe = FramerPipeline.from_framer({base!r}"
-                + (f", {svd!r}" if svd else "") + ")\n"
-                f"pipe.load_turbo({name!r})\n"
-                "frames = pipe(\"start.png\", \"end.png\", sampler=\"turbo\").frames[0]\n```", "",
-                TURBO_STACKS]
+                "It stacks with a domain LoRA: add `--lora DIR` (Python: `load_lora_weights` "
+                "before `load_turbo`)."]
     if kind in ("run", "lora"):
         return [f"```bash\n{cli} {model} --lora {name}:1.0\n```", "",
                 "```python\nfrom framerturbo import FramerPipeline\n\n"
@@ -161,8 +152,8 @@ def _usage(kind: str, facts: dict, name: str) -> list[str]:
 
 
 def render(facts: dict, kind: str, name: str) -> str:
-    """The README.md text for ``kind`` (run, lora, shipped-turbo, model, peft, merged, comfyui) called
-    ``name`` (the folder or file the usage lines refer to)."""
+    """The README.md text for ``kind`` (run, lora, shipped-turbo, model, peft, merged, comfyui)
+    called ``name`` (the folder or file the usage lines refer to)."""
     base, svd = facts.get("base_model", ""), facts.get("svd", "")
     train = facts.get("training", {})
     ids = [i for i in (hub_id(base), hub_id(svd)) if i]

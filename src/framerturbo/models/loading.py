@@ -225,7 +225,8 @@ def random_micro_components(controlnet: bool = True, seed: int = 0,
     unet_config = config("micro-unet")
     if unet_widths is not None:
         widths = tuple(int(w) for w in unet_widths)
-        if len(widths) != len(unet_config["block_out_channels"]) or any(w <= 0 or w % 32 for w in widths):
+        wrong = any(w <= 0 or w % 32 for w in widths)
+        if wrong or len(widths) != len(unet_config["block_out_channels"]):
             # the stock blocks are built with 32 norm groups before set_norm_groups runs
             raise ValueError(f"UNet widths must be {len(unet_config['block_out_channels'])} "
                              f"positive multiples of 32 (the stock blocks build 32 norm groups "
