@@ -88,6 +88,23 @@ def test_cache_is_reused_and_training_uses_it_without_encoders(cache_setup, monk
     assert (run / "lora" / "pytorch_lora_weights.safetensors").exists()
 
 
+def test_models_that_share_encoders_share_the_cache_and_each_finds_it(cache_setup, micro_parts):
+    cfg, train_set, folder = cache_setup
+    first = cfg.model.pretrained
+    cfg.model.pretrained = "runs/probe/wide/init"  # another UNet on the same VAE and CLIP
+    try:
+        assert build_cache(cfg, train_set, micro_parts["vae"], micro_parts["image_encoder"],
+                           progress=False) == folder
+        assert open_cache(cfg).train.folder == folder
+        cfg.model.pretrained = first  # the model the cache was built for first still finds it
+        assert open_cache(cfg).train.folder == folder
+        cfg.model.pretrained = "runs/never-cached"
+        with pytest.raises(ValueError, match="no cache matches"):
+            open_cache(cfg)
+    finally:
+        cfg.model.pretrained = first
+
+
 def test_changed_settings_do_not_reuse_the_cache(cache_setup):
     cfg, _, _ = cache_setup
     cfg.data.stride = 3

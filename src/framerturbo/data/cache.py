@@ -84,6 +84,16 @@ def _atomic_write(path: Path, writer) -> None:
         writer(tmp)
 
 
+def _indexed_models(index_path: Path) -> list[list[str]]:
+    """The models a cache was built for. Models that share the VAE and CLIP (a width probe,
+    a retrained UNet) share one cache folder, so the index keeps every one of them, not the
+    last; indexes written before this kept one, under "model"."""
+    if not index_path.exists():
+        return []
+    doc = json.loads(index_path.read_text())
+    return list(doc.get("models") or ([doc["model"]] if "model" in doc else []))
+
+
 def shard_plan(dataset: ClipDataset, size: int) -> list[list[int]]:
     """Clip indices per shard: each bucket's clips (in dataset order) cut into shards of
     ``size``, so a shard holds latents of one shape. Without buckets: 0…size−1, size…, as
@@ -166,9 +176,12 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
         _atomic_write(folder / f"shard-{n:05d}.json",
                       lambda tmp: Path(tmp).write_text(json.dumps(meta)))
         stats["built"] += 1
+    models = _indexed_models(folder / "index.json")
+    model = [cfg.model.pretrained, cfg.model.svd]
+    models += [model] if model not in models else []
     _atomic_write(folder / "index.json", lambda tmp: Path(tmp).write_text(json.dumps(
         dict(fingerprint=fp, data_fingerprint=data_fp, encoders=encoders,
-             model=[cfg.model.pretrained, cfg.model.svd], shards=n_shards, clips=len(dataset),
+             models=models, shards=n_shards, clips=len(dataset),
              buckets=bucket_counts(ref.shape for ref in dataset.items), **stats))))
     logger.info("cache %s: %s", folder, stats)
     return folder
@@ -238,8 +251,8 @@ def open_cache(cfg) -> OpenedCache:
     candidates = sorted(root.glob("*/index.json"), key=lambda p: p.stat().st_mtime)
     for index_path in reversed(candidates):
         doc = json.loads(index_path.read_text())
-        if doc.get("data_fingerprint") == data_fp and doc.get("model") == [
-                cfg.model.pretrained, cfg.model.svd]:
+        if doc.get("data_fingerprint") == data_fp and [
+                cfg.model.pretrained, cfg.model.svd] in _indexed_models(index_path):
             return OpenedCache(CachedClipDataset(index_path.parent, train), val)
     raise ValueError(f"{root}: no cache matches this data/config (sources or settings "
                      "changed?) — run `framerturbo cache --config …` first")
