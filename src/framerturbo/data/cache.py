@@ -84,13 +84,10 @@ def _atomic_write(path: Path, writer) -> None:
         writer(tmp)
 
 
-def _indexed_models(index_path: Path) -> list[list[str]]:
-    """The models a cache was built for. Models that share the VAE and CLIP (a width probe,
-    a retrained UNet) share one cache folder, so the index keeps every one of them, not the
-    last; indexes written before this kept one, under "model"."""
-    if not index_path.exists():
-        return []
-    doc = json.loads(index_path.read_text())
+def _indexed_models(doc: dict) -> list[list[str]]:
+    """The models a cache index was built for. Models that share the VAE and CLIP (a width
+    probe, a retrained UNet) share one cache folder, so the index keeps every one of them, not
+    the last; indexes written before this kept one, under "model"."""
     return list(doc.get("models") or ([doc["model"]] if "model" in doc else []))
 
 
@@ -176,10 +173,11 @@ def build_cache(cfg, dataset: ClipDataset, vae, image_encoder, clip_mean=None, c
         _atomic_write(folder / f"shard-{n:05d}.json",
                       lambda tmp: Path(tmp).write_text(json.dumps(meta)))
         stats["built"] += 1
-    models = _indexed_models(folder / "index.json")
+    index = folder / "index.json"
+    models = _indexed_models(json.loads(index.read_text()) if index.exists() else {})
     model = [cfg.model.pretrained, cfg.model.svd]
     models += [model] if model not in models else []
-    _atomic_write(folder / "index.json", lambda tmp: Path(tmp).write_text(json.dumps(
+    _atomic_write(index, lambda tmp: Path(tmp).write_text(json.dumps(
         dict(fingerprint=fp, data_fingerprint=data_fp, encoders=encoders,
              models=models, shards=n_shards, clips=len(dataset),
              buckets=bucket_counts(ref.shape for ref in dataset.items), **stats))))
@@ -252,7 +250,7 @@ def open_cache(cfg) -> OpenedCache:
     for index_path in reversed(candidates):
         doc = json.loads(index_path.read_text())
         if doc.get("data_fingerprint") == data_fp and [
-                cfg.model.pretrained, cfg.model.svd] in _indexed_models(index_path):
+                cfg.model.pretrained, cfg.model.svd] in _indexed_models(doc):
             return OpenedCache(CachedClipDataset(index_path.parent, train), val)
     raise ValueError(f"{root}: no cache matches this data/config (sources or settings "
                      "changed?) — run `framerturbo cache --config …` first")
