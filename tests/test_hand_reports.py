@@ -181,7 +181,7 @@ def test_hand_eval_writes_its_report_with_the_shared_helpers(tmp_path, capsys):
     assert main(["hand-eval", "--n", "1", "--steps", "1", "--out", str(tmp_path)]) == 0
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert set(doc["rows"]) == {"hard cut", "crossfade", "flow", "framer (no control)",
-                                "framer + hand control"}
+                                "framer + hand control", "framer + true tracks"}
     assert doc["real"]["hand_detection_rate"] == doc["real_detection_rate"]
     assert doc["conditions"]["steps"] == 1
     page = (tmp_path / "report.html").read_text()
@@ -194,3 +194,24 @@ def test_hand_eval_takes_the_turbo_fast_path(tmp_path):
     assert main(["hand-eval", "--n", "1", "--turbo", "--out", str(tmp_path)]) == 0
     conditions = json.loads((tmp_path / "metrics.json").read_text())["conditions"]
     assert (conditions["sampler"], conditions["steps"], conditions["turbo"]) == ("turbo", 4, "")
+
+
+def test_the_oracle_row_tracks_the_true_wrist_and_fingertips_of_hands_seen_throughout():
+    from framerturbo.data.landmarks import TIPS, WRIST, from_signer_tracks
+    from framerturbo.data.synthetic import render_signer
+    from framerturbo.eval.hand_protocol import true_hand_tracks
+
+    clip = render_signer(9_000_001, 9, 64)
+    marks = from_signer_tracks(clip.tracks, (64, 64), 8.0)
+    both = true_hand_tracks(marks)
+    seen = [h for h in range(2) if (marks.hand_conf[:, h] > 0).all()]
+    assert seen, "the seed should show a hand throughout"
+    expected = [marks.hands[:, h, s] for h in seen for s in (WRIST, *TIPS)
+                if np.isfinite(marks.hands[:, h, s]).all()]
+    assert both.shape == (9, len(expected), 2)
+    np.testing.assert_array_equal(both, np.stack(expected, 1))
+    assert any(np.array_equal(both[:, k], marks.hands[:, seen[0], WRIST]) for k in
+               range(both.shape[1]))
+
+    marks.hand_conf[4, :] = 0  # both hands lost for one frame: no hand is seen throughout
+    assert true_hand_tracks(marks) is None

@@ -80,6 +80,7 @@ def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
                        "data.validation_clips=1", "validation.steps=2"))
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert {"val/psnr", "val/ssim", "val/loss_sigma_1"} <= set(rows[-1])
+    assert not any(k.endswith("_no_tracks") for k in rows[-1])  # no ControlNet, no such row
     assert (run / "samples" / "step-00000003.gif").exists()
     assert list((run / "tensorboard").iterdir())
     lora = run / "lora"
@@ -222,3 +223,17 @@ def test_cli_train_cache_tracks(clips, tmp_path, capsys):
     assert main(["tracks", str(clips)]) == 0
     assert len(list(Path(clips).glob("*.tracks.npz"))) == 4
     assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_controlnet_validation_reports_the_loss_without_the_tracks_too(tmp_path):
+    from framerturbo.data.synthetic import write_dataset
+
+    data = tmp_path / "signer"
+    write_dataset("signer", 3, data, num_frames=9, progress=False)
+    run = train(config(data, tmp_path / "run", "train.max_steps=2", "control.use=true",
+                       "control.train=full", "lora.mode=none", "data.validation_clips=1",
+                       "validation.sigmas=[1.0]"))
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    # two steps move the zero convs off zero: the tracks now change the prediction
+    assert last["val/loss_sigma_1_no_tracks"] != last["val/loss_sigma_1"]

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.landmarks import PALM
+from ..data.landmarks import PALM, TIPS, WRIST
 from .baselines import hard_cut
 from . import tables
 from .hands import HAND_COLUMNS, REAL, SignerHandFinder, summarise, transition_scores
 
-ROWS = ("hard cut", "crossfade", "flow", "framer (no control)", "framer + hand control")
+ROWS = ("hard cut", "crossfade", "flow", "framer (no control)", "framer + hand control",
+        "framer + true tracks")
+#: The oracle row: the true paths of the same joints as the hand plan. It bounds what hand
+#: control can gain with perfect paths — below it the ControlNet, not the plan, is the limit.
+ORACLE = ROWS[-1]
 
 
 def signer_transitions(seeds, num_frames: int = 9, context: int = 3, size: int = 64):
@@ -62,6 +66,10 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
         out = pipe(start, end, generator=torch.Generator().manual_seed(seed), tracks=tracks,
                    control_scale=control_scale, **common)
         videos["framer + hand control"] = to_uint8(out.frames[0])
+        out = pipe(start, end, generator=torch.Generator().manual_seed(seed),
+                   tracks=true_hand_tracks(marks.take(slice(lo, hi + 1))),
+                   control_scale=control_scale, **common)
+        videos[ORACLE] = to_uint8(out.frames[0])
         videos[REAL] = frames[lo:hi + 1]  # the same finder on the real frames: its own floor
         palms = marks.hands[:, :, PALM]  # the path through the joins: real context around
         for row, video in videos.items():
@@ -70,6 +78,15 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
     rows = {row: summarise(scores) for row, scores in per_row.items()}
     real = rows.pop(REAL)
     return {"rows": rows, "real": real, "real_detection_rate": real["hand_detection_rate"]}
+
+
+def true_hand_tracks(window) -> np.ndarray | None:
+    """(F, K, 2) true paths of the wrist and fingertips of every hand visible throughout
+    ``window`` (the joints the hand plan tracks); None when no hand is."""
+    paths = [window.hands[:, hand, slot] for hand in range(window.hands.shape[1])
+             if (window.hand_conf[:, hand] > 0).all() for slot in (WRIST, *TIPS)]
+    paths = [p for p in paths if np.isfinite(p).all()]
+    return np.stack(paths, 1) if paths else None
 
 
 def markdown_table(result: dict) -> str:

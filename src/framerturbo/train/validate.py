@@ -1,5 +1,6 @@
-"""Validation on fixed held-out clips: eval loss at fixed σ values (fixed noise), and — when
-``validation.sample`` — PSNR/SSIM of sampled middle frames against the real ones, with a GIF
+"""Validation on fixed held-out clips: eval loss at fixed σ values (fixed noise) — with a
+ControlNet, also without the tracks (the gap shows whether it learned to use them) — and, when
+``validation.sample`` is set, PSNR/SSIM of sampled middle frames against the real ones, with a GIF
 grid (real | generated) per validation."""
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ def validate(cfg, models, val_set, run_dir: Path, step: int, device) -> dict:
         draw = StepNoise(torch.full((b,), float(sigma), device=device), noise,
                          torch.zeros(b, dtype=torch.bool, device=device),
                          torch.zeros(b, dtype=torch.bool, device=device))
-        output = predict(FramerDenoiser(models.unet, models.controlnet), batch, draw,
-                         cfg.control.scale).output
+        denoiser = FramerDenoiser(models.unet, models.controlnet)
+        output = predict(denoiser, batch, draw, cfg.control.scale).output
         out[f"val/loss_sigma_{sigma:g}"] = float(diffusion_loss(output, batch, draw).mean())
+        if models.controlnet is not None and batch.heatmaps is not None:
+            # the same draw without the tracks: the gap is what the ControlNet takes from them
+            output = predict(denoiser, batch, draw, 0.0).output
+            out[f"val/loss_sigma_{sigma:g}_no_tracks"] = float(
+                diffusion_loss(output, batch, draw).mean())
     if cfg.validation.sample:
         out |= _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step)
     models.unet.train(was_training)
