@@ -30,11 +30,13 @@ def control_gain(model: str, data: str, clips: int, sigmas, device, batch: int =
     from framerturbo.denoising.denoiser import FramerDenoiser
     from framerturbo.denoising.encoding import encode_batch
     from framerturbo.train.objective import StepNoise, diffusion_loss, predict
-    from framerturbo.train.setup import load_models
+    from framerturbo.train.setup import load_models, resolve_heatmap_size
 
     cfg = load_config("micro/controlnet", [f"model.pretrained={model}", f"data.sources={data}",
                                            "data.cache_dir=", "data.sampling=uniform",
-                                           "control.max_tracks=10"])
+                                           "control.max_tracks=10", "control.heatmap_sigma=0",
+                                           "control.heatmap_radius=0"])
+    resolve_heatmap_size(cfg)  # the model's ControlNet's own heat-maps
     dataset, _ = make_datasets(cfg)
     models = load_models(cfg, device, need_encoders=True)
     if models.controlnet is None:

@@ -140,6 +140,9 @@ def test_training_with_tracks_feeds_the_controlnet(tmp_path):
                              "data.num_frames=5", "data.height=64", "data.width=64",
                              "data.stride=2", "data.validation_clips=0", "control.use=true", "control.train=lora", "lora.rank=4",
                              "train.max_steps=2", f"train.output_dir={tmp_path / 'run'}"])
+    from framerturbo.train.setup import resolve_heatmap_size
+
+    resolve_heatmap_size(cfg)  # random-micro: the released σ 8 / radius 20 (train() does this)
     train_set, _ = make_datasets(cfg)
     heat = train_set[(0, 0)]["heatmaps"]
     assert heat.shape == (5, 3, 64, 64) and int(heat.max()) == 255

@@ -96,6 +96,10 @@ class ControlConfig:
     # a model without controlnet/ gets a new one copied from its UNet's encoder (zero outputs),
     # with this heat-map embedding (the released layout's by default)
     embedding_channels: list[int] = field(default_factory=lambda: [16, 32, 96, 256])
+    # heat-map Gaussian σ and cut-off radius in pixels; 0 = the model's ControlNet's (its
+    # config.json), else the released 8 / 20. A new ControlNet records what it is trained on.
+    heatmap_sigma: float = 0.0
+    heatmap_radius: float = 0.0
 
 
 @dataclass

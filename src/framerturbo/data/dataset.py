@@ -61,13 +61,16 @@ class ClipSettings(DataConfig):
     use_tracks: bool = False
     min_tracks: int = 1
     max_tracks: int = 10
+    heatmap_sigma: float = 0.0  # 0: not resolved yet (train.setup.resolve_heatmap_size)
+    heatmap_radius: float = 0.0
     seed: int = 0
 
     @classmethod
     def from_config(cls, cfg) -> ClipSettings:
         c = cfg.control
         return cls(**dataclasses.asdict(cfg.data), use_tracks=c.use, min_tracks=c.min_tracks,
-                   max_tracks=c.max_tracks, seed=cfg.train.seed)
+                   max_tracks=c.max_tracks, heatmap_sigma=c.heatmap_sigma,
+                   heatmap_radius=c.heatmap_radius, seed=cfg.train.seed)
 
 
 @dataclass
@@ -203,8 +206,11 @@ class ClipDataset(Dataset):
 
     def heatmaps(self, ref: ClipRef, plan: dict, src_hw) -> torch.Tensor:
         s = self.settings
+        if s.heatmap_sigma <= 0:
+            raise RuntimeError("the heat-map size is not resolved — call "
+                               "train.setup.resolve_heatmap_size(cfg) before making the data")
         points = self.track_points(ref, plan, src_hw, s.min_tracks, s.max_tracks)
-        return rasterize_heatmaps(points, *ref.shape[:2])
+        return rasterize_heatmaps(points, *ref.shape[:2], s.heatmap_sigma, s.heatmap_radius)
 
     def track_points(self, ref: ClipRef, plan: dict, src_hw, min_tracks: int,
                      max_tracks: int) -> np.ndarray:

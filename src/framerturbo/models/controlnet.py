@@ -13,6 +13,11 @@ Architecture (and parameter names) of the released ``controlnet/`` checkpoint:
 The released config carries DragAnything leftovers (``with_id_feature``, ``feature_channels``,
 ``feature_out_channels``) and UNet-only keys (``out_channels``, ``up_block_types``); they are
 accepted and kept so that our saved folders keep the released layout, but build nothing.
+
+``heatmap_sigma`` / ``heatmap_radius`` (pixels) record the heat-maps the ControlNet was trained
+on, so every caller draws them alike; the released config has neither and was trained on σ 8,
+radius 20 (one latent pixel of its ×8 VAE). A model at another scale needs its own — the micro
+model at 64×64 with a ×4 VAE uses σ 4, radius 10: at σ 8 one hand's blobs cover half the frame.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from diffusers.models.unets.unet_3d_blocks import UNetMidBlockSpatioTemporal, ge
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from ..core.tracks import HEATMAP_RADIUS, HEATMAP_SIGMA
 from .encoder import prepare_encoder_inputs, run_down_path, run_mid_block
 from .norms import set_norm_groups
 from .temporal_conv import use_temporal_convs
@@ -72,7 +78,8 @@ class FramerControlNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
                  conditioning_embedding_out_channels: tuple[int, ...] = (16, 32, 96, 256),
                  with_id_feature: bool = False, feature_channels: int | None = None,
                  feature_out_channels: tuple[int, ...] | None = None,
-                 norm_groups: int | None = None):
+                 norm_groups: int | None = None, heatmap_sigma: float = HEATMAP_SIGMA,
+                 heatmap_radius: float = HEATMAP_RADIUS):
         super().__init__()
         if with_id_feature:
             raise ValueError("with_id_feature=True (DragAnything's ID features) is not part of "

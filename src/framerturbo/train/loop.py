@@ -40,7 +40,7 @@ from . import run_card, trackers
 from .consistency import ConsistencyObjective, turbo_info
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
 from .objective import StepNoise, diffusion_loss, predict
-from .setup import load_models, make_optimizer
+from .setup import load_models, make_optimizer, resolve_heatmap_size
 from .validate import validate
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                               cpu=not torch.cuda.is_available(), project_dir=str(run_dir),
                               log_with=trackers.log_with(cfg, run_dir, resume) or None)
     check_engine(cfg, accelerator)
+    if cfg.control.use:
+        resolve_heatmap_size(cfg)  # before config.toml and the data: both record it
     device, is_main = accelerator.device, accelerator.is_main_process
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -25,10 +25,49 @@ class Models:
     trainable: dict[str, list[torch.nn.Parameter]]  # "unet"/"controlnet" -> parameters
 
 
+def resolve_heatmap_size(cfg: Config) -> None:
+    """Fill ``control.heatmap_sigma`` / ``heatmap_radius`` left at 0 with the model's ControlNet's
+    (the released 8 / 20 when it has none), before the data draws a heat-map: training must draw
+    the heat-maps the ControlNet reads at inference. A σ without a radius gets 2.5 σ."""
+    import json
+    from pathlib import Path
+
+    from ..core.tracks import HEATMAP_RADIUS, HEATMAP_SIGMA
+    from ..models.loading import resolve_model
+
+    c = cfg.control
+    if c.heatmap_sigma > 0:
+        c.heatmap_radius = c.heatmap_radius or 2.5 * c.heatmap_sigma
+        return
+    path = Path(resolve_model(cfg.model.pretrained)) / "controlnet" / "config.json"
+    own = json.loads(path.read_text()) if path.is_file() else {}
+    c.heatmap_sigma = float(own.get("heatmap_sigma", HEATMAP_SIGMA))
+    c.heatmap_radius = float(own.get("heatmap_radius", HEATMAP_RADIUS))
+
+
+def match_heatmap_size(controlnet, cfg: Config) -> None:
+    """A loaded ControlNet reads the heat-maps it was trained on. Training it on others is a
+    choice (its config then records the new size); sampling with others is an error."""
+    c, own = cfg.control, controlnet.config
+    wanted = {"heatmap_sigma": c.heatmap_sigma, "heatmap_radius": c.heatmap_radius}
+    if all(own.get(k) == v for k, v in wanted.items()):
+        return
+    was = f"σ {own.get('heatmap_sigma')} / radius {own.get('heatmap_radius')} px"
+    if c.train == "none":
+        raise ConfigError(f"control.heatmap_sigma / heatmap_radius ({c.heatmap_sigma} / "
+                          f"{c.heatmap_radius}) differ from the frozen ControlNet's ({was}) — "
+                          "leave them at 0 to use the ControlNet's own")
+    logger.warning("retraining the ControlNet on heat-maps of σ %g / radius %g px (it was "
+                   "trained on %s)", c.heatmap_sigma, c.heatmap_radius, was)
+    controlnet.register_to_config(**wanted)
+
+
 def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Models:
     """New weights (LoRA A matrices, a ControlNet started from the UNet) are drawn after
     seeding from ``train.seed``, so two runs of one config start from the same weights."""
     base_dtype = resolve_dtype(cfg.model.base_dtype)
+    if cfg.control.use:
+        resolve_heatmap_size(cfg)  # (train() has done it before the data; idempotent)
     parts = load_components(cfg.model.pretrained, cfg.model.svd or None,
                             controlnet=cfg.control.use, device=device, dtype=base_dtype)
     torch.manual_seed(stable_seed("init", cfg.train.seed))  # new weights draw from here on
@@ -40,8 +79,11 @@ def load_models(cfg: Config, device: torch.device, need_encoders: bool) -> Model
 
         logger.info("no controlnet/ in the model: starting one from the UNet's encoder")
         parts["controlnet"] = FramerControlNet.from_unet(
-            parts["unet"], conditioning_embedding_out_channels=cfg.control.embedding_channels
+            parts["unet"], conditioning_embedding_out_channels=cfg.control.embedding_channels,
+            heatmap_sigma=cfg.control.heatmap_sigma, heatmap_radius=cfg.control.heatmap_radius
         ).to(device)
+    elif cfg.control.use:
+        match_heatmap_size(parts["controlnet"], cfg)
     if not need_encoders:  # the cache holds everything they would compute
         parts["vae"] = parts["image_encoder"] = None
     unet, controlnet = parts["unet"], parts["controlnet"]
