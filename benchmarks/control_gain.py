@@ -4,7 +4,7 @@ and endpoint augmentation. A gain near 0 % means the ControlNet learned to ignor
 no track source (hand paths, autopilot, drawn tracks) can steer the model; sample metrics
 (``framerturbo hand-eval``'s oracle row) then cannot gain either.
 
-    python benchmarks/control_gain.py --model runs/micro/controlnet/model --data data/signer-val
+    python benchmarks/control_gain.py --model micro runs/micro/controlnet/model --data data/signer-val
     python benchmarks/control_gain.py --tiny     # smoke test: random micro model, 2 clips
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402
 
-COLUMNS = ["sigma", "loss_no_tracks", "loss_tracks", "gain_%"]
+COLUMNS = ["model", "sigma", "loss_no_tracks", "loss_tracks", "gain_%"]
 
 
 def control_gain(model: str, data: str, clips: int, sigmas, device, batch: int = 16) -> list[dict]:
@@ -62,14 +62,15 @@ def control_gain(model: str, data: str, clips: int, sigmas, device, batch: int =
     rows = []
     for sigma in sigmas:
         without, with_ = sums[(sigma, 0.0)] / clips, sums[(sigma, 1.0)] / clips
-        rows.append({"sigma": sigma, "loss_no_tracks": without, "loss_tracks": with_,
+        rows.append({"model": model, "sigma": sigma, "loss_no_tracks": without, "loss_tracks": with_,
                      "gain_%": 100 * (without - with_) / without})
     return rows
 
 
 def main(argv=None) -> int:
     p = arg_parser(__doc__)
-    p.add_argument("--model", default="micro", help="a Framer model folder with controlnet/")
+    p.add_argument("--model", nargs="+", default=["micro"],
+                   help="Framer model folders with controlnet/ (each measured in turn)")
     p.add_argument("--data", default="data/signer-val",
                    help="held-out clips with ground-truth tracks (CLIP.tracks.npz)")
     p.add_argument("--clips", type=int, default=48)
@@ -87,8 +88,9 @@ def main(argv=None) -> int:
             rows = control_gain("random-micro", tmp, 2, [1.0], device)
         print("random micro model on 2 generated signer clips:")
     else:
-        rows = control_gain(args.model, args.data, args.clips, args.sigmas, device)
-        print(f"{args.model} on {args.data} ({args.clips} clips):")
+        rows = [row for model in args.model
+                for row in control_gain(model, args.data, args.clips, args.sigmas, device)]
+        print(f"on {args.data} ({args.clips} clips, the same noise for every model):")
     print_table(rows, COLUMNS)
     record_results(args, "control_gain", card, rows, {"model": args.model, "data": args.data,
                                                       "clips": args.clips})

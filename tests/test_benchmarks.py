@@ -28,7 +28,7 @@ def _snapshot(folder: Path) -> dict:
     ("turbo_quality.py", ["row", "psnr", "ssim", "detail", "s/clip"]),
     ("demo_lora.py", ["run", "psnr", "ssim", "train_s"]),
     ("temporal_conv.py", ["row", "convs", "seconds", "speedup"]),
-    ("control_gain.py", ["sigma", "loss_no_tracks", "loss_tracks", "gain_%"]),
+    ("control_gain.py", ["model", "sigma", "loss_no_tracks", "loss_tracks", "gain_%"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"

@@ -159,6 +159,7 @@ def test_training_with_tracks_feeds_the_controlnet(tmp_path):
     (["lora.preset=big"], "lora.preset: 'big' is not one of"),
     (["train.lr"], "must look like section.key=value"),
     (["control.train=lora"], "control.train needs control.use = true"),
+    (["control.heatmap_sigma=-4"], "control.heatmap_sigma and heatmap_radius must be >= 0"),
 ])
 def test_config_errors_are_one_clear_message(overrides, match):
     with pytest.raises(ConfigError, match=match) as err:

@@ -352,6 +352,9 @@ def validate(cfg: Config) -> None:
                               + f" (choices: {', '.join(TRACKERS)}, or none)")
     if not 1 <= cfg.control.min_tracks <= cfg.control.max_tracks:
         raise ConfigError("control.min_tracks must be >= 1 and <= control.max_tracks")
+    if cfg.control.heatmap_sigma < 0 or cfg.control.heatmap_radius < 0:
+        raise ConfigError("control.heatmap_sigma and heatmap_radius must be >= 0 (0: the "
+                          "model's ControlNet's)")
     if cfg.objective.kind == "consistency":
         validate_distill(cfg)
 
