@@ -29,8 +29,8 @@ def control_gain(model: str, data: str, clips: int, sigmas, device, batch: int =
     from framerturbo.data.splits import make_datasets
     from framerturbo.denoising.denoiser import FramerDenoiser
     from framerturbo.denoising.encoding import encode_batch
-    from framerturbo.train.objective import StepNoise, diffusion_loss, predict
     from framerturbo.train.setup import load_models, resolve_heatmap_size
+    from framerturbo.train.validate import fixed_sigma_loss
 
     cfg = load_config("micro/controlnet", [f"model.pretrained={model}", f"data.sources={data}",
                                            "data.cache_dir=", "data.sampling=uniform",
@@ -50,15 +50,12 @@ def control_gain(model: str, data: str, clips: int, sigmas, device, batch: int =
         for lo in range(0, clips, batch):
             encoded = encode_batch(models.vae, models.image_encoder, collate(items[lo:lo + batch]),
                                    cfg.objective.cond_aug_mean, 0.0).to(device)
-            b = encoded.latents.shape[0]
             for sigma in sigmas:
                 g = torch.Generator().manual_seed(stable_seed("control-gain", sigma, lo))
                 noise = torch.randn(encoded.latents.shape, generator=g).to(device)
-                off = torch.zeros(b, dtype=torch.bool, device=device)
-                draw = StepNoise(torch.full((b,), float(sigma), device=device), noise, off, off)
                 for scale in (0.0, 1.0):
-                    out = predict(denoiser, encoded, draw, scale).output
-                    sums[(sigma, scale)] += float(diffusion_loss(out, encoded, draw).sum())
+                    loss = fixed_sigma_loss(denoiser, encoded, sigma, noise, scale)
+                    sums[(sigma, scale)] += float(loss.sum())
     rows = []
     for sigma in sigmas:
         without, with_ = sums[(sigma, 0.0)] / clips, sums[(sigma, 1.0)] / clips

@@ -22,8 +22,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from ..core.tracks import (HEATMAP_RADIUS, HEATMAP_SIGMA, TrackSet, match_sift,
-                           rasterize_heatmaps, resample_tracks, rescale_points)
+from ..core.tracks import TrackSet, match_sift, rasterize_heatmaps, resample_tracks, rescale_points
 from ..denoising import conditioning as C
 from ..denoising.denoiser import FramerDenoiser, combine_guidance
 from ..denoising.encoding import encode_endpoints, pixels_from_uint8
@@ -333,9 +332,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
     def _heatmaps(self, track_list, num_frames, height, width, device) -> torch.Tensor:
         """The heat-maps the ControlNet was trained on (its config's σ and radius)."""
         empty = np.zeros((num_frames, 0, 2))
-        size = (self.controlnet.config.get("heatmap_sigma", HEATMAP_SIGMA),
-                self.controlnet.config.get("heatmap_radius", HEATMAP_RADIUS))
-        maps = [rasterize_heatmaps(t if t is not None else empty, height, width, *size)
+        sigma, radius = self.controlnet.config.heatmap_sigma, self.controlnet.config.heatmap_radius
+        maps = [rasterize_heatmaps(t if t is not None else empty, height, width, sigma, radius)
                 for t in track_list]
         return torch.stack(maps).to(device, dtype=torch.float32)
 

@@ -27,25 +27,31 @@ def validate(cfg, models, val_set, run_dir: Path, step: int, device) -> dict:
     items = [val_set[(i, 0)] for i in range(len(val_set))]
     batch = encode_batch(vae, image_encoder, collate(items), cfg.objective.cond_aug_mean,
                          cfg.objective.cond_aug_std)
+    denoiser = FramerDenoiser(models.unet, models.controlnet)
+    with_tracks = models.controlnet is not None and batch.heatmaps is not None
     for sigma in cfg.validation.sigmas:
         g = torch.Generator().manual_seed(stable_seed("val", sigma))
         noise = torch.randn(batch.latents.shape, generator=g).to(device)
-        b = batch.latents.shape[0]
-        draw = StepNoise(torch.full((b,), float(sigma), device=device), noise,
-                         torch.zeros(b, dtype=torch.bool, device=device),
-                         torch.zeros(b, dtype=torch.bool, device=device))
-        denoiser = FramerDenoiser(models.unet, models.controlnet)
-        output = predict(denoiser, batch, draw, cfg.control.scale).output
-        out[f"val/loss_sigma_{sigma:g}"] = float(diffusion_loss(output, batch, draw).mean())
-        if models.controlnet is not None and batch.heatmaps is not None:
+        loss = fixed_sigma_loss(denoiser, batch, sigma, noise, cfg.control.scale)
+        out[f"val/loss_sigma_{sigma:g}"] = float(loss.mean())
+        if with_tracks:
             # the same draw without the tracks: the gap is what the ControlNet takes from them
-            output = predict(denoiser, batch, draw, 0.0).output
-            out[f"val/loss_sigma_{sigma:g}_no_tracks"] = float(
-                diffusion_loss(output, batch, draw).mean())
+            loss = fixed_sigma_loss(denoiser, batch, sigma, noise, 0.0)
+            out[f"val/loss_sigma_{sigma:g}_no_tracks"] = float(loss.mean())
     if cfg.validation.sample:
         out |= _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step)
     models.unet.train(was_training)
     return out
+
+
+def fixed_sigma_loss(denoiser: FramerDenoiser, batch, sigma: float, noise: torch.Tensor,
+                     control_scale: float) -> torch.Tensor:
+    """Per-sample EDM loss at one σ with the given noise and no conditioning dropout: the
+    held-out measure (comparable across steps, runs and models)."""
+    b, device = batch.latents.shape[0], batch.latents.device
+    off = torch.zeros(b, dtype=torch.bool, device=device)
+    draw = StepNoise(torch.full((b,), float(sigma), device=device), noise, off, off)
+    return diffusion_loss(predict(denoiser, batch, draw, control_scale).output, batch, draw)
 
 
 def _encoders(cfg, models, device):
