@@ -196,22 +196,35 @@ def test_hand_eval_takes_the_turbo_fast_path(tmp_path):
     assert (conditions["sampler"], conditions["steps"], conditions["turbo"]) == ("turbo", 4, "")
 
 
-def test_the_oracle_row_tracks_the_true_wrist_and_fingertips_of_hands_seen_throughout():
-    from framerturbo.data.landmarks import TIPS, WRIST, from_signer_tracks
+def test_the_oracle_row_steers_the_plans_joints_along_their_true_paths():
+    from framerturbo.data.handpaths import hand_tracks
+    from framerturbo.data.landmarks import WRIST, from_signer_tracks
     from framerturbo.data.synthetic import render_signer
     from framerturbo.eval.hand_protocol import true_hand_tracks
 
-    clip = render_signer(9_000_001, 9, 64)
+    clip = render_signer(9_000_001, 15, 64)  # a window 3..11 with 3 frames of context
     marks = from_signer_tracks(clip.tracks, (64, 64), 8.0)
-    both = true_hand_tracks(marks)
-    seen = [h for h in range(2) if (marks.hand_conf[:, h] > 0).all()]
-    assert seen, "the seed should show a hand throughout"
-    expected = [marks.hands[:, h, s] for h in seen for s in (WRIST, *TIPS)
-                if np.isfinite(marks.hands[:, h, s]).all()]
-    assert both.shape == (9, len(expected), 2)
-    np.testing.assert_array_equal(both, np.stack(expected, 1))
-    assert any(np.array_equal(both[:, k], marks.hands[:, seen[0], WRIST]) for k in
-               range(both.shape[1]))
+    lo, hi = 3, 11
+    plan = hand_tracks(marks.slice(0, lo + 1), marks.slice(hi, len(marks)), hi - lo - 1)
+    oracle = true_hand_tracks(plan, clip.tracks[lo:hi + 1])
+    assert oracle.shape == (9, len(plan.tracks.tracks), 2)
+    # the plan's paths and the truth share their ends, and both hands are steered
+    planned = np.stack([t.points for t in plan.tracks.tracks], 1)
+    np.testing.assert_allclose(oracle[[0, -1]], planned[[0, -1]], atol=1e-9)
+    assert {hand for hand, _ in plan.joints} == {0, 1}
+    # where a hand is seen, its wrist track is exactly the landmarks' true wrist
+    k = plan.joints.index((0, "wrist"))
+    seen = marks.hand_conf[lo:hi + 1, 0] > 0
+    np.testing.assert_array_equal(oracle[seen, k], marks.hands[lo:hi + 1, 0, WRIST][seen])
+    assert np.isfinite(oracle).all()  # unseen frames keep the renderer's position
 
-    marks.hand_conf[4, :] = 0  # both hands lost for one frame: no hand is seen throughout
-    assert true_hand_tracks(marks) is None
+    plan.joints, plan.tracks.tracks = [], []
+    assert true_hand_tracks(plan, clip.tracks[lo:hi + 1]) is None
+
+
+def test_signer_joint_path_refuses_a_joint_the_signer_lacks():
+    from framerturbo.data.landmarks import signer_joint_path
+
+    tracks = np.zeros((3, 11, 2))
+    with pytest.raises(ValueError, match="tip12"):
+        signer_joint_path(tracks, 0, "tip12")

@@ -1,4 +1,5 @@
-"""landmarks, sentence: the sign-language commands (docs/sign-language.md)."""
+"""landmarks, sentence, hand-eval, train-hand-finder: the sign-language commands
+(docs/sign-language.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ def register(sub) -> None:
     _add_landmarks(sub)
     _add_sentence(sub)
     _add_hand_eval(sub)
+    _add_train_hand_finder(sub)
 
 
 def _add_landmarks(sub) -> None:
@@ -128,4 +130,31 @@ def _run_hand_eval(args) -> int:
     metrics, page = write_report(result, args.out)
     print(markdown_table(result))
     print(f"wrote {metrics} and {page}")
+    return 0
+
+
+def _add_train_hand_finder(sub) -> None:
+    from ..eval.hand_net import DEFAULT_DIR, TRAIN_SEED
+
+    p = sub.add_parser("train-hand-finder",
+                       help="train the net that finds the synthetic signer's hands (the hand "
+                            "metrics' instrument)",
+                       description="Train the hand finder on synthetic signer clips from seeds "
+                                   "no protocol uses and write its weights (fp16) to OUT. The "
+                                   f"package ships one in {DEFAULT_DIR.parent.name}/"
+                                   f"{DEFAULT_DIR.name}/.")
+    p.add_argument("--out", required=True, help="folder for hand_finder.safetensors + config.json")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--clips", type=int, default=600, help="renderer clips of 9 frames (600)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seed", type=int, default=TRAIN_SEED)
+    p.set_defaults(func=_run_train_hand_finder)
+
+
+def _run_train_hand_finder(args) -> int:
+    from ..eval.hand_net import train_hand_finder
+
+    config = train_hand_finder(args.out, steps=args.steps, clips=args.clips, batch=args.batch,
+                               seed=args.seed)
+    print(f"wrote {args.out} (final loss {config['final_loss']:.4f})")
     return 0

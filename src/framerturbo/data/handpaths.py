@@ -24,6 +24,8 @@ from .landmarks import HANDS, TIPS, ClipLandmarks
 class HandPlan:
     tracks: TrackSet  # points in the clips' pixels, one anchor per output frame
     names: list[str] = field(default_factory=list)  # e.g. "right wrist (hand→pose)"
+    #: per track, the joint it follows: (hand index, "wrist" | "elbow" | "tip<landmark index>")
+    joints: list[tuple[int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,7 +75,7 @@ def hand_tracks(a: ClipLandmarks, b: ClipLandmarks, transition_frames: int,
     included), in A's pixel frame (B's points are scaled into it if its size differs)."""
     num = transition_frames + 2
     scale = np.array(a.image_size, np.float64) / np.array(b.image_size, np.float64)
-    tracks, names, notes = [], [], []
+    tracks, names, joints, notes = [], [], [], []
     times = np.linspace(0.0, 1.0, num)
     for hand, hand_name in enumerate(HANDS):
         start, end = _side(a, hand, at_end=True), _side(b, hand, at_end=False)
@@ -89,7 +91,8 @@ def hand_tracks(a: ClipLandmarks, b: ClipLandmarks, transition_frames: int,
             path = hermite_path(p0, v0, p1 * scale, v1 * scale, num)
             tracks.append(Track(path, times.copy()))
             names.append(f"{hand_name} {key}" + (f" ({k0}→{k1})" if key == "wrist" else ""))
-    return HandPlan(TrackSet(tracks, tuple(a.image_size)), names, notes)
+            joints.append((hand, key))
+    return HandPlan(TrackSet(tracks, tuple(a.image_size)), names, joints, notes)
 
 
 # ------------------------------------------------------------------------------- rest trimming

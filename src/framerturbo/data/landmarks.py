@@ -178,6 +178,16 @@ _ARM_POINTS = {"elbow": 0, "wrist": 1, "palm": 2, "tip_a": 3, "tip_b": 4}
 _TIP_SLOTS = {"tip_a": 8, "tip_b": 20}  # the outer fingers: index and little finger
 
 
+def signer_joint_path(tracks: np.ndarray, hand: int, joint: str) -> np.ndarray:
+    """The renderer's true (F, 2) path of one hand's joint ("wrist", "elbow" or "tip<index>",
+    the names :func:`~framerturbo.data.handpaths.hand_tracks` gives), in view or not."""
+    tips = {f"tip{slot}": key for key, slot in _TIP_SLOTS.items()}
+    key = tips.get(joint, joint)
+    if key not in ("elbow", "wrist", *_TIP_SLOTS):
+        raise ValueError(f"the synthetic signer has no joint {joint!r}")
+    return np.asarray(tracks, np.float64)[:, 1 + 5 * (1 - hand) + _ARM_POINTS[key]]
+
+
 def from_signer_tracks(tracks: np.ndarray, image_size: tuple[int, int], fps: float,
                        source: str = "ground-truth") -> ClipLandmarks:
     """The signer world's joints (F, 11, 2) as landmarks (a point outside the frame counts as

@@ -8,29 +8,31 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.landmarks import PALM, TIPS, WRIST
+from ..data.landmarks import PALM
 from .baselines import hard_cut
 from . import tables
-from .hands import HAND_COLUMNS, REAL, SignerHandFinder, summarise, transition_scores
+from .hands import HAND_COLUMNS, REAL, hand_finder, summarise, transition_scores
 
 ROWS = ("hard cut", "crossfade", "flow", "framer (no control)", "framer + hand control",
         "framer + true tracks")
-#: The oracle row: the true paths of the same joints as the hand plan. It bounds what hand
-#: control can gain with perfect paths — below it the ControlNet, not the plan, is the limit.
+#: The oracle row: the hand plan with every path replaced by the true path of its joint. It
+#: bounds what hand control can gain with perfect paths — below it the ControlNet, not the
+#: plan, is the limit.
 ORACLE = ROWS[-1]
 
 
 def signer_transitions(seeds, num_frames: int = 9, context: int = 3, size: int = 64):
     """Held-out transitions cut from continuous synthetic signing: per seed the real window of
     ``num_frames`` (its middle is the truth), ``context`` real frames on each side (the clips
-    A and B end/start there), and the world's joints as landmarks."""
+    A and B end/start there), the world's joints as landmarks and the renderer's joint
+    positions (in view or not)."""
     from ..data.landmarks import from_signer_tracks
     from ..data.synthetic import render_signer
 
     for seed in seeds:
         clip = render_signer(seed, num_frames + 2 * context, size)
         marks = from_signer_tracks(clip.tracks, (size, size), 8.0)
-        yield seed, clip.frames, marks
+        yield seed, clip.frames, marks, clip.tracks
 
 
 def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int = 3,
@@ -45,12 +47,12 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
     from .baselines import crossfade, flow_interpolate
 
     per_row: dict[str, list[dict]] = {r: [] for r in (*ROWS, REAL)}
-    for seed, frames, marks in signer_transitions(seeds, num_frames, context):
+    for seed, frames, marks, joints in signer_transitions(seeds, num_frames, context):
         lo, hi = context, context + num_frames - 1  # the window's endpoints
         start, end = frames[lo], frames[hi]
         truth = marks.take(slice(lo + 1, hi))
         present = truth.hand_conf > 0
-        finder = SignerHandFinder(frames[[lo, hi]], marks.take([lo, hi]))
+        finder = hand_finder("synthetic")
         videos = {"hard cut": hard_cut(start, end, num_frames),
                   "crossfade": crossfade(start, end, num_frames),
                   "flow": flow_interpolate(start, end, num_frames)}
@@ -67,7 +69,7 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
                    control_scale=control_scale, **common)
         videos["framer + hand control"] = to_uint8(out.frames[0])
         out = pipe(start, end, generator=torch.Generator().manual_seed(seed),
-                   tracks=true_hand_tracks(marks.take(slice(lo, hi + 1))),
+                   tracks=true_hand_tracks(plan, joints[lo:hi + 1]),
                    control_scale=control_scale, **common)
         videos[ORACLE] = to_uint8(out.frames[0])
         videos[REAL] = frames[lo:hi + 1]  # the same finder on the real frames: its own floor
@@ -80,12 +82,13 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
     return {"rows": rows, "real": real, "real_detection_rate": real["hand_detection_rate"]}
 
 
-def true_hand_tracks(window) -> np.ndarray | None:
-    """(F, K, 2) true paths of the wrist and fingertips of every hand visible throughout
-    ``window`` (the joints the hand plan tracks); None when no hand is."""
-    paths = [window.hands[:, hand, slot] for hand in range(window.hands.shape[1])
-             if (window.hand_conf[:, hand] > 0).all() for slot in (WRIST, *TIPS)]
-    paths = [p for p in paths if np.isfinite(p).all()]
+def true_hand_tracks(plan, joints: np.ndarray) -> np.ndarray | None:
+    """(F, K, 2): for each of the hand plan's K tracks, the renderer's true path of its joint
+    over the window ``joints`` (the signer's (F, 11, 2) positions); None when the plan has no
+    track. The oracle thus steers exactly the joints the plan steers, with the paths right."""
+    from ..data.landmarks import signer_joint_path
+
+    paths = [signer_joint_path(joints, hand, joint) for hand, joint in plan.joints]
     return np.stack(paths, 1) if paths else None
 
 

@@ -13,11 +13,10 @@ Metrics (points in pixels; NaN = not found, skipped):
 * ``jerk`` — mean magnitude of the third difference of a hand path (px/frame³) over the
   transition with the clips' frames on both sides: stop-and-go and jumps at the joins show up.
 
-In the synthetic ``signer`` world the hands in *generated* frames are found by
-:class:`SignerHandFinder`: normalised cross-correlation with each hand's appearance in the two
-real endpoint frames (where the world's ground truth says the hand is). It reports the palm centre
-and as confidence the correlation times the patch's contrast relative to the hand's (capped at
-1): a blurred or half-faded (ghosted) hand scores low and counts as not found. It knows nothing of the frames in between.
+In the synthetic ``signer`` world the hands in *generated* frames are found by the learned
+finder of ``hand_net.py`` (a small heat-map net trained on the renderer's frames): the palm
+centre of each hand, with the heat-map's peak as confidence; a blurred or half-faded (ghosted)
+hand peaks low and counts as not found. It knows nothing of the clip it reads.
 """
 
 from __future__ import annotations
@@ -26,11 +25,8 @@ import warnings
 
 import numpy as np
 
-from ..data.landmarks import (PALM, SIGNER_TRUTH, ClipLandmarks, MediaPipeSource, empty,
+from ..data.landmarks import (PALM, SIGNER_TRUTH, ClipLandmarks, MediaPipeSource,
                               require_mediapipe)
-
-DETECT_THRESHOLD = 0.6  # NCC; fixed before any measurement
-
 
 # ----------------------------------------------------------------------------------- metrics
 def detection_rate(conf: np.ndarray, expected: np.ndarray | None = None) -> float:
@@ -85,89 +81,6 @@ def jerk(path: np.ndarray) -> float:
     return float(mag.mean()) if len(mag) else float("nan")
 
 
-# ------------------------------------------------------------- hands in synthetic signer frames
-class SignerHandFinder:
-    """Finds each hand of the synthetic signer by its look in reference frames (see above)."""
-
-    def __init__(self, frames: np.ndarray, marks: ClipLandmarks, radius: int = 6,
-                 threshold: float = DETECT_THRESHOLD):
-        self.radius, self.threshold = radius, threshold
-        self.templates: list[list[np.ndarray]] = [[], []]
-        for frame, f in zip(frames, range(len(frames))):
-            padded = self._pad(frame)
-            for hand in range(2):
-                if marks.hand_conf[f, hand] > 0:
-                    self.templates[hand].append(self._patch(padded, marks.hands[f, hand, PALM]))
-
-    def _patch(self, padded: np.ndarray, pos) -> np.ndarray:
-        """The (2r+1)² patch of a padded frame around ``pos`` (a point that rounds to just
-        outside the frame is held at its edge, so every patch has the same size)."""
-        r = self.radius
-        h, w = padded.shape[0] - 2 * r, padded.shape[1] - 2 * r
-        x, y = np.clip(np.round(pos).astype(int), 0, [w - 1, h - 1]) + r
-        return padded[y - r:y + r + 1, x - r:x + r + 1]
-
-    def _pad(self, frame):
-        import cv2
-
-        r = self.radius
-        return cv2.copyMakeBorder(frame.astype(np.float32), r, r, r, r, cv2.BORDER_REPLICATE)
-
-    def _score(self, padded: np.ndarray, hand: int) -> np.ndarray:
-        """NCC of each position with the hand's best template (the frame's size)."""
-        import cv2
-
-        maps = [cv2.matchTemplate(padded, t, cv2.TM_CCOEFF_NORMED) for t in self.templates[hand]]
-        if maps:
-            return np.max(maps, axis=0)
-        r = self.radius
-        return np.full((padded.shape[0] - 2 * r, padded.shape[1] - 2 * r), -1.0, np.float32)
-
-    @staticmethod
-    def _peak(score: np.ndarray, block=None, radius: int = 4):
-        s = score.copy()
-        if block is not None:
-            yy, xx = np.mgrid[:s.shape[0], :s.shape[1]]
-            s[(xx - block[0]) ** 2 + (yy - block[1]) ** 2 <= radius**2] = -1
-        y, x = np.unravel_index(int(np.argmax(s)), s.shape)
-        dx = dy = 0.0
-        if 0 < x < s.shape[1] - 1:  # sub-pixel: a parabola through the peak and its neighbours
-            a, b, c = s[y, x - 1], s[y, x], s[y, x + 1]
-            dx = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) < 0 else 0.0
-        if 0 < y < s.shape[0] - 1:
-            a, b, c = s[y - 1, x], s[y, x], s[y + 1, x]
-            dy = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) < 0 else 0.0
-        return np.array([x + dx, y + dy]), float(s[y, x])
-
-    def _contrast(self, padded: np.ndarray, pos, hand: int) -> float:
-        """The patch's contrast relative to the hand's (≤ 1): NCC alone ignores contrast, so a
-        half-faded ghost would correlate as well as a hand."""
-        if not self.templates[hand]:
-            return 0.0
-        patch = self._patch(padded, pos)
-        ref = float(np.mean([t.std() for t in self.templates[hand]]))
-        return float(min(1.0, patch.std() / max(ref, 1e-6)))
-
-    def detect(self, frames: np.ndarray, fps: float = 8.0) -> ClipLandmarks:
-        h, w = frames.shape[1:3]
-        out = empty(len(frames), (w, h), fps, "signer-hand-finder")
-        for f, frame in enumerate(frames):
-            padded = self._pad(frame)  # once: both hands' scores and the contrast read it
-            scores = [self._score(padded, hand) for hand in range(2)]
-            best = None
-            for first in (0, 1):  # the better of: left first then right, and the reverse
-                p1, s1 = self._peak(scores[first])
-                p2, s2 = self._peak(scores[1 - first], block=p1)
-                total = s1 + s2
-                if best is None or total > best[0]:
-                    best = (total, {first: (p1, s1), 1 - first: (p2, s2)})
-            for hand, (pos, score) in best[1].items():
-                score *= self._contrast(padded, pos, hand)
-                if score >= self.threshold and self.templates[hand]:
-                    out.hands[f, hand, PALM], out.hand_conf[f, hand] = pos, score
-        return out
-
-
 class MediaPipeHands:
     """MediaPipe as the hand finder of real footage (the ``[sign]`` extra)."""
 
@@ -183,11 +96,13 @@ def is_ground_truth(source: str) -> bool:
     return source in SIGNER_TRUTH
 
 
-def hand_finder(source: str, ends: np.ndarray, end_marks: ClipLandmarks, mediapipe=None):
-    """The detector for generated frames between two real ``ends``: the signer hand finder
-    (templates from the ends) for ground truth, else MediaPipe (``mediapipe``, if given)."""
+def hand_finder(source: str, mediapipe=None):
+    """The detector for generated frames: the learned signer hand finder for the synthetic
+    ground truth, else MediaPipe (``mediapipe``, if given)."""
     if is_ground_truth(source):
-        return SignerHandFinder(ends, end_marks)
+        from .hand_net import packaged_finder
+
+        return packaged_finder()
     return mediapipe or MediaPipeHands()
 
 
@@ -245,7 +160,7 @@ def clip_hand_scores(videos: dict[str, np.ndarray], real: np.ndarray, truth: Cli
     video and of the real frames (:data:`REAL`), the generated frames' hands against
     ``truth`` (the real frames' landmarks: ground truth, or MediaPipe's on the real clip)."""
     mid = slice(1, len(real) - 1)
-    detector = hand_finder(source, real[[0, -1]], truth.take([0, -1]), mediapipe)
+    detector = hand_finder(source, mediapipe)
     middle = truth.take(mid)
     expected = middle.hand_conf > 0 if is_ground_truth(source) else None
     palms = truth.hands[:, :, PALM]

@@ -11,7 +11,6 @@ Writes ``OUT.metrics.json`` and ``OUT.report.html``.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import json
 from dataclasses import dataclass
@@ -44,11 +43,6 @@ def method_label(control: str) -> str:
     return "framer + hand control" if control == "hands" else "framer (no control)"
 
 
-def _joined(a: ClipLandmarks, b: ClipLandmarks) -> ClipLandmarks:
-    return dataclasses.replace(a, **{k: np.concatenate([getattr(a, k), getattr(b, k)])
-                                     for k in ("hands", "hand_conf", "pose", "pose_conf")})
-
-
 def score_join(join: Join, method: str, source: str, fps: float = 8.0,
                mediapipe=None) -> dict[str, dict]:
     """The scores of one transition: the stitch's ``method``, the baselines on its endpoints
@@ -58,8 +52,7 @@ def score_join(join: Join, method: str, source: str, fps: float = 8.0,
     videos = {method: join.middle, "hard cut": hard_cut(start, end, n + 2)[1:-1],
               "crossfade": crossfade(start, end, n + 2)[1:-1],
               "flow": flow_interpolate(start, end, n + 2)[1:-1]}
-    ends = _joined(join.marks_a.take([len(join.marks_a) - 1]), join.marks_b.take([0]))
-    finder = hand_finder(source, np.stack([start, end]), ends, mediapipe)
+    finder = hand_finder(source, mediapipe)
     before = join.marks_a.hands[-CONTEXT:, :, PALM]
     after = join.marks_b.hands[:CONTEXT, :, PALM]
     out = {label: transition_scores(finder.detect(video, fps), before, after)
