@@ -47,12 +47,12 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
     from .baselines import crossfade, flow_interpolate
 
     per_row: dict[str, list[dict]] = {r: [] for r in (*ROWS, REAL)}
+    finder = hand_finder("synthetic")
     for seed, frames, marks, joints in signer_transitions(seeds, num_frames, context):
         lo, hi = context, context + num_frames - 1  # the window's endpoints
         start, end = frames[lo], frames[hi]
         truth = marks.take(slice(lo + 1, hi))
         present = truth.hand_conf > 0
-        finder = hand_finder("synthetic")
         videos = {"hard cut": hard_cut(start, end, num_frames),
                   "crossfade": crossfade(start, end, num_frames),
                   "flow": flow_interpolate(start, end, num_frames)}
