@@ -144,10 +144,12 @@ def _add_train_hand_finder(sub) -> None:
                                    f"package ships one in {DEFAULT_DIR.parent.name}/"
                                    f"{DEFAULT_DIR.name}/.")
     p.add_argument("--out", required=True, help="folder for hand_finder.safetensors + config.json")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=3000,
+                   help="optimizer steps (3000: ≈ 9 min on 2 cores)")
     p.add_argument("--clips", type=int, default=600, help="renderer clips of 9 frames (600)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--seed", type=int, default=TRAIN_SEED)
+    p.add_argument("--batch", type=int, default=32, help="frames per step (32)")
+    p.add_argument("--seed", type=int, default=TRAIN_SEED,
+                   help=f"first clip seed, and the seed of the draws ({TRAIN_SEED})")
     p.set_defaults(func=_run_train_hand_finder)
 
 
