@@ -29,6 +29,7 @@ def _snapshot(folder: Path) -> dict:
     ("demo_lora.py", ["run", "psnr", "ssim", "train_s"]),
     ("temporal_conv.py", ["row", "convs", "seconds", "speedup"]),
     ("control_gain.py", ["model", "sigma", "loss_no_tracks", "loss_tracks", "gain_%"]),
+    ("hand_finder.py", ["frames", "hands_found", "mje_px", "dtw_mje_px"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"
