@@ -127,6 +127,7 @@ def test_evaluate_hand_metrics_end_to_end(signer_clips, tmp_path, capsys):
     assert doc["hands"]["source"] == "synthetic"
     real = doc["hands"]["real frames"]
     assert real["n_transitions"] == 2 and 0.5 <= real["hand_detection_rate"] <= 1.0
+    assert real["hand_mje_px"] < 1.5  # the hand net reads real frames to about a pixel
     for label in ("base (micro)", "crossfade", "flow"):
         row = doc["rows"][label]
         assert 0.0 <= row["hand_detection_rate"] <= 1.0
@@ -183,6 +184,7 @@ def test_hand_eval_writes_its_report_with_the_shared_helpers(tmp_path, capsys):
     assert set(doc["rows"]) == {"hard cut", "crossfade", "flow", "framer (no control)",
                                 "framer + hand control", "framer + true tracks"}
     assert doc["real"]["hand_detection_rate"] == doc["real_detection_rate"]
+    assert doc["real"]["hand_mje_px"] < 1.5  # the instrument's floor: the hand net
     assert doc["conditions"]["steps"] == 1
     page = (tmp_path / "report.html").read_text()
     assert "real frames" in page and "DTW-MJE (px)" in page
