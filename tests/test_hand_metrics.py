@@ -115,6 +115,8 @@ def test_the_hand_finder_reads_other_frame_sizes_in_their_own_pixels():
     assert (big.hand_conf > 0).sum() >= (marks.hand_conf > 0).sum() - 1
     truth = (marks.hands[:, :, PALM] + 0.5) * [2.0, 1.5] - 0.5  # in the big frames' pixels
     assert mean_joint_error(big.hands[:, :, PALM], truth) < 1.5
+    with pytest.raises(TypeError, match="uint8"):  # [0, 1] floats would read as no hands
+        packaged_finder().detect(clip.frames / 255.0)
 
 
 def test_decode_peaks_by_hand():

@@ -119,6 +119,9 @@ class SignerHandNet:
         import cv2
 
         frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4:
+            raise TypeError(f"the hand finder reads (F, H, W, 3) uint8 frames, got "
+                            f"{frames.dtype} {frames.shape}")
         h, w = frames.shape[1:3]
         small = frames if (h, w) == (SIZE, SIZE) else np.stack(
             [cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in frames])
