@@ -1,10 +1,13 @@
 """The hand metrics' own floor: the signer hand finder (``eval/hand_net.py``) read on real
 in-between frames, a cross-fade and a hard cut of held-out synthetic signer transitions, scored
 as ``framerturbo hand-eval`` scores its rows. Real frames should score near 0 px and ~100 %
-found; a cross-fade's half-faded hands should not be found. No model is sampled.
+found; a cross-fade's half-faded hands should not be found. No model is sampled; ``--vae``
+adds the real frames after a round trip through a model's VAE (encode, mode, decode): the hands
+a model could draw at best.
 
     python benchmarks/hand_finder.py                      # seeds 8,000,000–8,000,031
     python benchmarks/hand_finder.py --finder DIR         # a finder from train-hand-finder
+    python benchmarks/hand_finder.py --vae micro          # + the micro VAE's round trip
     python benchmarks/hand_finder.py --tiny               # smoke test: 2 transitions
 """
 
@@ -19,13 +22,28 @@ from _common import arg_parser, device_and_name, print_table, record_results  # 
 COLUMNS = ["frames", "hands_found", "mje_px", "dtw_mje_px"]
 
 
-def finder_floor(finder, first_seed: int, n: int, num_frames: int = 9, context: int = 3):
+def vae_round_trip(vae, frames):
+    """(F, H, W, 3) uint8 frames through ``vae`` (encode, the posterior's mode, decode)."""
+    import torch
+
+    from framerturbo.media.files import to_uint8
+
+    x = torch.from_numpy(frames).float().permute(0, 3, 1, 2) / 127.5 - 1
+    with torch.inference_mode():
+        out = vae.decode(vae.encode(x).latent_dist.mode(), num_frames=len(frames)).sample
+    return to_uint8(((out + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy())
+
+
+def finder_floor(finder, first_seed: int, n: int, num_frames: int = 9, context: int = 3,
+                 vae=None):
     from framerturbo.data.landmarks import PALM
     from framerturbo.eval.baselines import crossfade, hard_cut
     from framerturbo.eval.hand_protocol import signer_transitions
     from framerturbo.eval.hands import summarise, transition_scores
 
     scores: dict[str, list[dict]] = {"real": [], "cross-fade": [], "hard cut": []}
+    if vae is not None:
+        scores["real, VAE round trip"] = []
     seeds = range(first_seed, first_seed + n)
     for _, frames, marks, _ in signer_transitions(seeds, num_frames, context):
         lo, hi = context, context + num_frames - 1
@@ -34,6 +52,8 @@ def finder_floor(finder, first_seed: int, n: int, num_frames: int = 9, context: 
         videos = {"real": frames[lo:hi + 1],
                   "cross-fade": crossfade(frames[lo], frames[hi], num_frames),
                   "hard cut": hard_cut(frames[lo], frames[hi], num_frames)}
+        if vae is not None:
+            videos["real, VAE round trip"] = vae_round_trip(vae, frames[lo:hi + 1])
         for row, video in videos.items():
             scores[row].append(transition_scores(finder.detect(video[1:-1]), palms[:lo + 1],
                                                  palms[hi:], truth, truth.hand_conf > 0))
@@ -51,18 +71,25 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=8_000_000,
                    help="first seed (8000000: used by no training and no other protocol)")
     p.add_argument("--n", type=int, default=32, help="transitions (32)")
+    p.add_argument("--vae", metavar="MODEL", help="add a row through this model's VAE (micro, …)")
     args = p.parse_args(argv)
     from framerturbo.eval.hand_net import DEFAULT_DIR, SignerHandNet
+    from framerturbo.models.loading import load_components
 
     finder = SignerHandNet.load(args.finder or DEFAULT_DIR)
+    vae = None
+    if args.vae or args.tiny:  # the smoke run walks the VAE row too
+        vae = load_components(args.vae or "micro", None, controlnet=False, device="cpu",
+                              dtype="fp32")["vae"]
     n = 2 if args.tiny else args.n
-    rows = finder_floor(finder, args.seed, n)
+    rows = finder_floor(finder, args.seed, n, vae=vae)
     print(f"signer hand finder {args.finder or DEFAULT_DIR} on {n} transitions "
           f"(seeds {args.seed}–{args.seed + n - 1}):")
     print_table(rows, COLUMNS)
     _, card = device_and_name(tiny=True)  # the finder runs on the CPU
     record_results(args, "hand_finder", card, rows,
-                   {"finder": str(args.finder or "shipped"), "seed": args.seed, "n": n})
+                   {"finder": str(args.finder or "shipped"), "seed": args.seed, "n": n,
+                    "vae": args.vae})
     return 0
 
 
