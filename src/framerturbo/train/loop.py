@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -184,6 +185,12 @@ def finish_run(run_dir: Path, step: int, cfg: Config, accelerator, models, ema, 
             cfg, run_dir, step, train_set, val_set, accelerator.num_processes,
             sum(p.numel() for p in models.trainable.get("unet", []))))
     accelerator.wait_for_everyone()
+    if accelerator.num_processes > 1:
+        # gloo's worker thread still frees the barrier's work after the barrier returns, and that
+        # takes the GIL; the DDP reducer (freed when train() returns) holds the last reference to
+        # the process group, whose destructor joins that thread under the GIL — a deadlock if it
+        # comes first (seen once in CI). Sleeping releases the GIL for the worker to finish.
+        time.sleep(0.5)
     accelerator.end_training()
     AcceleratorState._reset_state()  # a later train() in this process may pick other precision
 
