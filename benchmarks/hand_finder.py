@@ -36,10 +36,9 @@ def vae_round_trip(vae, frames):
 
 def finder_floor(finder, first_seed: int, n: int, num_frames: int = 9, context: int = 3,
                  vae=None):
-    from framerturbo.data.landmarks import PALM
     from framerturbo.eval.baselines import crossfade, hard_cut
-    from framerturbo.eval.hand_protocol import signer_transitions
-    from framerturbo.eval.hands import summarise, transition_scores
+    from framerturbo.eval.hand_protocol import score_window, signer_transitions
+    from framerturbo.eval.hands import summarise
 
     scores: dict[str, list[dict]] = {"real": [], "cross-fade": [], "hard cut": []}
     if vae is not None:
@@ -47,16 +46,13 @@ def finder_floor(finder, first_seed: int, n: int, num_frames: int = 9, context: 
     seeds = range(first_seed, first_seed + n)
     for _, frames, marks, _ in signer_transitions(seeds, num_frames, context):
         lo, hi = context, context + num_frames - 1
-        truth = marks.take(slice(lo + 1, hi))
-        palms = marks.hands[:, :, PALM]
         videos = {"real": frames[lo:hi + 1],
                   "cross-fade": crossfade(frames[lo], frames[hi], num_frames),
                   "hard cut": hard_cut(frames[lo], frames[hi], num_frames)}
         if vae is not None:
             videos["real, VAE round trip"] = vae_round_trip(vae, frames[lo:hi + 1])
-        for row, video in videos.items():
-            scores[row].append(transition_scores(finder.detect(video[1:-1]), palms[:lo + 1],
-                                                 palms[hi:], truth, truth.hand_conf > 0))
+        for row, row_scores in score_window(finder, videos, marks, lo, hi).items():
+            scores[row].append(row_scores)
     rows = []
     for row, per_transition in scores.items():
         s = summarise(per_transition)

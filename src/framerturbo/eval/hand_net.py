@@ -28,11 +28,12 @@ SIZE = 64  # the frame size the net reads; other sizes are resized to it and bac
 THRESHOLD = 0.5  # a hand is found where its heat-map peaks at ≥ half the target's 1.0
 HEATMAP_SIGMA = 1.5  # px, the target blob around each palm
 FRAMES = 9  # per training clip
+CHANNELS = (16, 32, 48, 64)  # the U-Net's widths, 64 → 8 px
 WEIGHTS = "hand_finder.safetensors"
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "assets" / "hand-finder"
 
 
-def _net(channels=(16, 32, 48, 64)):
+def _net(channels=CHANNELS):
     """A four-level U-Net (64 → 8 px and back): the 8×8 level sees the whole figure, which
     tells the figure's right hand from its left; the 64×64 output places each palm."""
     import torch
@@ -67,8 +68,9 @@ def _net(channels=(16, 32, 48, 64)):
 def _to_input(frames: np.ndarray):
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(frames)).float().permute(0, 3, 1, 2)
-    return x / 127.5 - 1.0
+    from ..denoising.encoding import pixels_from_uint8
+
+    return pixels_from_uint8(torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2))
 
 
 def decode_peaks(heat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +259,7 @@ def train_hand_finder(out: str | Path, steps: int = 3000, clips: int = 600, batc
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = {"channels": [16, 32, 48, 64], "steps": steps, "clips": clips, "batch": batch,
+    config = {"channels": list(CHANNELS), "steps": steps, "clips": clips, "batch": batch,
               "lr": lr, "seed": seed, "heatmap_sigma": HEATMAP_SIGMA, "threshold": THRESHOLD,
               "final_loss": float(np.mean(losses[-100:]))}
     with atomic_file(out / WEIGHTS) as tmp:

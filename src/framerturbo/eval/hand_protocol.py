@@ -51,8 +51,6 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
     for seed, frames, marks, joints in signer_transitions(seeds, num_frames, context):
         lo, hi = context, context + num_frames - 1  # the window's endpoints
         start, end = frames[lo], frames[hi]
-        truth = marks.take(slice(lo + 1, hi))
-        present = truth.hand_conf > 0
         videos = {"hard cut": hard_cut(start, end, num_frames),
                   "crossfade": crossfade(start, end, num_frames),
                   "flow": flow_interpolate(start, end, num_frames)}
@@ -73,13 +71,20 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
                    control_scale=control_scale, **common)
         videos[ORACLE] = to_uint8(out.frames[0])
         videos[REAL] = frames[lo:hi + 1]  # the same finder on the real frames: its own floor
-        palms = marks.hands[:, :, PALM]  # the path through the joins: real context around
-        for row, video in videos.items():
-            per_row[row].append(transition_scores(finder.detect(video[1:-1]), palms[:lo + 1],
-                                                  palms[hi:], truth, present))
+        for row, scores in score_window(finder, videos, marks, lo, hi).items():
+            per_row[row].append(scores)
     rows = {row: summarise(scores) for row, scores in per_row.items()}
     real = rows.pop(REAL)
     return {"rows": rows, "real": real, "real_detection_rate": real["hand_detection_rate"]}
+
+
+def score_window(finder, videos: dict[str, np.ndarray], marks, lo: int, hi: int) -> dict:
+    """Each video of the window ``lo``…``hi`` (both endpoints included) scored on its inner
+    frames against the landmarks ``marks``, with the real context around it for the jerk."""
+    truth = marks.take(slice(lo + 1, hi))
+    palms = marks.hands[:, :, PALM]
+    return {row: transition_scores(finder.detect(video[1:-1]), palms[:lo + 1], palms[hi:], truth,
+                                   truth.hand_conf > 0) for row, video in videos.items()}
 
 
 def true_hand_tracks(plan, joints: np.ndarray) -> np.ndarray | None:
