@@ -5,7 +5,9 @@ steps twice — with its best 4-step sampler (euler + CFG) and with the consiste
 ran) — turbo-4/2/1, each of the two
 4-step rows and the teacher with the clips' ground-truth tracks through the ControlNet, and,
 with --domain-lora, a domain LoRA at euler-30 against the same LoRA stacked with the turbo
-LoRA at 4 steps. Cross-fade is printed for reference; seconds per clip are wall time in this
+LoRA at 4 steps; with --compare-turbo, a second turbo LoRA's turbo-4/2/1 (and turbo-4 with
+tracks) on the same clips and seeds — e.g. the adversarial one (`micro/turbo-adversarial`)
+against the plain one. Cross-fade is printed for reference; seconds per clip are wall time in this
 process (benchmarks/sample.py measures speed properly). The ``detail`` column is the generated
 frames' Laplacian energy over the real frames' (eval.metrics.detail_ratio: 1 = as detailed,
 below 1 blurred, above 1 grainy) — PSNR and SSIM rank a blurred mean above a sharp sample.
@@ -13,6 +15,8 @@ below 1 blurred, above 1 grainy) — PSNR and SSIM rank a blurred mean above a s
     python benchmarks/turbo_quality.py --turbo runs/micro/turbo \\
         --data data/shapes-val data/signer-val --max-clips 24 \\
         --domain-lora runs/demo/lora --domain-data runs/demo/data/val
+    python benchmarks/turbo_quality.py --data data/shapes-val data/signer-val \
+        --compare-turbo runs/micro/turbo-adversarial
     python benchmarks/turbo_quality.py --tiny     # smoke test: random micro model, 2 clips
 """
 
@@ -29,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402
 
 TEACHER = ("euler", 30)
+COMPARE = "compare"  # the adapter name of --compare-turbo's LoRA
 COLUMNS = ["row", "psnr", "ssim", "detail", "s/clip"]
 # label, sampler, steps, turbo LoRA on, ground-truth tracks
 ROWS = [("teacher euler-30 + CFG", "euler", 30, False, False),
@@ -73,10 +78,12 @@ def detail(videos, clips) -> float:
     return sum(detail_ratio(v[1:-1], c.frames[1:-1]) for v, c in zip(videos, clips)) / len(clips)
 
 
-def set_turbo(pipe, on: bool, domain: bool) -> None:
+def set_turbo(pipe, on: bool | str, domain: bool) -> None:
+    """The shipped turbo LoRA on or off (``on`` may instead name another loaded turbo adapter,
+    which then runs alone)."""
     from framerturbo.models.adapters import TURBO_ADAPTER, set_weights
 
-    weights = {TURBO_ADAPTER: 1.0 if on else 0.0}
+    weights = {on: 1.0} if isinstance(on, str) else {TURBO_ADAPTER: 1.0 if on else 0.0}
     if domain:
         weights["domain"] = 1.0
     set_weights(pipe, weights)
@@ -134,6 +141,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--domain-lora", help="a domain LoRA (the demo's) to stack with the turbo")
     p.add_argument("--domain-data", help="held-out clips of the domain LoRA's target")
+    p.add_argument("--compare-turbo", metavar="DIR",
+                   help="a second turbo LoRA: its turbo-4/2/1 rows on the same clips and seeds")
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny_smoke's run
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny or args.smoke)
@@ -143,6 +152,15 @@ def main(argv=None) -> int:
     pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
     pipe.set_progress_bar_config(disable=True)
     folder = pipe.load_turbo(args.turbo)
+    rows_of = list(ROWS)
+    if args.compare_turbo:
+        from framerturbo.models.adapters import find_turbo_dir
+
+        other = find_turbo_dir(args.compare_turbo)
+        pipe.load_lora_weights(str(other), adapter_name=COMPARE)
+        rows_of += [(f"{label} ({other.parent.name if other.name == 'lora' else other.name})",
+                     sampler, steps, COMPARE, tracks)
+                    for label, sampler, steps, turbo, tracks in ROWS if turbo]
     record = read_record(args.model)
     rows, notes = [], []
     for source in args.data:
@@ -152,7 +170,7 @@ def main(argv=None) -> int:
             notes.append(f"{source}: some clips have no ground-truth tracks")
         name = Path(source).name
         by_label = {}
-        for label, sampler, steps, turbo, tracks in ROWS:
+        for label, sampler, steps, turbo, tracks in rows_of:
             steps = min(steps, 2) if args.smoke else steps
             set_turbo(pipe, turbo, False)
             by_label[label] = score(pipe, clips, label, sampler, steps, tracks, args.seed)
@@ -219,6 +237,7 @@ def tiny_smoke(args) -> int:
             data.append(str(tmp / world))
         return main(["--model", "random-micro", "--turbo", str(tmp / "turbo"), "--data", *data,
                      "--max-clips", "1", "--domain-lora", str(tmp / "domain"),
+                     "--compare-turbo", str(tmp / "domain"),
                      "--domain-data", data[1], "--no-record", "--smoke"])
 
 

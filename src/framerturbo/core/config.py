@@ -73,6 +73,15 @@ class DistillConfig:
     huber_c: float = 0.00054  # pseudo-Huber c per √dim: sqrt(mean(d²) + c²) − c (iCT's value)
     track_fraction: float = 0.5  # share of batches that feed their tracks to the ControlNet
     steps: int = 4  # the sampling steps the LoRA's turbo.json recommends
+    # adversarial refinement (SF-V / OSV style, train/adversarial.py): λ of the hinge generator
+    # loss on the student's estimate, judged by heads on the frozen base UNet's encoder; 0 = off
+    adversarial_weight: float = 0.0
+    disc_lr: float = 1e-4  # the discriminator heads' AdamW learning rate
+    disc_width: int = 64  # channels of each head
+    disc_p_mean: float = -1.0  # σ_d ~ LogNormal(mean, std): noise on real and generated latents
+    disc_p_std: float = 1.0  # before the frozen encoder reads them
+    r1_weight: float = 1.0  # approximate R1: mean (D(x₀ + σ_r·n) − D(x₀))² on real latents
+    r1_sigma: float = 0.05
 
 
 @dataclass
@@ -381,3 +390,7 @@ def validate_distill(cfg: Config) -> None:
         raise ConfigError("distill.track_fraction must be in [0, 1]")
     if s.steps < 1:
         raise ConfigError("distill.steps must be >= 1")
+    if s.adversarial_weight < 0 or s.r1_weight < 0 or s.r1_sigma < 0:
+        raise ConfigError("distill.adversarial_weight, r1_weight and r1_sigma must be >= 0")
+    if s.adversarial_weight > 0 and (s.disc_lr <= 0 or s.disc_width < 1 or s.disc_p_std < 0):
+        raise ConfigError("distill.disc_lr and disc_width must be positive and disc_p_std >= 0")

@@ -2,7 +2,8 @@
 
 A checkpoint folder ``checkpoints/step-00000300/`` holds the trainable weights (safetensors), the
 optimizer and LR-schedule states, the EMA weights (when on), the distillation's target EMA
-(``target.safetensors``, when on) and ``state.json`` (step, samples
+(``target.safetensors``, when on), the adversarial distillation's discriminator
+(``discriminator.safetensors`` + its optimizer, when on) and ``state.json`` (step, samples
 seen). Every random choice of the run is a function of (seed, step), so no RNG state is needed.
 The folder is written under a temporary name and renamed, so a crash mid-save never leaves a
 half-checkpoint that ``--resume`` could pick up.
@@ -24,6 +25,7 @@ from ..models import adapters
 
 PREFIX = "step-"
 TARGET = "target.safetensors"  # the consistency target's EMA weights (train/consistency.py)
+DISCRIMINATOR = "discriminator.safetensors"  # the adversarial heads (train/adversarial.py)
 ENGINE = "engine"  # DeepSpeed/FSDP: accelerate's per-rank state, inside the checkpoint folder
 
 
@@ -49,7 +51,8 @@ def save_checkpoint(run_dir: Path, step: int, trainable: dict[str, torch.Tensor]
                     optimizer_state: dict, scheduler_state: dict, state: dict,
                     ema: dict[str, torch.Tensor] | None = None, keep: int = 3,
                     engine_dir: Path | None = None,
-                    target: dict[str, torch.Tensor] | None = None) -> Path:
+                    target: dict[str, torch.Tensor] | None = None,
+                    discriminator: tuple[dict[str, torch.Tensor], dict] | None = None) -> Path:
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
@@ -65,8 +68,12 @@ def save_checkpoint(run_dir: Path, step: int, trainable: dict[str, torch.Tensor]
             save_file({k: v.contiguous() for k, v in ema.items()}, tmp / "ema.safetensors")
         if target is not None:
             save_file({k: v.contiguous() for k, v in target.items()}, tmp / TARGET)
-        torch.save({"optimizer": optimizer_state, "scheduler": scheduler_state},
-                   tmp / "optimizer.pt")
+        states = {"optimizer": optimizer_state, "scheduler": scheduler_state}
+        if discriminator is not None:
+            save_file({k: v.contiguous() for k, v in discriminator[0].items()},
+                      tmp / DISCRIMINATOR)
+            states["discriminator"] = discriminator[1]
+        torch.save(states, tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(dict(state, step=step), indent=1))
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -91,6 +98,8 @@ def load_checkpoint(path: Path) -> dict:
         "trainable": load_file(path / "trainable.safetensors"),
         "ema": load_file(path / "ema.safetensors") if (path / "ema.safetensors").exists() else None,
         "target": load_file(path / TARGET) if (path / TARGET).exists() else None,
+        "discriminator": ((load_file(path / DISCRIMINATOR), opt["discriminator"])
+                          if (path / DISCRIMINATOR).exists() else None),
         "optimizer": opt["optimizer"],
         "scheduler": opt["scheduler"],
         "state": json.loads((path / "state.json").read_text()),
@@ -123,7 +132,7 @@ def load_trainable(models, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, accelerator, skipped,
-         target=None):
+         target=None, adversary=None):
     accelerator.wait_for_everyone()
     engine = None
     if accelerator.distributed_type in SHARDED:
@@ -146,14 +155,16 @@ def save(run_dir, step, models, wrapped, optimizer, scheduler, ema, cfg, acceler
                              {k: v.cpu() for k, v in ema.items()},
                              keep=cfg.train.keep_checkpoints, engine_dir=engine,
                              target=None if target is None else
-                             {k: v.cpu() for k, v in target.items()})
+                             {k: v.cpu() for k, v in target.items()},
+                             discriminator=None if adversary is None else adversary.state())
     accelerator.wait_for_everyone()
 
 
 def restore(run_dir: Path, resume: str | None, models, optimizer, scheduler, ema, accelerator,
-            target: dict[str, torch.Tensor] | None = None):
+            target: dict[str, torch.Tensor] | None = None, adversary=None):
     """Load the checkpoint ``resume`` names into the models, optimizer, LR schedule, EMA and
-    (in place) the distillation target; returns (step, ema) — (0, ema) for a fresh run."""
+    (in place) the distillation target and discriminator; returns (step, ema) — (0, ema) for a
+    fresh run."""
     source = resolve_resume(run_dir, resume) if resume else None
     if source is None:
         if resume:
@@ -175,6 +186,12 @@ def restore(run_dir: Path, resume: str | None, models, optimizer, scheduler, ema
         with torch.no_grad():
             for k, v in target.items():
                 v.copy_(state["target"][k])
+    if adversary is not None:
+        if state["discriminator"] is None:
+            raise ValueError(f"{source}: no {DISCRIMINATOR} — it was written without "
+                             "distill.adversarial_weight; resume it with the weight at 0, or "
+                             "start a new run")
+        adversary.load_state(*state["discriminator"])
     step = state["state"]["step"]
     accelerator.print(f"resumed from {source} at step {step}")
     return step, ema

@@ -16,6 +16,8 @@ selected frames and all latent elements, so c is per √dim: the vector form sqr
 of iCT with C = c·√dim, divided by √dim. The teacher shares the student's base weights: it is
 the same UNet with its adapters disabled, no second copy. A batch with tracks feeds them, with
 probability ``distill.track_fraction``, to the frozen ControlNet of teacher, student and target.
+With ``distill.adversarial_weight`` > 0 a discriminator on the frozen base's encoder features
+adds a hinge generator term to the student's loss (train/adversarial.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..core.config import Config, DistillConfig
 from ..denoising import conditioning as C
 from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch
+from .adversarial import Adversary, AdversarialDraw
 from .objective import frame_weights
 
 
@@ -46,15 +49,17 @@ class ConsistencyDraw:
     index: torch.Tensor  # (B,) grid index n of x_hi; the target sits at n + k
     noise: torch.Tensor  # like the latents
     tracks: bool  # this batch feeds its heat-maps to the ControlNet
+    adversarial: AdversarialDraw | None = None  # the discriminator's noise, when it is on
 
     @classmethod
     def draw(cls, latents: torch.Tensor, generator: torch.Generator, intervals: int,
-             track_fraction: float) -> ConsistencyDraw:
+             track_fraction: float, adversary: Adversary | None = None) -> ConsistencyDraw:
         b = latents.shape[0]
         index = torch.randint(0, intervals, (b,), generator=generator)
         noise = torch.randn(latents.shape, generator=generator)
         tracks = bool(torch.rand((), generator=generator) < track_fraction)
-        return cls(index.to(latents.device), noise.to(latents.device), tracks)
+        adversarial = adversary.draw(latents, generator) if adversary is not None else None
+        return cls(index.to(latents.device), noise.to(latents.device), tracks, adversarial)
 
 
 @contextmanager
@@ -131,10 +136,13 @@ class ConsistencyObjective:
                        if self.d.target_ema > 0 else None)
         self._ramp = lambda frames: guidance_weights(
             self.d.min_guidance, self.d.max_guidance, frames, self.d.middle_max_guidance)
+        self.adversary = (Adversary(cfg, unet, cfg.train.seed, unet.conv_in.weight.device)
+                          if self.d.adversarial_weight > 0 else None)
+        self._parts: dict[str, list[float]] = {}
 
     def draw(self, batch: EncodedBatch, generator: torch.Generator) -> ConsistencyDraw:
         return ConsistencyDraw.draw(batch.latents, generator, self.d.num_sigmas - self.d.skip,
-                                    self.d.track_fraction)
+                                    self.d.track_fraction, self.adversary)
 
     def guidance(self, frames: int, device) -> torch.Tensor | None:
         if self.d.max_guidance <= 1.0:  # as the sampler: no CFG below a max scale of 1
@@ -170,7 +178,14 @@ class ConsistencyObjective:
         out = self.student(x_hi, sigma_hi, cond, heatmaps=batch.heatmaps if draw.tracks else None,
                            control_scale=self.control_scale).output
         estimate = edm.consistency_denoised(x_hi, out, sigma_hi, self.d.sigma_min)
-        return pseudo_huber(estimate, target, self.d.huber_c, self.loss_frames), sigma_hi
+        loss = pseudo_huber(estimate, target, self.d.huber_c, self.loss_frames)
+        if self.adversary is None:
+            return loss, sigma_hi
+        adversarial = self.adversary.generator_loss(estimate, batch.latents, cond,
+                                                    draw.adversarial)
+        self._parts.setdefault("consistency", []).append(loss.detach().mean().item())
+        self._parts.setdefault("adv/g_loss", []).append(adversarial.detach().mean().item())
+        return loss + self.d.adversarial_weight * adversarial, sigma_hi
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -178,6 +193,26 @@ class ConsistencyObjective:
         if self.target is not None:
             for n, p in self.lora.items():
                 self.target[n].lerp_(p.detach(), 1 - self.d.target_ema)
+
+    def after_optimizer_step(self, accelerator) -> None:
+        """The student has stepped: move the target EMA, then update the discriminator."""
+        self.update_target()
+        if self.adversary is not None:
+            self.adversary.step(accelerator)
+
+    def skip_step(self) -> None:
+        """A skipped (non-finite) step: forget its micro-batches."""
+        self._parts.clear()
+        if self.adversary is not None:
+            self.adversary.stash.clear()
+
+    def metrics(self) -> dict[str, float]:
+        """The step's loss parts and discriminator figures (empty without the adversary)."""
+        if self.adversary is None:
+            return {}
+        parts = {k: sum(v) / len(v) for k, v in self._parts.items() if v}
+        self._parts.clear()
+        return parts | self.adversary.last
 
 
 def turbo_info(cfg: Config) -> dict:
@@ -191,4 +226,8 @@ def turbo_info(cfg: Config) -> dict:
             "teacher": {"model": cfg.model.pretrained, "solver": d.solver,
                         "min_guidance": d.min_guidance, "max_guidance": d.max_guidance,
                         "middle_max_guidance": d.middle_max_guidance},
-            "target_ema": d.target_ema, "huber_c": d.huber_c, "track_fraction": d.track_fraction}
+            "target_ema": d.target_ema, "huber_c": d.huber_c, "track_fraction": d.track_fraction,
+            "adversarial": None if d.adversarial_weight <= 0 else {
+                "weight": d.adversarial_weight, "disc_lr": d.disc_lr, "disc_width": d.disc_width,
+                "disc_sigma": [d.disc_p_mean, d.disc_p_std], "r1_weight": d.r1_weight,
+                "r1_sigma": d.r1_sigma}}

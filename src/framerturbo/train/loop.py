@@ -77,8 +77,9 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
         if cfg.train.ema_decay > 0 else None
     distiller = make_distiller(cfg, accelerator, denoiser, models)
     target = distiller.target if distiller is not None else None
+    adversary = distiller.adversary if distiller is not None else None
     step, ema = ckpt.restore(run_dir, resume, models, optimizer, scheduler, ema, accelerator,
-                             target=target)
+                             target=target, adversary=adversary)
 
     batches = batch_stream(train_set, cfg, accelerator, step)
     log = open_metrics_log(run_dir, step, accelerator, cfg, train_set)
@@ -88,7 +89,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     bar = tqdm(total=cfg.train.max_steps, initial=step, disable=not is_main, desc="train",
                unit="step", dynamic_ncols=True)
     save = lambda at: ckpt.save(run_dir, at, models, wrapped, optimizer, scheduler, ema,  # noqa: E731
-                                cfg, accelerator, skipped, target=target)
+                                cfg, accelerator, skipped, target=target, adversary=adversary)
     while step < last_step:
         # forward + backward over the micro-batches of one optimizer step
         losses, sigmas, skips = accumulate_gradients(cfg, accelerator, denoiser, wrapped, models,
@@ -104,13 +105,15 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
                     f"in {ckpt.checkpoint_dir(run_dir)} — lower train.lr or set "
                     "train.on_nan = \"skip\"")
             nan_skips += 1  # the step's data is consumed; keep the schedule aligned
+            if distiller is not None:
+                distiller.skip_step()  # no discriminator update on a non-finite estimate
         else:
             grad_norm = accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             update_ema(ema, models, cfg.train.ema_decay)
             if distiller is not None:
-                distiller.update_target()
+                distiller.after_optimizer_step(accelerator)
         scheduler.step()
         step += 1
         bar.update()
@@ -121,7 +124,8 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
         values = {"loss": step_loss, "lr": scheduler.get_last_lr()[0],
                   "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
                   "skipped_samples": skipped, "nan_skipped_steps": nan_skips,
-                  **sigma_buckets(sigmas, losses)}
+                  **sigma_buckets(sigmas, losses),
+                  **(distiller.metrics() if distiller is not None else {})}
         rate.count()
         if step % cfg.train.log_every == 0 or step == last_step:
             values |= rate.since_last_log()

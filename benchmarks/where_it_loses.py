@@ -1,0 +1,138 @@
+"""Where a model's in-betweens lose to cross-fade: the error split into static and moving pixels
+
+A pixel is *static* when no frame of the real clip differs from its first frame by 12 or more
+(of 255) in any channel — background, torso, whatever the clip never moves; the rest is
+*moving*. For each row the mean squared error (0–255 scale) and the mean of the SSIM map over
+each part of the generated frames, next to cross-fade (which reproduces static pixels exactly)
+and the model's VAE round trip of the real frames (the floor any sample of the model sits on).
+A model that loses on static pixels fails to copy what the endpoints already show; one that
+loses only on moving pixels is drawing motion elsewhere than the truth (which cross-fade's
+average never does).
+
+    python benchmarks/where_it_loses.py --data data/signer-val --max-clips 24 \\
+        --rows dpm++:12 euler:30 euler:15
+    python benchmarks/where_it_loses.py --tiny     # smoke test: random micro model, 2 clips
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402
+
+COLUMNS = ["row", "psnr", "ssim", "static_mse", "moving_mse", "static_ssim", "moving_ssim"]
+STILL = 12  # a pixel whose channels all stay within this of the first frame is static
+
+
+def static_mask(frames: np.ndarray) -> np.ndarray:
+    """(H, W) True where no frame differs from the first by STILL or more in any channel."""
+    change = np.abs(frames.astype(np.int16) - frames[:1].astype(np.int16)).max(axis=(0, 3))
+    return change < STILL
+
+
+def split_scores(pred: np.ndarray, truth: np.ndarray, still: np.ndarray) -> dict:
+    """MSE and SSIM-map means over the static and the moving pixels of (F, H, W, 3) frames."""
+    from skimage.metrics import structural_similarity
+
+    err = ((pred.astype(np.float64) - truth.astype(np.float64)) ** 2).mean(axis=-1)
+    ssim = np.stack([structural_similarity(p, t, channel_axis=-1, data_range=255, full=True)[1]
+                     .mean(axis=-1) for p, t in zip(pred, truth)])
+    mask = np.broadcast_to(still, err.shape)
+    part = lambda values, m: float(values[m].mean()) if m.any() else float("nan")  # noqa: E731
+    return {"static_mse": part(err, mask), "moving_mse": part(err, ~mask),
+            "static_ssim": part(ssim, mask), "moving_ssim": part(ssim, ~mask)}
+
+
+def vae_round_trip(pipe, frames: np.ndarray) -> np.ndarray:
+    """The real frames through the model's VAE (encode → mode → decode), as uint8."""
+    import torch
+
+    from framerturbo.denoising.encoding import pixels_from_uint8
+
+    x = pixels_from_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
+    with torch.no_grad():
+        z = pipe.vae.encode(x.to(pipe.vae.device, pipe.vae.dtype)).latent_dist.mode()
+        y = pipe.vae.decode(z, num_frames=len(frames)).sample.float().clamp(-1, 1)
+    return ((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def table(pipe, clips, rows: list[tuple[str, int]], seed: int) -> list[dict]:
+    from framerturbo.eval.evaluate import score_baselines, score_model
+    from framerturbo.eval.metrics import frame_metrics
+
+    videos = {}
+    for sampler, steps in rows:
+        label = f"{sampler}-{steps}"
+        videos[label] = score_model(pipe, clips, label, sampler=sampler, steps=steps,
+                                    seed=seed).outputs[label]
+    videos["cross-fade"] = score_baselines(clips).outputs["crossfade"]
+    videos["VAE round trip"] = [vae_round_trip(pipe, c.frames) for c in clips]
+    out = []
+    for label, outputs in videos.items():
+        per_clip = []
+        for video, clip in zip(outputs, clips):
+            truth = clip.frames[1:-1]
+            per_clip.append(frame_metrics(video[1:-1], truth)
+                            | split_scores(video[1:-1], truth, static_mask(clip.frames)))
+        out.append({"row": label, **{k: float(np.nanmean([c[k] for c in per_clip]))
+                                     for k in ("psnr", "ssim", "static_mse", "moving_mse",
+                                               "static_ssim", "moving_ssim")}})
+    return out
+
+
+def main(argv=None) -> int:
+    from framerturbo.eval.compare import clip_settings
+    from framerturbo.eval.evaluate import load_eval_clips
+    from framerturbo.models.record import read_record
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    p = arg_parser(__doc__)
+    p.add_argument("--model", default="micro")
+    p.add_argument("--data", nargs="+", default=["data/signer-val"])
+    p.add_argument("--max-clips", type=int, default=24, help="per data folder")
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rows", nargs="+", default=["dpm++:12", "euler:30"],
+                   help="SAMPLER:STEPS per model row (with the model's guidance ramp)")
+    args = p.parse_args(argv)
+    device, card = device_and_name(args.tiny)
+    if args.tiny:
+        return tiny_smoke(args)
+    rows = [(spec.split(":")[0], int(spec.split(":")[1])) for spec in args.rows]
+    pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
+    pipe.set_progress_bar_config(disable=True)
+    record = read_record(args.model)
+    flags = SimpleNamespace(height=None, width=None, num_frames=None, resize=None, overlap=None,
+                            fps=None, motion_bucket=None, stride=args.stride, target_fps=None)
+    results = []
+    for source in args.data:
+        clips, _ = load_eval_clips([source], clip_settings(flags, record, None), args.max_clips)
+        still = np.mean([static_mask(c.frames).mean() for c in clips])
+        name = Path(source).name
+        print(f"\n{name} ({len(clips)} clips, {still:.0%} of pixels static):")
+        found = [{"data": name, **r} for r in table(pipe, clips, rows, args.seed)]
+        print_table(found, COLUMNS)
+        results += found
+    record_results(args, "where_it_loses", card, results,
+                   {"model": args.model, "seed": args.seed, "max_clips": args.max_clips})
+    return 0
+
+
+def tiny_smoke(args) -> int:
+    """Random micro model, two generated signer clips: shows that the script runs."""
+    from framerturbo.data.synthetic import write_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_dataset("signer", 2, Path(tmp), seed=7, progress=False)
+        return main(["--model", "random-micro", "--data", tmp, "--max-clips", "2",
+                     "--rows", "euler:2", "--no-record"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
