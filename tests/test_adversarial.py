@@ -46,7 +46,8 @@ def test_features_are_the_frozen_base_encoders_one_map_per_level():
     batch = random_batch()
     sigma = torch.tensor([0.5, 3.0])
     adversary = Adversary(distill_config("distill.adversarial_weight=1"), unet, 0, "cpu")
-    draw = AdversarialDraw(sigma, torch.randn_like(batch.latents), torch.zeros_like(batch.latents))
+    zeros = torch.zeros_like(batch.latents)
+    draw = AdversarialDraw(sigma, torch.randn_like(batch.latents), zeros, zeros)
     with torch.no_grad():
         got = adversary.features(batch.latents, draw, conditioning(unet, batch))
         want = level_features(base, batch.latents + sigma[:, None, None, None, None] * draw.noise,
@@ -93,6 +94,26 @@ def test_student_loss_is_consistency_plus_lambda_times_the_generator_term():
     assert plain.metrics() == {} and plain.adversary is None
 
 
+def test_on_max_the_discriminator_judges_the_students_one_step_sample():
+    from framerturbo.core import edm
+
+    torch.manual_seed(0)
+    unet = fresh_unet(lora_rank=4)
+    batch = random_batch()
+    obj, lora = objective(unet, "distill.adversarial_weight=1", "distill.adversarial_on=max")
+    draw = obj.draw(batch, torch.Generator().manual_seed(2))
+    loss, _ = obj.loss(batch, draw)
+    judged = obj.adversary.stash[0][1]
+    sigma_max = torch.full((2,), 700.0)
+    x = batch.latents + 700.0 * draw.adversarial.start
+    with torch.no_grad():
+        out = FramerDenoiser(unet)(x, sigma_max, conditioning(unet, batch)).output
+    want = edm.consistency_denoised(x, out, sigma_max, 0.002)
+    assert torch.allclose(judged, want, atol=1e-4)
+    loss.mean().backward()  # the 1-step sample's term reaches the LoRA too
+    assert any(float(p.grad.abs().sum()) > 0 for p in lora.values())
+
+
 def test_generator_term_moves_the_lora_not_the_heads_and_the_heads_learn():
     torch.manual_seed(0)
     unet = fresh_unet(lora_rank=4)
@@ -110,8 +131,8 @@ def test_generator_term_moves_the_lora_not_the_heads_and_the_heads_learn():
     cond = conditioning(unet, batch)
     fake = torch.nn.functional.avg_pool2d(batch.latents.flatten(0, 1), 5, 1, 2
                                           ).reshape(batch.latents.shape)
-    adv_draw = AdversarialDraw(torch.full((2,), 0.1), torch.zeros_like(batch.latents),
-                               torch.zeros_like(batch.latents))
+    zeros = torch.zeros_like(batch.latents)
+    adv_draw = AdversarialDraw(torch.full((2,), 0.1), zeros, zeros, zeros)
     frozen = {n: p.detach().clone() for n, p in unet.named_parameters()}
     losses = []
     for _ in range(30):
@@ -128,6 +149,8 @@ def test_config_checks():
     for bad in ("distill.adversarial_weight=-1", "distill.r1_weight=-0.1"):
         with pytest.raises(ConfigError, match="adversarial_weight"):
             distill_config(bad)
+    with pytest.raises(ConfigError, match="adversarial_on"):
+        distill_config("distill.adversarial_on=sometimes")
     with pytest.raises(ConfigError, match="disc_lr"):
         distill_config("distill.adversarial_weight=1", "distill.disc_lr=0")
     assert distill_config().distill.adversarial_weight == 0  # off unless asked for
@@ -140,7 +163,7 @@ def test_the_draws_of_a_step_are_seeded():
     a = obj.draw(batch, torch.Generator().manual_seed(7)).adversarial
     b = obj.draw(batch, torch.Generator().manual_seed(7)).adversarial
     assert all(torch.equal(getattr(a, k), getattr(b, k))
-               for k in ("sigma", "noise", "perturbation"))
+               for k in ("sigma", "noise", "perturbation", "start"))
 
 
 @pytest.mark.system  # ~8 tiny distillation steps

@@ -76,6 +76,10 @@ class DistillConfig:
     # adversarial refinement (SF-V / OSV style, train/adversarial.py): λ of the hinge generator
     # loss on the student's estimate, judged by heads on the frozen base UNet's encoder; 0 = off
     adversarial_weight: float = 0.0
+    # which estimate the discriminator judges: "grid" = the student's consistency estimate at the
+    # step's grid σ (every noise level); "max" = one more student pass from σ_max, the 1-step
+    # sample itself (SF-V / OSV's generator)
+    adversarial_on: str = "grid"
     disc_lr: float = 1e-4  # the discriminator heads' AdamW learning rate
     disc_width: int = 64  # channels of each head
     disc_p_mean: float = -1.0  # σ_d ~ LogNormal(mean, std): noise on real and generated latents
@@ -176,6 +180,7 @@ CHOICES = {
     "objective.loss_frames": ("all", "middle"),
     "objective.kind": ("diffusion", "consistency"),
     "distill.solver": ("euler", "heun"),
+    "distill.adversarial_on": ("grid", "max"),
     "lora.mode": ("lora", "full", "none"),
     "lora.preset": ("attn", "framer", "attn+ff", "turbo", "attn+ff+conv", "custom"),
     "control.train": ("none", "lora", "full"),

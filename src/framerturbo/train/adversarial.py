@@ -37,11 +37,13 @@ WEIGHTS = "discriminator.safetensors"  # in a checkpoint folder, next to target.
 
 @dataclass
 class AdversarialDraw:
-    """The discriminator's noise for one micro-batch: σ_d (B,), ε_d and the R1 perturbation."""
+    """The discriminator's noise for one micro-batch: σ_d (B,), ε_d, the R1 perturbation, and
+    the ε of the student's 1-step sample (``adversarial_on = "max"``)."""
 
     sigma: torch.Tensor
     noise: torch.Tensor
     perturbation: torch.Tensor
+    start: torch.Tensor
 
     @classmethod
     def draw(cls, latents: torch.Tensor, generator: torch.Generator, p_mean: float,
@@ -49,14 +51,15 @@ class AdversarialDraw:
         sigma = edm.sample_sigmas(latents.shape[0], p_mean, p_std, generator=generator)
         noise = torch.randn(latents.shape, generator=generator)
         perturbation = torch.randn(latents.shape, generator=generator)
-        return cls(*(t.to(latents.device) for t in (sigma, noise, perturbation)))
+        start = torch.randn(latents.shape, generator=generator)
+        return cls(*(t.to(latents.device) for t in (sigma, noise, perturbation, start)))
 
 
 def level_features(unet, x: torch.Tensor, sigma: torch.Tensor,
                    cond: C.FramerConditioning) -> list[torch.Tensor]:
     """The encoder half of ``unet`` at (x, σ): each down block's output before its downsampler,
     then the mid block's, each shaped (B, F, C, h, w). The caller decides LoRA on/off and grad."""
-    dtype = unet.conv_in.weight.dtype
+    dtype = unet.dtype  # as FramerDenoiser reads it: the frozen base's dtype
     sample = C.unet_input(edm.scale_input(x, sigma.to(x)), cond).to(dtype)
     inputs = prepare_encoder_inputs(unet, sample, edm.c_noise(sigma),
                                     cond.image_embeddings.to(dtype),

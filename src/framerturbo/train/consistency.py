@@ -136,7 +136,7 @@ class ConsistencyObjective:
                        if self.d.target_ema > 0 else None)
         self._ramp = lambda frames: guidance_weights(
             self.d.min_guidance, self.d.max_guidance, frames, self.d.middle_max_guidance)
-        self.adversary = (Adversary(cfg, unet, cfg.train.seed, unet.conv_in.weight.device)
+        self.adversary = (Adversary(cfg, unet, cfg.train.seed, unet.device)
                           if self.d.adversarial_weight > 0 else None)
         self._parts: dict[str, list[float]] = {}
 
@@ -181,11 +181,23 @@ class ConsistencyObjective:
         loss = pseudo_huber(estimate, target, self.d.huber_c, self.loss_frames)
         if self.adversary is None:
             return loss, sigma_hi
-        adversarial = self.adversary.generator_loss(estimate, batch.latents, cond,
+        judged = (estimate if self.d.adversarial_on == "grid" else
+                  self.one_step_sample(batch, draw, cond))
+        adversarial = self.adversary.generator_loss(judged, batch.latents, cond,
                                                     draw.adversarial)
         self._parts.setdefault("consistency", []).append(loss.detach().mean().item())
         self._parts.setdefault("adv/g_loss", []).append(adversarial.detach().mean().item())
         return loss + self.d.adversarial_weight * adversarial, sigma_hi
+
+    def one_step_sample(self, batch: EncodedBatch, draw: ConsistencyDraw,
+                        cond: C.FramerConditioning) -> torch.Tensor:
+        """The student's estimate from x = x₀ + σ_max·ε — what the turbo sampler returns at one
+        step (its first σ is the grid's σ_max), with gradients."""
+        sigma = self.sigmas[:1].to(batch.latents.device).expand(batch.latents.shape[0])
+        x = edm.add_noise(batch.latents, draw.adversarial.start, sigma)
+        out = self.student(x, sigma, cond, heatmaps=batch.heatmaps if draw.tracks else None,
+                           control_scale=self.control_scale).output
+        return edm.consistency_denoised(x, out, sigma, self.d.sigma_min)
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -228,6 +240,7 @@ def turbo_info(cfg: Config) -> dict:
                         "middle_max_guidance": d.middle_max_guidance},
             "target_ema": d.target_ema, "huber_c": d.huber_c, "track_fraction": d.track_fraction,
             "adversarial": None if d.adversarial_weight <= 0 else {
-                "weight": d.adversarial_weight, "disc_lr": d.disc_lr, "disc_width": d.disc_width,
+                "weight": d.adversarial_weight, "on": d.adversarial_on, "disc_lr": d.disc_lr,
+                "disc_width": d.disc_width,
                 "disc_sigma": [d.disc_p_mean, d.disc_p_std], "r1_weight": d.r1_weight,
                 "r1_sigma": d.r1_sigma}}
