@@ -166,23 +166,23 @@ def test_the_draws_of_a_step_are_seeded():
                for k in ("sigma", "noise", "perturbation", "start"))
 
 
-@pytest.mark.system  # ~8 tiny distillation steps
+@pytest.mark.system  # 7 tiny distillation steps
 def test_adversarial_distill_resumes_bit_exactly(shapes, tmp_path):
     from framerturbo.train.loop import train
 
-    extra = ["train.max_steps=4", "train.checkpoint_every=2", "distill.adversarial_weight=1",
+    extra = ["train.max_steps=3", "train.checkpoint_every=1", "distill.adversarial_weight=1",
              "distill.disc_lr=1e-3", "train.lr=1e-3"]
     straight = train(run_config(shapes, tmp_path / "a", *extra))
     broken = tmp_path / "b"
-    train(run_config(shapes, broken, *extra), stop_at_step=2)
+    train(run_config(shapes, broken, *extra), stop_at_step=1)
     train(run_config(shapes, broken, *extra), resume="latest")
     rows = {run: [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
             for run in (straight, broken)}
     keys = ("loss", "consistency", "adv/g_loss", "adv/d_loss", "adv/d_real", "adv/d_fake")
     steps = {run: [(r["step"], *(r[k] for k in keys)) for r in rows[run] if "loss" in r]
              for run in rows}
-    assert steps[broken] == steps[straight] and len(steps[straight]) == 4
-    end = "checkpoints/step-00000004"
+    assert steps[broken] == steps[straight] and len(steps[straight]) == 3
+    end = "checkpoints/step-00000003"
     for name in ("trainable.safetensors", "discriminator.safetensors"):
         a, b = load_file(straight / end / name), load_file(broken / end / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
@@ -191,8 +191,8 @@ def test_adversarial_distill_resumes_bit_exactly(shapes, tmp_path):
 
     # a checkpoint written without the discriminator cannot silently start a fresh one
     plain = tmp_path / "plain"
-    train(run_config(shapes, plain, "train.max_steps=4", "train.checkpoint_every=2"),
-          stop_at_step=2)
+    train(run_config(shapes, plain, "train.max_steps=3", "train.checkpoint_every=1"),
+          stop_at_step=1)
     with pytest.raises(ValueError, match="discriminator.safetensors"):
         train(run_config(shapes, plain, *extra), resume="latest")
 
