@@ -10,12 +10,14 @@ add a discriminator. Here it is latent and cheap, because the teacher is already
     D(x)  = per level: a spatial head (patch logits per frame) and a temporal head (logits per
             frame from the pooled features, mixed along time) — small trainable convolutions
 
-    generator (student):  L = consistency + λ·mean(−D(f_θ(x_hi, σ)))        (hinge generator loss)
-    discriminator:        mean(relu(1 − D(x₀))) + mean(relu(1 + D(sg f_θ)))
+    generator (student):  L = consistency + λ·mean(−D(x̂))                    (hinge generator loss)
+    discriminator:        mean(relu(1 − D(x₀))) + mean(relu(1 + D(sg x̂)))
                           + r1_weight·mean((D(x₀ + σ_r·n) − D(x₀))²)        (approximate R1)
 
-f_θ is the student's consistency estimate the distillation already computes; x₀ the clip's real
-latents. The discriminator steps once per optimizer step, after the student, on the step's
+x̂ is what ``distill.adversarial_on`` names: "grid", the student's consistency estimate
+f_θ(x_hi, σ_n) the distillation already computes; "max", one more student pass from σ_max,
+f_θ(x₀ + σ_max·ε', σ_max) — the 1-step sample (docs/turbo.md measures both). x₀ is the clip's
+real latents. The discriminator steps once per optimizer step, after the student, on the step's
 micro-batches (its own AdamW, gradients averaged across processes). Every draw comes from the
 step's generator, and the heads and their optimizer are in the checkpoint, so resume is exact.
 """
