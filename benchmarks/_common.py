@@ -136,3 +136,30 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for r in rows:
         print("  ".join(cell(r.get(c)).ljust(w) for c, w in zip(columns, widths)))
+
+
+def held_out_clips(sources, max_clips: int, record, stride: int, tracks: bool = False):
+    """Held-out clips cut as `framerturbo evaluate` cuts them for a model with ``record`` (its
+    size, frames, fps and motion bucket), at frame spacing ``stride``; returns (clips, notes)."""
+    from types import SimpleNamespace
+
+    from framerturbo.eval.compare import clip_settings
+    from framerturbo.eval.evaluate import load_eval_clips
+
+    flags = SimpleNamespace(height=None, width=None, num_frames=None, resize=None, overlap=None,
+                            fps=None, motion_bucket=None, stride=stride, target_fps=None)
+    return load_eval_clips(list(sources), clip_settings(flags, record, None), max_clips,
+                           tracks=tracks)
+
+
+def vae_round_trip(vae, frames):
+    """(F, H, W, 3) uint8 frames through ``vae`` as the sampler encodes and decodes (the
+    posterior's mode, one temporal decode), back as uint8: the floor a model's samples sit on."""
+    from framerturbo.denoising.encoding import encode_endpoint_latents, pixels_from_uint8
+    from framerturbo.media.files import to_uint8
+
+    x = pixels_from_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
+    with torch.inference_mode():
+        latents = encode_endpoint_latents(vae, x).to(vae.device, vae.dtype)
+        out = vae.decode(latents, num_frames=len(frames)).sample.float().cpu()
+    return to_uint8(((out + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy())

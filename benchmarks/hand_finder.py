@@ -17,21 +17,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402
+from _common import (  # noqa: E402
+    arg_parser,
+    device_and_name,
+    print_table,
+    record_results,
+    vae_round_trip,
+)
 
 COLUMNS = ["frames", "hands_found", "mje_px", "dtw_mje_px"]
-
-
-def vae_round_trip(vae, frames):
-    """(F, H, W, 3) uint8 frames through ``vae`` (encode, the posterior's mode, decode)."""
-    import torch
-
-    from framerturbo.media.files import to_uint8
-
-    x = torch.from_numpy(frames).float().permute(0, 3, 1, 2) / 127.5 - 1
-    with torch.inference_mode():
-        out = vae.decode(vae.encode(x).latent_dist.mode(), num_frames=len(frames)).sample
-    return to_uint8(((out + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).numpy())
 
 
 def finder_floor(finder, first_seed: int, n: int, num_frames: int = 9, context: int = 3,

@@ -26,11 +26,16 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402
+from _common import (  # noqa: E402
+    arg_parser,
+    device_and_name,
+    held_out_clips,
+    print_table,
+    record_results,
+)
 
 TEACHER = ("euler", 30)
 COMPARE = "compare"  # the adapter name of --compare-turbo's LoRA
@@ -44,17 +49,6 @@ ROWS = [("teacher euler-30 + CFG", "euler", 30, False, False),
         ("turbo-1", "turbo", 1, True, False),
         ("teacher euler-30 + CFG, tracks", "euler", 30, False, True),
         ("turbo-4, tracks", "turbo", 4, True, True)]
-
-
-def load_clips(sources, max_clips: int, record, stride: int):
-    from framerturbo.eval.compare import clip_settings
-    from framerturbo.eval.evaluate import load_eval_clips
-
-    flags = SimpleNamespace(height=None, width=None, num_frames=None, resize=None, overlap=None,
-                            fps=None, motion_bucket=None, stride=stride, target_fps=None)
-    settings = clip_settings(flags, record, None)
-    clips, notes = load_eval_clips(list(sources), settings, max_clips, tracks=True)
-    return clips, notes
 
 
 def score(pipe, clips, label, sampler, steps, tracks, seed):
@@ -164,7 +158,8 @@ def main(argv=None) -> int:
     record = read_record(args.model)
     rows, notes = [], []
     for source in args.data:
-        clips, skipped = load_clips([source], args.max_clips, record, args.stride)
+        clips, skipped = held_out_clips([source], args.max_clips, record, args.stride,
+                                        tracks=True)
         notes += skipped
         if not all(c.tracks is not None for c in clips):
             notes.append(f"{source}: some clips have no ground-truth tracks")
@@ -184,7 +179,8 @@ def main(argv=None) -> int:
         from framerturbo.models.adapters import find_lora_dir
 
         pipe.load_lora_weights(str(find_lora_dir(args.domain_lora)), adapter_name="domain")
-        clips, skipped = load_clips([args.domain_data], args.max_clips, record, args.stride)
+        clips, skipped = held_out_clips([args.domain_data], args.max_clips, record,
+                                        args.stride, tracks=True)
         name = f"{Path(args.domain_data).name} (domain)"
         for label, sampler, steps, turbo in (("domain LoRA euler-30 + CFG", *TEACHER, False),
                                              ("domain LoRA + turbo-4", "turbo", 4, True)):

@@ -19,12 +19,18 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import arg_parser, device_and_name, print_table, record_results  # noqa: E402
+from _common import (  # noqa: E402
+    arg_parser,
+    device_and_name,
+    held_out_clips,
+    print_table,
+    record_results,
+    vae_round_trip,
+)
 
 COLUMNS = ["row", "psnr", "ssim", "static_mse", "moving_mse", "static_ssim", "moving_ssim"]
 STILL = 12  # a pixel whose channels all stay within this of the first frame is static
@@ -49,19 +55,6 @@ def split_scores(pred: np.ndarray, truth: np.ndarray, still: np.ndarray) -> dict
             "static_ssim": part(ssim, mask), "moving_ssim": part(ssim, ~mask)}
 
 
-def vae_round_trip(pipe, frames: np.ndarray) -> np.ndarray:
-    """The real frames through the model's VAE (encode → mode → decode), as uint8."""
-    import torch
-
-    from framerturbo.denoising.encoding import pixels_from_uint8
-
-    x = pixels_from_uint8(torch.from_numpy(frames).permute(0, 3, 1, 2))
-    with torch.no_grad():
-        z = pipe.vae.encode(x.to(pipe.vae.device, pipe.vae.dtype)).latent_dist.mode()
-        y = pipe.vae.decode(z, num_frames=len(frames)).sample.float().clamp(-1, 1)
-    return ((y + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 def table(pipe, clips, rows: list[tuple[str, int]], seed: int) -> list[dict]:
     from framerturbo.eval.evaluate import score_baselines, score_model
     from framerturbo.eval.metrics import frame_metrics
@@ -72,7 +65,7 @@ def table(pipe, clips, rows: list[tuple[str, int]], seed: int) -> list[dict]:
         videos[label] = score_model(pipe, clips, label, sampler=sampler, steps=steps,
                                     seed=seed).outputs[label]
     videos["cross-fade"] = score_baselines(clips).outputs["crossfade"]
-    videos["VAE round trip"] = [vae_round_trip(pipe, c.frames) for c in clips]
+    videos["VAE round trip"] = [vae_round_trip(pipe.vae, c.frames) for c in clips]
     out = []
     for label, outputs in videos.items():
         per_clip = []
@@ -87,8 +80,6 @@ def table(pipe, clips, rows: list[tuple[str, int]], seed: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from framerturbo.eval.compare import clip_settings
-    from framerturbo.eval.evaluate import load_eval_clips
     from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
 
@@ -108,11 +99,9 @@ def main(argv=None) -> int:
     pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
     pipe.set_progress_bar_config(disable=True)
     record = read_record(args.model)
-    flags = SimpleNamespace(height=None, width=None, num_frames=None, resize=None, overlap=None,
-                            fps=None, motion_bucket=None, stride=args.stride, target_fps=None)
     results = []
     for source in args.data:
-        clips, _ = load_eval_clips([source], clip_settings(flags, record, None), args.max_clips)
+        clips, _ = held_out_clips([source], args.max_clips, record, args.stride)
         still = np.mean([static_mask(c.frames).mean() for c in clips])
         name = Path(source).name
         print(f"\n{name} ({len(clips)} clips, {still:.0%} of pixels static):")

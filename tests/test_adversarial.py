@@ -103,7 +103,7 @@ def test_on_max_the_discriminator_judges_the_students_one_step_sample():
     obj, lora = objective(unet, "distill.adversarial_weight=1", "distill.adversarial_on=max")
     draw = obj.draw(batch, torch.Generator().manual_seed(2))
     loss, _ = obj.loss(batch, draw)
-    judged = obj.adversary.stash[0][1]
+    judged = obj.adversary.stash[0].fake
     sigma_max = torch.full((2,), 700.0)
     x = batch.latents + 700.0 * draw.adversarial.start
     with torch.no_grad():
@@ -136,7 +136,7 @@ def test_generator_term_moves_the_lora_not_the_heads_and_the_heads_learn():
     frozen = {n: p.detach().clone() for n, p in unet.named_parameters()}
     losses = []
     for _ in range(30):
-        adversary.stash.append((batch.latents, fake, cond, adv_draw))
+        adversary.keep(batch.latents, fake, cond, adv_draw)
         adversary.step(OneProcess())
         losses.append(adversary.last["adv/d_loss"])
     assert losses[-1] < 0.5 * losses[0], losses

@@ -82,9 +82,9 @@ def score_window(finder, videos: dict[str, np.ndarray], marks, lo: int, hi: int)
     """Each video of the window ``lo``…``hi`` (both endpoints included) scored on its inner
     frames against the landmarks ``marks``, with the real context around it for the jerk."""
     truth = marks.take(slice(lo + 1, hi))
-    palms = marks.hands[:, :, PALM]
+    present, palms = truth.hand_conf > 0, marks.hands[:, :, PALM]
     return {row: transition_scores(finder.detect(video[1:-1]), palms[:lo + 1], palms[hi:], truth,
-                                   truth.hand_conf > 0) for row, video in videos.items()}
+                                   present) for row, video in videos.items()}
 
 
 def true_hand_tracks(plan, joints: np.ndarray) -> np.ndarray | None:

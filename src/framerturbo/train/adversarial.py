@@ -38,6 +38,19 @@ WEIGHTS = "discriminator.safetensors"  # in a checkpoint folder, next to target.
 
 
 @dataclass
+class Judged:
+    """One micro-batch kept for the discriminator's update: the real latents, the generated
+    sample, the frozen encoder's features of the latter (computed once, in the generator's
+    pass), the conditioning and the draw."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    fake_features: list[torch.Tensor]
+    cond: C.FramerConditioning
+    draw: AdversarialDraw
+
+
+@dataclass
 class AdversarialDraw:
     """The discriminator's noise for one micro-batch: σ_d (B,), ε_d, the R1 perturbation, and
     the ε of the student's 1-step sample (``adversarial_on = "max"``)."""
@@ -66,9 +79,8 @@ def level_features(unet, x: torch.Tensor, sigma: torch.Tensor,
     inputs = prepare_encoder_inputs(unet, sample, edm.c_noise(sigma),
                                     cond.image_embeddings.to(dtype),
                                     cond.added_time_ids.to(dtype))
-    hidden = unet.conv_in(sample.flatten(0, 1))
+    hidden, skips = run_down_path(unet, unet.conv_in(sample.flatten(0, 1)), inputs)
     features, start = [], 1  # skips[0] is conv_in's output
-    hidden, skips = run_down_path(unet, hidden, inputs)
     for block in unet.down_blocks:
         count = len(block.resnets) + (1 if block.downsamplers is not None else 0)
         features.append(skips[start + len(block.resnets) - 1])
@@ -130,7 +142,7 @@ def r1_penalty(clean: list[torch.Tensor], perturbed: list[torch.Tensor]) -> torc
 
 class Adversary:
     """The discriminator of one distillation run: heads, optimizer, and the step's stash of
-    (real, generated, conditioning, draw) that its update reads."""
+    :class:`Judged` micro-batches that its update reads."""
 
     def __init__(self, cfg, unet, seed: int, device):
         from ..core.seeding import stable_seed
@@ -141,7 +153,7 @@ class Adversary:
             self.heads = FeatureHeads(feature_channels(unet), self.d.disc_width).to(device)
         self.optimizer = torch.optim.AdamW(self.heads.parameters(), lr=self.d.disc_lr,
                                            betas=(0.0, 0.99), weight_decay=0.0)
-        self.stash: list[tuple] = []
+        self.stash: list[Judged] = []
         self.last: dict[str, float] = {}
 
     def draw(self, latents: torch.Tensor, generator: torch.Generator) -> AdversarialDraw:
@@ -159,36 +171,46 @@ class Adversary:
                        draw: AdversarialDraw) -> torch.Tensor:
         """−D(estimate) per sample (gradients flow into the student's estimate, not the heads),
         and the micro-batch is kept for the discriminator's update."""
+        features = self.features(estimate, draw, cond)
         self.heads.requires_grad_(False)
         try:
-            loss = hinge_generator(self.heads(self.features(estimate, draw, cond)))
+            loss = hinge_generator(self.heads(features))
         finally:
             self.heads.requires_grad_(True)
-        self.stash.append((real.detach(), estimate.detach(), cond, draw))
+        self.keep(real, estimate, cond, draw, [f.detach() for f in features])
         return loss
+
+    def keep(self, real: torch.Tensor, fake: torch.Tensor, cond, draw: AdversarialDraw,
+             fake_features: list[torch.Tensor] | None = None) -> None:
+        """Stash a micro-batch for the next :meth:`step` (the generated sample's features are
+        computed here unless the caller has them)."""
+        if fake_features is None:
+            with torch.no_grad():
+                fake_features = self.features(fake, draw, cond)
+        self.stash.append(Judged(real.detach(), fake.detach(), fake_features, cond, draw))
 
     def step(self, accelerator) -> None:
         """One discriminator update on the stashed micro-batches, then the stash is cleared."""
         if not self.stash:
             return
         self.optimizer.zero_grad(set_to_none=True)
+        n = len(self.stash)
         totals = {"adv/d_loss": 0.0, "adv/r1": 0.0, "adv/d_real": 0.0, "adv/d_fake": 0.0}
-        for real, fake, cond, draw in self.stash:
+        for kept in self.stash:
             with torch.no_grad():
-                f_real = self.features(real, draw, cond)
-                f_fake = self.features(fake, draw, cond)
-                f_pert = (self.features(real, draw, cond, self.d.r1_sigma * draw.perturbation)
+                f_real = self.features(kept.real, kept.draw, kept.cond)
+                f_pert = (self.features(kept.real, kept.draw, kept.cond,
+                                        self.d.r1_sigma * kept.draw.perturbation)
                           if self.d.r1_weight > 0 else None)
-            l_real, l_fake = self.heads(f_real), self.heads(f_fake)
+            l_real, l_fake = self.heads(f_real), self.heads(kept.fake_features)
             loss = hinge_discriminator(l_real, l_fake).mean()
             r1 = (r1_penalty(l_real, self.heads(f_pert)).mean() if f_pert is not None
                   else torch.zeros(()))
-            ((loss + self.d.r1_weight * r1) / len(self.stash)).backward()
-            n = len(self.stash)
-            totals["adv/d_loss"] += loss.item() / n
-            totals["adv/r1"] += r1.item() / n
-            totals["adv/d_real"] += torch.cat(l_real, 1).mean().item() / n
-            totals["adv/d_fake"] += torch.cat(l_fake, 1).mean().item() / n
+            ((loss + self.d.r1_weight * r1) / n).backward()
+            for key, value in (("adv/d_loss", loss), ("adv/r1", r1),
+                               ("adv/d_real", torch.cat(l_real, 1).mean()),
+                               ("adv/d_fake", torch.cat(l_fake, 1).mean())):
+                totals[key] += value.item() / n
         if accelerator.num_processes > 1:  # every rank's heads stay identical
             for p in self.heads.parameters():
                 p.grad = accelerator.reduce(p.grad, reduction="mean")
