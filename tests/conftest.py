@@ -4,6 +4,7 @@ released two-folder layout (configs carrying the released class names and leftov
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,13 @@ import torch
 from safetensors.torch import save_file
 
 DATA = Path(__file__).parent / "data"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One worker per core (pytest -n): each runs its torch work, and every subprocess it starts,
+    # on one thread, so two workers do not fight over the cores and a test's in-process and
+    # subprocess runs agree in how CPU kernels split their reductions.
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

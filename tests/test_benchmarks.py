@@ -30,7 +30,9 @@ def _snapshot(folder: Path) -> dict:
     ("temporal_conv.py", ["row", "convs", "seconds", "speedup"]),
     ("control_gain.py", ["model", "sigma", "loss_no_tracks", "loss_tracks", "gain_%"]),
     ("hand_finder.py", ["frames", "hands_found", "mje_px", "dtw_mje_px"]),
-    ("where_it_loses.py", ["row", "static_mse", "moving_mse", "static_ssim", "moving_ssim"]),
+    ("where_it_loses.py", ["row", "static_mse", "far_static_mse", "moving_mse", "static_ssim",
+                           "moving_ssim"]),
+    ("copy_probe.py", ["sigma", "static", "moving", "copy_start"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"
