@@ -1,12 +1,13 @@
 """Does the denoiser copy what the endpoints show? One-step denoising of real clips, per σ
 
-For held-out clips, the true latents z are noised to z + σ·n and denoised in one conditional pass
-(the endpoints encoded as the sampler encodes them, σ_c 0.02). The error of D(z + σ·n; σ) against
-z is reported as the fraction of the added noise's variance that remains, split into *static*
-latent pixels (the endpoints' latents agree there and no frame of the clip moves: the answer is
-in the conditioning) and *moving* ones. A denoiser that copies the endpoints drives the static
-fraction towards zero at every σ; one that only denoises its input keeps it near the moving one.
-The row `copy` is what copying the start frame's latent would leave (its error over σ²).
+For held-out clips, the true latents z are noised to z + σ·n and denoised in one conditional
+pass (the endpoints encoded as the sampler encodes them, σ_c 0.02). The error of D(z + σ·n; σ)
+against z is reported as the fraction of the added noise's variance that remains, split into
+*static* latent pixels (no frame of the real clip moves any pixel of the cell: the answer is in
+the endpoints' conditioning latents) and *moving* ones. A denoiser that copies the endpoints
+drives the static fraction towards zero at every σ; one that only denoises its input keeps it
+near the moving one. The column `copy_start` is what copying the start frame's latent into
+every middle frame would leave (its error over σ²).
 
     python benchmarks/copy_probe.py --data data/signer-val --max-clips 8
     python benchmarks/copy_probe.py --tiny
@@ -22,7 +23,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import arg_parser, device_and_name, held_out_clips, print_table, record_results  # noqa: E402,I001
+from _common import (  # noqa: E402
+    arg_parser,
+    device_and_name,
+    held_out_clips,
+    print_table,
+    record_results,
+)
 
 SIGMAS = [0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0]
 STILL = 12  # as in where_it_loses.py: no frame moves the pixel by this much (of 255)

@@ -186,6 +186,9 @@ def test_hand_eval_writes_its_report_with_the_shared_helpers(tmp_path, capsys):
     assert doc["real"]["hand_detection_rate"] == doc["real_detection_rate"]
     assert doc["real"]["hand_mje_px"] < 1.5  # the instrument's floor: the hand net
     assert doc["conditions"]["steps"] == 1
+    from framerturbo.models.record import read_record
+
+    assert doc["conditions"]["sampler"] == read_record("micro").sampler  # the model's default
     page = (tmp_path / "report.html").read_text()
     assert "real frames" in page and "DTW-MJE (px)" in page
     assert "| real frames |" in capsys.readouterr().out

@@ -33,9 +33,15 @@ def test_records_released_micro_saved_and_run_folders(released_layout, tmp_path)
     assert read_record(framer) == RELEASED  # no record: the released framer_512x320
     micro = read_record("micro")
     assert (micro.height, micro.width, micro.num_frames, micro.sampler, micro.steps) == (
-        64, 64, 9, "dpm++", 12)
+        64, 64, 9, "euler", 10)
     assert main(["new-model", "--out", str(tmp_path / "m")]) == 0
     assert read_record(tmp_path / "m") == MICRO_SIZE
+    # a packaged model records the sampler it was tuned for (the source model's otherwise)
+    assert main(["new-model", "--out", str(tmp_path / "d"), "--sampler", "dpmpp", "--steps",
+                 "7"]) == 0
+    assert (read_record(tmp_path / "d").sampler, read_record(tmp_path / "d").steps) == ("dpm++", 7)
+    assert main(["new-model", "--out", str(tmp_path / "x"), "--sampler", "ddim"]) == 2
+    assert main(["new-model", "--out", str(tmp_path / "y"), "--steps", "7"]) == 2
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)  # a full fine-tune: its run's config says what for
     (run / "config.toml").write_text('[model]\npretrained = "micro"\n[data]\nheight = 128\n'
@@ -52,10 +58,10 @@ def test_flags_override_the_record_and_a_new_sampler_keeps_its_steps(released_la
     apply_model_defaults(args)
     assert (args.height, args.width, args.num_frames, args.fps, args.motion_bucket,
             args.sampler, args.steps) == (320, 512, 14, 7, 100, "euler", 30)
-    args = flags(model="micro", height=128, sampler="euler")
+    args = flags(model="micro", height=128, sampler="dpm++")
     apply_model_defaults(args)
     assert (args.height, args.width, args.num_frames, args.sampler, args.steps) == (
-        128, 64, 9, "euler", None)  # None: euler's own 30, not the micro model's dpm++ 12
+        128, 64, 9, "dpm++", None)  # None: dpm++'s own 12, not the micro model's euler 10
 
 
 def test_interpolate_with_no_flags_runs_at_the_micro_models_size(tmp_path, capsys):
@@ -188,7 +194,7 @@ def test_app_defaults_come_from_the_model(monkeypatch):
                             set_progress_bar_config=lambda **_: None)))
     monkeypatch.setattr(app, "launch", lambda pipe, loras, **kw: seen.update(kw["defaults"]))
     assert main(["app"]) == 0
-    assert seen == {"height": 64, "width": 64, "frames": 9, "steps": 12, "sampler": "dpm++",
+    assert seen == {"height": 64, "width": 64, "frames": 9, "steps": 10, "sampler": "euler",
                     "fps": 8, "motion_bucket": 100}
-    assert main(["app", "--sampler", "euler", "--height", "128"]) == 0
-    assert (seen["height"], seen["sampler"], seen["steps"]) == (128, "euler", 30)
+    assert main(["app", "--sampler", "dpm++", "--height", "128"]) == 0
+    assert (seen["height"], seen["sampler"], seen["steps"]) == (128, "dpm++", 12)

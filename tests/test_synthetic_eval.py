@@ -122,6 +122,7 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
 def _base_alone(demo_out) -> float:
     from framerturbo.eval.evaluate import load_eval_clips, score_model
     from framerturbo.models.loading import MICRO
+    from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
     from framerturbo.tasks.demo import DemoPlan, demo_config
 
@@ -130,7 +131,9 @@ def _base_alone(demo_out) -> float:
     clips, _ = load_eval_clips([demo_out / "data" / "val"], cfg.data)
     pipe = FramerPipeline.from_framer(MICRO, device="cpu", dtype="fp32", controlnet=False)
     pipe.set_progress_bar_config(disable=True)
-    result = score_model(pipe, clips, "base", sampler="dpm++", steps=plan.sample_steps, seed=0)
+    record = read_record(MICRO)  # the demo samples as the model's own defaults
+    result = score_model(pipe, clips, "base", sampler=record.sampler, steps=plan.sample_steps,
+                         seed=0)
     return result.metrics["base"]["psnr"]
 
 

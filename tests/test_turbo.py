@@ -365,8 +365,8 @@ def test_turbo_is_registered_where_samplers_are_listed():
     assert canonical_name("consistency") == "turbo"
     assert sampling_choice(MICRO_SIZE, None, None, turbo=True) == ("turbo", 4)
     assert sampling_choice(MICRO_SIZE, None, 8, turbo=True) == ("turbo", 8)
-    assert sampling_choice(MICRO_SIZE, "euler", None, turbo=True) == ("euler", None)
-    assert sampling_choice(MICRO_SIZE, None, None) == ("dpm++", 12)
+    assert sampling_choice(MICRO_SIZE, "dpm++", None, turbo=True) == ("dpm++", None)
+    assert sampling_choice(MICRO_SIZE, None, None) == ("euler", 10)
     parser = build_parser()
     for argv in (["interpolate", "a", "b", "-o", "x"], ["stitch", "a", "b", "-o", "x"],
                  ["evaluate"], ["app"]):

@@ -98,8 +98,10 @@ def _add_hand_eval(sub) -> None:
                    help="first seed (9000000: never used to train the micro model)")
     p.add_argument("--model", default="micro")
     p.add_argument("--svd")
-    p.add_argument("--steps", type=int, help="denoising steps (the sampler's: dpm++ 12, turbo 4)")
-    p.add_argument("--sampler", help="dpm++ (default) or turbo (with --turbo, the default)")
+    p.add_argument("--steps", type=int,
+                   help="denoising steps (the model's; another sampler: its own, e.g. dpm++ 12)")
+    p.add_argument("--sampler", help="euler, dpm++ or turbo (default: the model's own, from its "
+                                     "framerturbo.json; turbo with --turbo)")
     add_turbo_arg(p)
     p.add_argument("--control-scale", type=float, default=1.0)
     p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
@@ -108,6 +110,7 @@ def _add_hand_eval(sub) -> None:
 
 def _run_hand_eval(args) -> int:
     from ..eval.hand_protocol import evaluate_hand_transitions, markdown_table, write_report
+    from ..models.record import read_record, sampling_choice
     from ..models.schedulers import DEFAULT_STEPS, canonical_name
     from ..sampling.pipeline import FramerPipeline
 
@@ -118,8 +121,9 @@ def _run_hand_eval(args) -> int:
     if turbo:  # both Framer rows at the fast path; control is heat-maps, not adapters
         pipe.load_turbo(*parse_turbo_spec(args.turbo))
         pipe.fuse_adapters()
-    args.sampler = args.sampler or ("turbo" if turbo else "dpm++")
-    args.steps = args.steps or DEFAULT_STEPS[canonical_name(args.sampler)]
+    args.sampler, steps = sampling_choice(read_record(args.model), args.sampler, args.steps,
+                                          turbo=turbo)
+    args.steps = steps or DEFAULT_STEPS[canonical_name(args.sampler)]
     seeds = list(range(args.seed, args.seed + args.n))
     result = evaluate_hand_transitions(pipe, seeds, sampler=args.sampler, steps=args.steps,
                                        control_scale=args.control_scale)

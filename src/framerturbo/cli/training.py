@@ -53,6 +53,10 @@ def _add_new_model(sub) -> None:
     p.add_argument("--turbo", metavar="RUN",
                    help="ship this turbo LoRA (a `framerturbo distill` run or its lora/) in the "
                         "folder's turbo/, where a bare --turbo finds it")
+    p.add_argument("--sampler", help="the folder's default sampler, written to its "
+                                     "framerturbo.json (default: the source model's)")
+    p.add_argument("--steps", type=int, help="its default step count (with --sampler; default: "
+                                             "the sampler's own)")
     p.set_defaults(func=_run_new_model)
 
 
@@ -73,6 +77,20 @@ def _run_new_model(args) -> int:
         print(f"error: --unet-widths: {err}", file=sys.stderr)
         return 2
     record = read_record(args.from_model) if args.from_model else MICRO_SIZE
+    if args.steps is not None and (args.sampler is None or args.steps < 1):
+        print("error: --steps takes a positive step count and goes with --sampler",
+              file=sys.stderr)
+        return 2
+    if args.sampler:
+        from dataclasses import replace
+
+        from ..models.schedulers import canonical_name
+
+        try:
+            record = replace(record, sampler=canonical_name(args.sampler), steps=args.steps)
+        except ValueError as err:
+            print(f"error: --sampler: {err}", file=sys.stderr)
+            return 2
     random_parts = {"unet", "controlnet", "vae", "image_encoder"}
     if args.from_model:
         loaded = {k: v for k, v in load_components(args.from_model, device="cpu",

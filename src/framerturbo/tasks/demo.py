@@ -23,6 +23,7 @@ import numpy as np
 from ..core.atomic import atomic_file
 from ..core.config import Config
 from ..models.loading import MICRO, MICRO_PATH, RANDOM_MICRO
+from ..models.record import read_record
 
 logger = logging.getLogger(__name__)
 DOMAIN = "signer-close"  # kept out of the micro model's training: the LoRA has something to learn
@@ -33,7 +34,7 @@ class DemoPlan:
     train_clips: int
     val_clips: int
     steps: int
-    sample_steps: int
+    sample_steps: int | None  # None: the model's own (its framerturbo.json)
     lr: float
 
     @classmethod
@@ -41,7 +42,7 @@ class DemoPlan:
         # full: 200 steps at lr 4e-3, chosen on a tuning set (signer-close, seed 300; never the
         # demo's held-out seed 200) over 400 at 2e-3 — the same PSNR (17.49 vs 17.48 dB) in
         # half the time (benchmarks/demo_lora.py, docs/micro-model.md); the LoRA's preset below
-        return cls(8, 2, 12, 4, 2e-3) if quick else cls(64, 8, 200, 12, 4e-3)
+        return cls(8, 2, 12, 4, 2e-3) if quick else cls(64, 8, 200, None, 4e-3)
 
 
 @dataclass
@@ -107,7 +108,9 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     with clock.phase("load"):
         pipe = FramerPipeline.from_framer(model, device="cpu", dtype="fp32", controlnet=False)
         pipe.set_progress_bar_config(disable=True)
-    kw = dict(sampler="dpm++", steps=plan.sample_steps, seed=seed)
+    record = read_record(model)  # the base and LoRA rows sample as the model's own defaults
+    steps = plan.sample_steps or record.steps
+    kw = dict(sampler=record.sampler, steps=steps, seed=seed)
     with clock.phase("base"):  # before any adapter is loaded: the base model alone
         base = evaluate(pipe, clips, label="base", **kw)
     rows = {"base": base}
@@ -134,6 +137,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     outputs = {m: rows.get(m, base).outputs[m] for m in methods}
     metrics = {m: rows.get(m, base).metrics[m] for m in methods}
     metrics |= {"model": model, "quick": quick, "notes": base.notes,
+                "sampler": f"{record.sampler}-{steps}" if steps else record.sampler,
                 "turbo_lora": str(turbo) if turbo else None}
     with clock.phase("report"):
         gifs = _write_gifs(out, clips, outputs)
@@ -174,7 +178,7 @@ COLOURS = {"base": "#9aa5b1", "lora": "#2b7bba", "turbo": "#c06c84", "lora+turbo
            "crossfade": "#d9a441", "flow": "#7fb069"}
 
 
-NAMES = {"base": "base (dpm++)", "lora": "LoRA (dpm++)", "turbo": "base + turbo (4 steps)",
+NAMES = {"base": "base", "lora": "LoRA", "turbo": "base + turbo (4 steps)",
          "lora+turbo": "LoRA + turbo (4 steps)", "crossfade": "cross-fade", "flow": "optical flow"}
 
 
@@ -270,6 +274,8 @@ td,th{{padding:2px 10px}}tr.best{{font-weight:bold}}</style></head><body>
 <p>Held-out synthetic <code>signer-close</code> clips (a look the base model never saw), 9 frames
 at 64×64; metrics on the 7 generated frames.</p>
 <p><b>{html.escape(verdict(metrics))}</b></p>
+<p>Base and LoRA rows: the model's sampler, {html.escape(str(metrics["sampler"]))} with its
+guidance; turbo rows: the turbo LoRA at 4 steps, no guidance.</p>
 <table><tr><th>method</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>clips</th></tr>{rows}</table>
 {chart_img}
 <p>Columns in each animation: ground truth | {" | ".join(NAMES[m] for m in methods)}.</p>
