@@ -26,6 +26,29 @@ def arg_parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
+def held_out_parser(doc: str, max_clips: int) -> argparse.ArgumentParser:
+    """:func:`arg_parser` plus what the scripts that score a model on held-out folders share."""
+    p = arg_parser(doc)
+    p.add_argument("--model", default="micro")
+    p.add_argument("--data", nargs="+", default=["data/signer-val"])
+    p.add_argument("--max-clips", type=int, default=max_clips, help="per data folder")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def tiny_signer_smoke(main, clips: int, *extra: str) -> int:
+    """``main`` on the random micro model and ``clips`` generated signer clips, unrecorded:
+    a --tiny run that shows a held-out script works."""
+    import tempfile
+
+    from framerturbo.data.synthetic import write_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_dataset("signer", clips, Path(tmp), seed=7, progress=False)
+        return main(["--model", "random-micro", "--data", tmp, "--max-clips", str(clips),
+                     *extra, "--no-record"])
+
+
 def device_and_name(tiny: bool) -> tuple[torch.device, str]:
     if torch.cuda.is_available() and not tiny:
         return torch.device("cuda"), torch.cuda.get_device_name()

@@ -16,7 +16,6 @@ every middle frame would leave (its error over σ²).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +23,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
-    arg_parser,
     device_and_name,
     held_out_clips,
+    held_out_parser,
     print_table,
     record_results,
+    tiny_signer_smoke,
 )
+from where_it_loses import static_mask  # noqa: E402
 
 SIGMAS = [0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0]
-STILL = 12  # as in where_it_loses.py: no frame moves the pixel by this much (of 255)
 
 
 def static_latent_mask(frames: np.ndarray, factor: int) -> torch.Tensor:
     """(h, w) True where every pixel of the latent cell is static over the whole real clip."""
-    change = np.abs(frames.astype(np.int16) - frames[:1].astype(np.int16)).max(axis=(0, 3))
-    still = torch.from_numpy(change < STILL)
+    still = torch.from_numpy(static_mask(frames))
     h, w = still.shape
     return still.reshape(h // factor, factor, w // factor, factor).all(dim=3).all(dim=1)
 
@@ -82,15 +81,10 @@ def main(argv=None) -> int:
     from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
 
-    p = arg_parser(__doc__)
-    p.add_argument("--model", default="micro")
-    p.add_argument("--data", nargs="+", default=["data/signer-val"])
-    p.add_argument("--max-clips", type=int, default=8, help="per data folder")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    args = held_out_parser(__doc__, max_clips=8).parse_args(argv)
     device, card = device_and_name(args.tiny)
-    if args.tiny:
-        return tiny_smoke()
+    if args.tiny:  # random micro model, one generated signer clip
+        return tiny_signer_smoke(main, 1)
     pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
     record = read_record(args.model)
     results = []
@@ -112,15 +106,6 @@ def main(argv=None) -> int:
     record_results(args, "copy_probe", card, results,
                    {"model": args.model, "seed": args.seed, "max_clips": args.max_clips})
     return 0
-
-
-def tiny_smoke() -> int:
-    """Random micro model, one generated signer clip: shows that the script runs."""
-    from framerturbo.data.synthetic import write_dataset
-
-    with tempfile.TemporaryDirectory() as tmp:
-        write_dataset("signer", 1, Path(tmp), seed=7, progress=False)
-        return main(["--model", "random-micro", "--data", tmp, "--max-clips", "1", "--no-record"])
 
 
 if __name__ == "__main__":

@@ -17,18 +17,18 @@ average never does).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (  # noqa: E402
-    arg_parser,
     device_and_name,
     held_out_clips,
+    held_out_parser,
     print_table,
     record_results,
+    tiny_signer_smoke,
     vae_round_trip,
 )
 
@@ -89,18 +89,14 @@ def main(argv=None) -> int:
     from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
 
-    p = arg_parser(__doc__)
-    p.add_argument("--model", default="micro")
-    p.add_argument("--data", nargs="+", default=["data/signer-val"])
-    p.add_argument("--max-clips", type=int, default=24, help="per data folder")
+    p = held_out_parser(__doc__, max_clips=24)
     p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rows", nargs="+", default=["dpm++:12", "euler:30"],
                    help="SAMPLER:STEPS per model row (with the model's guidance ramp)")
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny)
-    if args.tiny:
-        return tiny_smoke(args)
+    if args.tiny:  # random micro model, two generated signer clips
+        return tiny_signer_smoke(main, 2, "--rows", "euler:2")
     rows = [(spec.split(":")[0], int(spec.split(":")[1])) for spec in args.rows]
     pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
     pipe.set_progress_bar_config(disable=True)
@@ -117,16 +113,6 @@ def main(argv=None) -> int:
     record_results(args, "where_it_loses", card, results,
                    {"model": args.model, "seed": args.seed, "max_clips": args.max_clips})
     return 0
-
-
-def tiny_smoke(args) -> int:
-    """Random micro model, two generated signer clips: shows that the script runs."""
-    from framerturbo.data.synthetic import write_dataset
-
-    with tempfile.TemporaryDirectory() as tmp:
-        write_dataset("signer", 2, Path(tmp), seed=7, progress=False)
-        return main(["--model", "random-micro", "--data", tmp, "--max-clips", "2",
-                     "--rows", "euler:2", "--no-record"])
 
 
 if __name__ == "__main__":
