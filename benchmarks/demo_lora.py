@@ -1,8 +1,9 @@
 """How long the demo's LoRA should train: LoRA runs of different lengths, learning rates,
 presets and ranks on the demo's training data, scored on a *tuning* set of the demo's domain
 (seed 300 by default), never on the demo's held-out clips (seed 200), so choosing the demo's
-recipe does not pick its test data. All runs in one process, same data, cache and sampling seeds; prints PSNR/SSIM
-against the base model and cross-fade, and each run's training time; with the shipped turbo
+recipe does not pick its test data. All runs in one process, same data, cache and sampling
+seeds; prints PSNR/SSIM (with the model's own sampler, as the demo scores its LoRA) against the
+base model and cross-fade, and each run's training time; with the shipped turbo
 LoRA, each run is also scored stacked with it at 4 steps (the demo's ``lora+turbo`` row).
 
     python benchmarks/demo_lora.py                        # the runs docs/micro-model.md reports
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
     from framerturbo.data.synthetic import write_dataset
     from framerturbo.eval.evaluate import evaluate, load_eval_clips, score_model
     from framerturbo.models.adapters import TURBO_ADAPTER, load_loras, set_weights
+    from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
     from framerturbo.tasks import demo
     from framerturbo.train.loop import train
@@ -48,7 +50,9 @@ def main(argv=None) -> int:
     if args.tuning_seed == 200:
         p.error("seed 200 is the demo's held-out set; tune on another seed")
     runs = ["2:4e-3:attn"] if args.tiny else args.runs
-    train_clips, tune_clips, sample_steps = (4, 1, 2) if args.tiny else (64, 8, 12)
+    # scored with the model's own sampler, as the demo scores its LoRA (2 steps in a smoke run)
+    record = read_record("micro")
+    train_clips, tune_clips, sample_steps = (4, 1, 2) if args.tiny else (64, 8, record.steps)
     _, card = device_and_name(True)  # the demo runs on the CPU
     work = Path(tempfile.mkdtemp(prefix="demo-lora-"))
     try:
@@ -61,7 +65,7 @@ def main(argv=None) -> int:
                                                                     plan).data)
         pipe = FramerPipeline.from_framer("micro", device="cpu", dtype="fp32", controlnet=False)
         pipe.set_progress_bar_config(disable=True)
-        kw = dict(sampler="dpm++", steps=sample_steps, seed=0)
+        kw = dict(sampler=record.sampler, steps=sample_steps, seed=0)
         base = evaluate(pipe, clips, label="base", **kw)
         rows = [{"run": name, **{k: base.metrics[name][k] for k in ("psnr", "ssim")},
                  "train_s": None} for name in ("base", "crossfade")]
@@ -99,7 +103,8 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{card}: demo LoRA runs scored on {tune_clips} tuning clips "
-          f"(signer-close, seed {args.tuning_seed}), dpm++-{sample_steps}; turbo_*: stacked "
+          f"(signer-close, seed {args.tuning_seed}), {record.sampler}-{sample_steps}; turbo_*: "
+          "stacked "
           "with the shipped turbo LoRA at 4 steps")
     print_table(rows, ["run", "psnr", "ssim", "turbo_psnr", "turbo_ssim", "train_s"])
     record_results(args, "demo_lora", card, rows, {"tuning_seed": args.tuning_seed})

@@ -39,7 +39,8 @@ def test_records_released_micro_saved_and_run_folders(released_layout, tmp_path)
     # a packaged model records the sampler it was tuned for (the source model's otherwise)
     assert main(["new-model", "--out", str(tmp_path / "d"), "--sampler", "dpmpp", "--steps",
                  "7"]) == 0
-    assert (read_record(tmp_path / "d").sampler, read_record(tmp_path / "d").steps) == ("dpm++", 7)
+    tuned = read_record(tmp_path / "d")
+    assert (tuned.sampler, tuned.steps) == ("dpm++", 7)
     assert main(["new-model", "--out", str(tmp_path / "x"), "--sampler", "ddim"]) == 2
     assert main(["new-model", "--out", str(tmp_path / "y"), "--steps", "7"]) == 2
     run = tmp_path / "run"
