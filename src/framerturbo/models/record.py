@@ -34,8 +34,8 @@ class ModelRecord:
 RELEASED = ModelRecord(height=320, width=512, num_frames=14, fps=7, motion_bucket=100,
                        sampler="euler", steps=30)
 # the micro architecture's own frame size (trained at 64×64×9 on 8 fps procedural clips) and
-# sampler: euler at 10 steps beat dpm++ 12, euler 30, 15 and 8 on PSNR in all three training
-# worlds, on tuning clips from seeds no training or held-out set uses (docs/micro-model.md)
+# sampler: of dpm++ 12 and euler 30, 15, 10 and 8, euler 10 was best or level-best in all three
+# training worlds on tuning clips from seeds no training or held-out set uses (docs/micro-model.md)
 MICRO_SIZE = ModelRecord(height=64, width=64, num_frames=9, fps=8, motion_bucket=100,
                          sampler="euler", steps=10)
 
