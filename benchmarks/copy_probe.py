@@ -45,22 +45,15 @@ def static_latent_mask(frames: np.ndarray, factor: int) -> torch.Tensor:
 @torch.no_grad()
 def probe_clip(pipe, clip, sigmas, seed: int) -> dict:
     """Remaining noise fraction per σ on the generated frames' static and moving latents."""
-    from framerturbo.denoising import conditioning as C
     from framerturbo.denoising.denoiser import FramerDenoiser
-    from framerturbo.denoising.encoding import (
-        encode_endpoints,
-        encode_target_latents,
-        pixels_from_uint8,
-    )
+    from framerturbo.denoising.encoding import encode_target_latents, pixels_from_uint8
 
     g = torch.Generator().manual_seed(seed)
     pixels = pixels_from_uint8(torch.from_numpy(clip.frames).permute(0, 3, 1, 2))[None]
     z = encode_target_latents(pipe.vae, pixels)  # (1, F, 4, h, w), scaled
     noise = torch.randn((2, *pixels.shape[2:]), generator=g)
-    mean, std = pipe._clip_stats()
-    ends = encode_endpoints(pipe.vae, pipe.image_encoder, pixels[:, 0], pixels[:, -1], 0.02,
-                            (noise[:1], noise[1:]), mean, std)
-    cond = C.assemble(ends, pipe.unet.mask_token, z.shape[1], clip.fps, clip.motion_bucket)
+    cond = pipe.condition(pixels[:, 0], pixels[:, -1], (noise[:1], noise[1:]),
+                          num_frames=z.shape[1], fps=clip.fps, motion_bucket_id=clip.motion_bucket)
     denoiser = FramerDenoiser(pipe.unet)
     still = static_latent_mask(clip.frames, pixels.shape[-1] // z.shape[-1])
     middle = slice(1, -1)

@@ -178,6 +178,17 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         return (getattr(fe, "image_mean", None) or CLIP_MEAN,
                 getattr(fe, "image_std", None) or CLIP_STD)
 
+    def condition(self, start_px: torch.Tensor, end_px: torch.Tensor, aug_noise, *,
+                  num_frames: int, fps, motion_bucket_id, noise_aug_strength: float = 0.02
+                  ) -> C.FramerConditioning:
+        """The conditional branch a call samples with: endpoints (B, 3, H, W) in [−1, 1],
+        noise-augmented by ``noise_aug_strength``·``aug_noise`` (start, end), encoded and
+        assembled with the mask tokens and the time ids."""
+        mean, std = self._clip_stats()
+        endpoints = encode_endpoints(self.vae, self.image_encoder, start_px, end_px,
+                                     noise_aug_strength, aug_noise, mean, std)
+        return C.assemble(endpoints, self.unet.mask_token, num_frames, fps, motion_bucket_id)
+
     @torch.inference_mode()
     def __call__(self, start, end, *, num_frames: int = 14, height: int = 320, width: int = 512,
                  num_inference_steps: int | None = None, sampler: str = "euler",
@@ -233,10 +244,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
                      randn_tensor(end_px.shape, generator=generator, device=device,
                                   dtype=state_dtype))
 
-        mean, std = self._clip_stats()
-        endpoints = encode_endpoints(self.vae, self.image_encoder, start_px, end_px,
-                                     noise_aug_strength, aug_noise, mean, std)
-        cond = C.assemble(endpoints, self.unet.mask_token, num_frames, fps, motion_bucket_id)
+        cond = self.condition(start_px, end_px, aug_noise, num_frames=num_frames, fps=fps,
+                              motion_bucket_id=motion_bucket_id,
+                              noise_aug_strength=noise_aug_strength)
         do_cfg = max_guidance_scale > 1.0 and not turbo
         weights = guidance_weights(min_guidance_scale, max_guidance_scale, num_frames,
                                    middle_max_guidance).to(device)[None, :, None, None, None]

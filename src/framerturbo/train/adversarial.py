@@ -70,11 +70,13 @@ class AdversarialDraw:
         return cls(*(t.to(latents.device) for t in (sigma, noise, perturbation, start)))
 
 
-def level_features(unet, x: torch.Tensor, sigma: torch.Tensor,
-                   cond: C.FramerConditioning) -> list[torch.Tensor]:
+def level_features(unet, x: torch.Tensor, sigma: torch.Tensor, cond: C.FramerConditioning,
+                   dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """The encoder half of ``unet`` at (x, σ): each down block's output before its downsampler,
-    then the mid block's, each shaped (B, F, C, h, w). The caller decides LoRA on/off and grad."""
-    dtype = unet.dtype  # as FramerDenoiser reads it: the frozen base's dtype
+    then the mid block's, each shaped (B, F, C, h, w). The caller decides LoRA on/off and grad.
+    ``dtype``: the frozen base's (diffusers' ``unet.dtype`` walks every module: a caller that
+    runs this every step reads it once, as FramerDenoiser does)."""
+    dtype = dtype or unet.dtype
     sample = C.unet_input(edm.scale_input(x, sigma.to(x)), cond).to(dtype)
     inputs = prepare_encoder_inputs(unet, sample, edm.c_noise(sigma),
                                     cond.image_embeddings.to(dtype),
@@ -155,6 +157,7 @@ class Adversary:
                                            betas=(0.0, 0.99), weight_decay=0.0)
         self.stash: list[Judged] = []
         self.last: dict[str, float] = {}
+        self.dtype = unet.dtype  # read once: level_features runs three times per micro-batch
 
     def draw(self, latents: torch.Tensor, generator: torch.Generator) -> AdversarialDraw:
         return AdversarialDraw.draw(latents, generator, self.d.disc_p_mean, self.d.disc_p_std)
@@ -165,7 +168,7 @@ class Adversary:
 
         x = edm.add_noise(x0 if extra is None else x0 + extra, draw.noise, draw.sigma)
         with adapters_off(self.unet):
-            return level_features(self.unet, x, draw.sigma, cond)
+            return level_features(self.unet, x, draw.sigma, cond, self.dtype)
 
     def generator_loss(self, estimate: torch.Tensor, real: torch.Tensor, cond,
                        draw: AdversarialDraw) -> torch.Tensor:
