@@ -153,7 +153,7 @@ def record_results(args, section: str, card: str, rows: list[dict],
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
     def cell(v):
-        return f"{v:.3g}" if isinstance(v, float) else ("—" if v is None else str(v))
+        return f"{v:.4g}" if isinstance(v, float) else ("—" if v is None else str(v))
 
     widths = [max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))

@@ -17,14 +17,16 @@ from PIL import Image
 from conftest import textured_image
 from framerturbo.cli.main import main
 from framerturbo.cli.common import apply_model_defaults
-from framerturbo.models.record import MICRO_SIZE, RELEASED, RECORD_FILE, read_record
+from framerturbo.models.record import (FRAMER_GUIDANCE, MICRO_SIZE, RELEASED, RECORD_FILE,
+                                       read_record)
 from framerturbo.media.files import read_video_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def flags(**given):
-    keys = ("height", "width", "num_frames", "fps", "motion_bucket", "sampler", "steps")
+    keys = ("height", "width", "num_frames", "fps", "motion_bucket", "sampler", "steps",
+            "guidance")
     return SimpleNamespace(**{k: None for k in keys} | given)
 
 
@@ -32,8 +34,8 @@ def test_records_released_micro_saved_and_run_folders(released_layout, tmp_path)
     framer, _ = released_layout
     assert read_record(framer) == RELEASED  # no record: the released framer_512x320
     micro = read_record("micro")
-    assert (micro.height, micro.width, micro.num_frames, micro.sampler, micro.steps) == (
-        64, 64, 9, "euler", 10)
+    assert (micro.height, micro.width, micro.num_frames, micro.sampler, micro.steps,
+            micro.guidance) == (64, 64, 9, "euler", MICRO_SIZE.steps, MICRO_SIZE.guidance)
     assert main(["new-model", "--out", str(tmp_path / "m")]) == 0
     assert read_record(tmp_path / "m") == MICRO_SIZE
     # a packaged model records the sampler it was tuned for (the source model's otherwise)
@@ -195,7 +197,54 @@ def test_app_defaults_come_from_the_model(monkeypatch):
                             set_progress_bar_config=lambda **_: None)))
     monkeypatch.setattr(app, "launch", lambda pipe, loras, **kw: seen.update(kw["defaults"]))
     assert main(["app"]) == 0
-    assert seen == {"height": 64, "width": 64, "frames": 9, "steps": 10, "sampler": "euler",
-                    "fps": 8, "motion_bucket": 100}
+    assert seen == {"height": 64, "width": 64, "frames": 9, "steps": MICRO_SIZE.steps,
+                    "sampler": "euler", "fps": 8, "motion_bucket": 100,
+                    "guidance": MICRO_SIZE.guidance}
     assert main(["app", "--sampler", "dpm++", "--height", "128"]) == 0
     assert (seen["height"], seen["sampler"], seen["steps"]) == (128, "dpm++", 12)
+
+
+class Captured(Exception):
+    """Raised by a spy in place of sampling: what the command asked for, without the cost."""
+
+
+def test_guidance_ramp_comes_from_the_record_and_flags_override_it(tmp_path, monkeypatch):
+    # the micro model was tuned to a flat ramp, unlike Framer's 1 → 3 (docs/micro-model.md)
+    assert MICRO_SIZE.guidance != FRAMER_GUIDANCE == RELEASED.guidance == (1.0, 3.0)
+    args = flags(model="micro")
+    apply_model_defaults(args)
+    assert args.guidance == MICRO_SIZE.guidance
+    args = flags(model="micro", guidance=[1.0, 3.0])
+    apply_model_defaults(args)
+    assert args.guidance == (1.0, 3.0)  # the user's
+    # records: written by new-model, absent in older ones (Framer's then), checked when read
+    assert main(["new-model", "--out", str(tmp_path / "g"), "--guidance", "2", "2.5"]) == 0
+    assert read_record(tmp_path / "g").guidance == (2.0, 2.5)
+    assert main(["new-model", "--out", str(tmp_path / "z"), "--guidance", "0", "1"]) == 2
+    doc = json.loads((tmp_path / "g" / RECORD_FILE).read_text())
+    del doc["guidance"]
+    (tmp_path / "g" / RECORD_FILE).write_text(json.dumps(doc))
+    assert read_record(tmp_path / "g").guidance == FRAMER_GUIDANCE
+    (tmp_path / "g" / RECORD_FILE).write_text(json.dumps(doc | {"guidance": [1, -2]}))
+    with pytest.raises(ValueError, match="framerturbo.json: guidance must be"):
+        read_record(tmp_path / "g")
+
+
+@pytest.mark.parametrize("given", [None, ["1", "3"]])
+def test_evaluate_and_hand_eval_sample_with_the_models_guidance(tmp_path, monkeypatch, given):
+    from framerturbo.eval import compare, hand_protocol
+
+    def spy(*args, **kwargs):
+        raise Captured(tuple(kwargs["guidance"]))
+
+    monkeypatch.setattr(compare, "score_model", spy)
+    monkeypatch.setattr(hand_protocol, "evaluate_hand_transitions", spy)
+    assert main(["synth", "--domain", "signer", "--n", "1", "--out", str(tmp_path / "d")]) == 0
+    flag = ["--guidance", *given] if given else []
+    want = (1.0, 3.0) if given else MICRO_SIZE.guidance
+    with pytest.raises(Captured) as seen:
+        main(["evaluate", "--data", str(tmp_path / "d"), "--max-clips", "1", *flag])
+    assert seen.value.args[0] == want
+    with pytest.raises(Captured) as seen:
+        main(["hand-eval", "--n", "1", "--out", str(tmp_path / "h"), *flag])
+    assert seen.value.args[0] == want

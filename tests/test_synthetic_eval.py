@@ -133,7 +133,7 @@ def _base_alone(demo_out) -> float:
     pipe.set_progress_bar_config(disable=True)
     record = read_record(MICRO)  # the demo samples as the model's own defaults
     result = score_model(pipe, clips, "base", sampler=record.sampler, steps=plan.sample_steps,
-                         seed=0)
+                         guidance=record.guidance, seed=0)
     return result.metrics["base"]["psnr"]
 
 

@@ -222,6 +222,11 @@ def test_cli_train_cache_tracks(clips, tmp_path, capsys):
     assert (tmp_path / "run" / "lora").is_dir()
     assert main(["tracks", str(clips)]) == 0
     assert len(list(Path(clips).glob("*.tracks.npz"))) == 4
+    # with tracks the cache holds heat-maps drawn at the ControlNet's own size, left unset
+    # (0) in the config as the shipped micro/turbo leaves it: `cache` resolves it as `train` does
+    control = [*common, "control.use=true", f"data.cache_dir={tmp_path / 'cache-c'}"]
+    assert main(["cache", *control]) == 0
+    assert main(["train", *control, f"train.output_dir={tmp_path / 'run-c'}"]) == 0
     assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
 
 

@@ -152,8 +152,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
 
     from ..models.schedulers import SAMPLERS
 
-    d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++"} | (
-        defaults or {})
+    d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++",
+         "guidance": (1.0, 3.0)} | (defaults or {})
     with gr.Blocks(title="FramerTurbo") as app:
         gr.Markdown("## FramerTurbo — interactive frame interpolation\n"
                     "Upload a start and an end frame. Click the start image to place a point, "
@@ -176,8 +176,10 @@ def build_app(runner: Runner, defaults: dict | None = None):
                 steps = gr.Slider(1, 50, value=d["steps"], step=1, label="steps")
                 seed = gr.Number(value=0, precision=0, label="seed")
             with gr.Row():
-                gmin = gr.Slider(1.0, 10.0, value=1.0, step=0.1, label="guidance min")
-                gmax = gr.Slider(1.0, 10.0, value=3.0, step=0.1, label="guidance max")
+                gmin = gr.Slider(1.0, 10.0, value=d["guidance"][0], step=0.1,
+                                 label="guidance, first frame")
+                gmax = gr.Slider(1.0, 10.0, value=d["guidance"][1], step=0.1,
+                                 label="guidance, last frame")
                 control_scale = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="control scale")
             with gr.Row():
                 frames = gr.Slider(3, 25, value=d["frames"], step=1, label="frames")

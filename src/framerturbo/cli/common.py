@@ -65,8 +65,9 @@ def add_sampling_args(p) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="random seed (0); the same seed gives the same frames on the same "
                         "device, dtype and thread count")
-    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"), default=(1.0, 3.0),
-                   help="per-frame CFG ramp (1.0 3.0); MAX <= 1 turns CFG off")
+    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="per-frame CFG ramp, first frame to last; MAX <= 1 turns CFG off "
+                        f"{MODEL_DEFAULT}: Framer's is 1 3, the micro model's 1.5 1.5")
     p.add_argument("--middle-max-guidance", action="store_true",
                    help="ramp the guidance up to the middle frame and down again")
     add_size_args(p)
@@ -94,7 +95,7 @@ def add_size_args(p, frames: bool = False) -> None:
 def apply_model_defaults(args, record=None):
     """Fill every sampling option the user left unset from the model's record (what it was
     made for); returns the record. A sampler other than the model's keeps its own step count."""
-    from ..models.record import read_record, sampling_choice
+    from ..models.record import guidance_choice, read_record, sampling_choice
 
     record = record or read_record(args.model)
     for key in ("height", "width", "num_frames", "fps", "motion_bucket"):
@@ -103,6 +104,8 @@ def apply_model_defaults(args, record=None):
     if hasattr(args, "sampler"):
         args.sampler, args.steps = sampling_choice(record, args.sampler, args.steps,
                                                    getattr(args, "turbo", None) is not None)
+    if hasattr(args, "guidance"):
+        args.guidance = guidance_choice(record, args.guidance)
     return record
 
 

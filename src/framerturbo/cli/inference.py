@@ -342,6 +342,7 @@ def _run_app(args) -> int:
     launch(pipe, loras, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
            defaults={"height": args.height, "width": args.width, "frames": args.num_frames,
                      "steps": args.steps or DEFAULT_STEPS[sampler], "sampler": sampler,
-                     "fps": record.fps, "motion_bucket": record.motion_bucket}
+                     "fps": record.fps, "motion_bucket": record.motion_bucket,
+                     "guidance": record.guidance}
            | ({"turbo_scale": turbo[1]} if turbo else {}))
     return 0

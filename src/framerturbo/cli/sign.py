@@ -103,6 +103,8 @@ def _add_hand_eval(sub) -> None:
     p.add_argument("--sampler", help="euler, dpm++ or turbo (default: the model's own, from its "
                                      "framerturbo.json; turbo with --turbo)")
     add_turbo_arg(p)
+    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="per-frame CFG ramp, first frame to last (default: the model's own)")
     p.add_argument("--control-scale", type=float, default=1.0)
     p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     p.set_defaults(func=_run_hand_eval)
@@ -110,7 +112,7 @@ def _add_hand_eval(sub) -> None:
 
 def _run_hand_eval(args) -> int:
     from ..eval.hand_protocol import evaluate_hand_transitions, markdown_table, write_report
-    from ..models.record import read_record, sampling_choice
+    from ..models.record import guidance_choice, read_record, sampling_choice
     from ..models.schedulers import DEFAULT_STEPS, canonical_name
     from ..sampling.pipeline import FramerPipeline
 
@@ -121,14 +123,17 @@ def _run_hand_eval(args) -> int:
     if turbo:  # both Framer rows at the fast path; control is heat-maps, not adapters
         pipe.load_turbo(*parse_turbo_spec(args.turbo))
         pipe.fuse_adapters()
-    args.sampler, steps = sampling_choice(read_record(args.model), args.sampler, args.steps,
-                                          turbo=turbo)
+    record = read_record(args.model)
+    args.sampler, steps = sampling_choice(record, args.sampler, args.steps, turbo=turbo)
     args.steps = steps or DEFAULT_STEPS[canonical_name(args.sampler)]
+    guidance = guidance_choice(record, args.guidance)
     seeds = list(range(args.seed, args.seed + args.n))
     result = evaluate_hand_transitions(pipe, seeds, sampler=args.sampler, steps=args.steps,
-                                       control_scale=args.control_scale)
+                                       guidance=guidance, control_scale=args.control_scale)
     result["conditions"] = {"model": args.model, "seeds": [seeds[0], seeds[-1]],
                             "sampler": args.sampler, "steps": args.steps,
+                            "guidance": None if canonical_name(args.sampler) == "turbo"
+                            else guidance,
                             "control_scale": args.control_scale,
                             "turbo": args.turbo if turbo else None}
     metrics, page = write_report(result, args.out)

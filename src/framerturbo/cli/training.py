@@ -57,6 +57,9 @@ def _add_new_model(sub) -> None:
                                      "framerturbo.json (default: the source model's)")
     p.add_argument("--steps", type=int, help="its default step count (with --sampler; default: "
                                              "the sampler's own)")
+    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="its default per-frame CFG ramp, first frame to last (default: the "
+                        "source model's)")
     p.set_defaults(func=_run_new_model)
 
 
@@ -81,9 +84,14 @@ def _run_new_model(args) -> int:
         print("error: --steps takes a positive step count and goes with --sampler",
               file=sys.stderr)
         return 2
-    if args.sampler:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if args.guidance:
+        if min(args.guidance) <= 0:
+            print("error: --guidance takes two positive scales, e.g. 1.5 1.5", file=sys.stderr)
+            return 2
+        record = replace(record, guidance=tuple(args.guidance))
+    if args.sampler:
         from ..models.schedulers import canonical_name
 
         try:
@@ -178,7 +186,10 @@ def _run_cache(args) -> int:
                          "data.cache_dir=DIR")
     from ..data.cache import build_cache_for
     from ..models.loading import load_components
+    from ..train.setup import resolve_heatmap_size
 
+    if cfg.control.use:  # the cached heat-maps are drawn at the size training will draw them
+        resolve_heatmap_size(cfg)
     parts = load_components(cfg.model.pretrained, cfg.model.svd or None, controlnet=False,
                             dtype="fp32" if cfg.model.base_dtype == "fp16" else cfg.model.base_dtype)
     folder, train_set = build_cache_for(cfg, parts)

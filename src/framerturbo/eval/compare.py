@@ -85,7 +85,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     """The whole ``evaluate`` command: ``load_pipe(model, settings)`` gives a pipeline."""
     from ..core.config import load_config
     from ..models.adapters import load_loras
-    from ..models.record import read_record, sampling_choice
+    from ..models.record import guidance_choice, read_record, sampling_choice
+    from ..models.schedulers import TURBO, canonical_name
 
     cfg = load_config(args.config) if args.config else None
     if args.model is None:
@@ -99,6 +100,7 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     turbo = getattr(args, "turbo", None)
     sampler, steps = sampling_choice(record, args.sampler, args.steps, turbo is not None)
     args.sampler, args.steps = sampler, steps
+    guidance = guidance_choice(record, getattr(args, "guidance", None))
     protocol = getattr(args, "protocol", None)
     hands = getattr(args, "hand_metrics", None)
     if protocol:
@@ -116,7 +118,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
             "window_overlap": settings.window_overlap, "fps conditioning": settings.fps_id,
             "motion_bucket": settings.motion_bucket})
     result.conditions |= {"sampler": sampler, "steps": steps, "seed": args.seed,
-                          "tracks": args.tracks}
+                          "tracks": args.tracks,
+                          "guidance": None if canonical_name(sampler) == TURBO else guidance}
     if turbo is not None:  # every row carries the turbo LoRA (the pipeline loader adds it)
         result.conditions["turbo"] = turbo or "shipped with the model"
     hand_source = resolve_source(hands, [c.landmarks for c in clips]) if hands else None
@@ -132,7 +135,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
         names = load_loras(pipe.unet, [(row.lora, row.scale)]) if row.lora else []
         try:
             scored = score_model(pipe, clips, row.label, use_tracks=args.tracks,
-                                 sampler=sampler, steps=steps, seed=args.seed,
+                                 sampler=sampler, steps=steps, guidance=guidance,
+                                 seed=args.seed,
                                  size=(settings.height, settings.width) if protocol else None)
         finally:
             if names:

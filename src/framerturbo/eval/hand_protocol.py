@@ -37,7 +37,8 @@ def signer_transitions(seeds, num_frames: int = 9, context: int = 3, size: int =
 
 def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int = 3,
                               sampler: str = "dpm++", steps: int = 12, control_scale: float = 1.0,
-                              fps: float = 8.0, motion_bucket: int = 100) -> dict:
+                              guidance: tuple[float, float] = (1.0, 3.0), fps: float = 8.0,
+                              motion_bucket: int = 100) -> dict:
     """Every row of :data:`ROWS` on every seed's transition; hand metrics per row (means over
     transitions), and the same for the real frames (the finder's own floor)."""
     import torch
@@ -56,6 +57,7 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
                   "flow": flow_interpolate(start, end, num_frames)}
         common = dict(num_frames=num_frames, height=start.shape[0], width=start.shape[1],
                       num_inference_steps=steps, sampler=sampler, fps=fps,
+                      min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
                       motion_bucket_id=motion_bucket, output_type="np")
         out = pipe(start, end, generator=torch.Generator().manual_seed(seed), **common)
         videos["framer (no control)"] = to_uint8(out.frames[0])

@@ -1,5 +1,6 @@
-"""What a model folder was made for: its frame size, frame count, fps, motion bucket, sampler and
-steps — the defaults of every command that samples it (the user's flags override them).
+"""What a model folder was made for: its frame size, frame count, fps, motion bucket, sampler,
+steps and guidance ramp — the defaults of every command that samples it (the user's flags
+override them).
 
 A saved folder records them in ``framerturbo.json``; a folder without one is taken to be the
 released ``framer_512x320`` (512×320, 14 frames, fps 7, motion bucket 100), except a full
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 RECORD_FILE = "framerturbo.json"
+FRAMER_GUIDANCE = (1.0, 3.0)  # the released pipeline's ramp, and every record's without one
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class ModelRecord:
     motion_bucket: int
     sampler: str
     steps: int | None = None  # None: the sampler's default
+    guidance: tuple[float, float] = FRAMER_GUIDANCE  # the per-frame CFG ramp, first → last frame
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -33,11 +36,12 @@ class ModelRecord:
 
 RELEASED = ModelRecord(height=320, width=512, num_frames=14, fps=7, motion_bucket=100,
                        sampler="euler", steps=30)
-# the micro architecture's own frame size (trained at 64×64×9 on 8 fps procedural clips) and
-# sampler: of dpm++ 12 and euler 30, 15, 10 and 8, euler 10 was best or level-best in all three
-# training worlds on tuning clips from seeds no training or held-out set uses (docs/micro-model.md)
+# the micro architecture's own frame size (trained at 64×64×9 on 8 fps procedural clips),
+# sampler and guidance: of dpm++ 12 and euler 30, 15, 10 and 8, euler 10 was best or level-best
+# in all three training worlds on tuning clips from seeds no training or held-out set uses, and
+# at euler 10 a flat guidance of 1.5 beat Framer's 1 → 3 ramp there (docs/micro-model.md)
 MICRO_SIZE = ModelRecord(height=64, width=64, num_frames=9, fps=8, motion_bucket=100,
-                         sampler="euler", steps=10)
+                         sampler="euler", steps=10, guidance=(1.5, 1.5))
 
 
 def parse_record(path: Path) -> ModelRecord:
@@ -45,6 +49,8 @@ def parse_record(path: Path) -> ModelRecord:
     try:
         doc = json.loads(Path(path).read_text())
         kwargs = {f.name: doc[f.name] for f in fields(ModelRecord) if f.name in doc}
+        if "guidance" in kwargs:
+            kwargs["guidance"] = tuple(kwargs["guidance"])
         record = ModelRecord(**kwargs)
     except (json.JSONDecodeError, TypeError) as e:
         raise ValueError(f"{path}: not a valid model record ({e.__class__.__name__}) — fix it "
@@ -55,6 +61,11 @@ def parse_record(path: Path) -> ModelRecord:
             raise ValueError(f"{path}: {key} must be a positive integer, got {value!r}")
     if not isinstance(record.fps, (int, float)) or record.fps <= 0:
         raise ValueError(f"{path}: fps must be a positive number, got {record.fps!r}")
+    g = record.guidance
+    if len(g) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                              for v in g):
+        raise ValueError(f"{path}: guidance must be [first frame's, last frame's] positive "
+                         f"scales, e.g. [1.0, 3.0]; got {list(g)!r}")
     return record
 
 
@@ -89,6 +100,11 @@ def record_from_config(cfg) -> ModelRecord:
     return replace(base, height=d.height, width=d.width, num_frames=d.num_frames, fps=fps,
                    motion_bucket=bucket, sampler=cfg.validation.sampler,
                    steps=cfg.validation.steps)
+
+
+def guidance_choice(record: ModelRecord, guidance) -> tuple[float, float]:
+    """The CFG ramp a command samples with: the user's (MIN, MAX), else the model's."""
+    return tuple(float(g) for g in guidance) if guidance is not None else record.guidance
 
 
 def sampling_choice(record: ModelRecord, sampler: str | None, steps: int | None,

@@ -110,7 +110,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
         pipe.set_progress_bar_config(disable=True)
     record = read_record(model)  # the base and LoRA rows sample as the model's own defaults
     steps = plan.sample_steps or record.steps
-    kw = dict(sampler=record.sampler, steps=steps, seed=seed)
+    kw = dict(sampler=record.sampler, steps=steps, guidance=record.guidance, seed=seed)
     with clock.phase("base"):  # before any adapter is loaded: the base model alone
         base = evaluate(pipe, clips, label="base", **kw)
     rows = {"base": base}
@@ -138,6 +138,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     metrics = {m: rows.get(m, base).metrics[m] for m in methods}
     metrics |= {"model": model, "quick": quick, "notes": base.notes,
                 "sampler": f"{record.sampler}-{steps}" if steps else record.sampler,
+                "guidance": list(record.guidance),
                 "turbo_lora": str(turbo) if turbo else None}
     with clock.phase("report"):
         gifs = _write_gifs(out, clips, outputs)
@@ -185,6 +186,12 @@ NAMES = {"base": "base", "lora": "LoRA", "turbo": "base + turbo (4 steps)",
 def shown(metrics: dict) -> list[str]:
     """The demo's methods that this run measured (turbo rows need a shipped turbo LoRA)."""
     return [m for m in METHODS if isinstance(metrics.get(m), dict)]
+
+
+def guidance_text(metrics: dict) -> str:
+    """``1.5 → 1.5`` from the report's guidance (reports older than the record field: Framer's)."""
+    first, last = metrics.get("guidance") or (1.0, 3.0)
+    return f"{first:g} → {last:g}"
 
 
 def verdict(metrics: dict) -> str:
@@ -275,7 +282,8 @@ td,th{{padding:2px 10px}}tr.best{{font-weight:bold}}</style></head><body>
 at 64×64; metrics on the 7 generated frames.</p>
 <p><b>{html.escape(verdict(metrics))}</b></p>
 <p>Base and LoRA rows: the model's sampler, {html.escape(str(metrics["sampler"]))} with its
-guidance; turbo rows: the turbo LoRA at 4 steps, no guidance.</p>
+guidance ramp {html.escape(guidance_text(metrics))}; turbo rows: the turbo LoRA at 4 steps,
+no guidance.</p>
 <table><tr><th>method</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>clips</th></tr>{rows}</table>
 {chart_img}
 <p>Columns in each animation: ground truth | {" | ".join(NAMES[m] for m in methods)}.</p>
