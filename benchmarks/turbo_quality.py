@@ -51,12 +51,13 @@ ROWS = [("teacher euler-30 + CFG", "euler", 30, False, False),
         ("turbo-4, tracks", "turbo", 4, True, True)]
 
 
-def score(pipe, clips, label, sampler, steps, tracks, seed):
+def score(pipe, clips, label, sampler, steps, tracks, seed, guidance):
+    """One row; ``guidance``: the model's CFG ramp (the turbo sampler has no CFG)."""
     from framerturbo.eval.evaluate import score_model
 
     start = time.perf_counter()
     result = score_model(pipe, clips, label, use_tracks=tracks, sampler=sampler, steps=steps,
-                         seed=seed)
+                         guidance=guidance, seed=seed)
     seconds = (time.perf_counter() - start) / len(clips)
     row = result.metrics[label]
     return {"row": label, "psnr": row["psnr"], "ssim": row["ssim"],
@@ -156,6 +157,7 @@ def main(argv=None) -> int:
                      sampler, steps, COMPARE, tracks)
                     for label, sampler, steps, turbo, tracks in ROWS if turbo]
     record = read_record(args.model)
+    print(f"CFG rows at the model's guidance ramp {record.guidance[0]:g} → {record.guidance[1]:g}")
     rows, notes = [], []
     for source in args.data:
         clips, skipped = held_out_clips([source], args.max_clips, record, args.stride,
@@ -168,7 +170,8 @@ def main(argv=None) -> int:
         for label, sampler, steps, turbo, tracks in rows_of:
             steps = min(steps, 2) if args.smoke else steps
             set_turbo(pipe, turbo, False)
-            by_label[label] = score(pipe, clips, label, sampler, steps, tracks, args.seed)
+            by_label[label] = score(pipe, clips, label, sampler, steps, tracks, args.seed,
+                                    record.guidance)
             print(f"{name}: {label}: {by_label[label]['psnr']:.2f} dB", flush=True)
         rows += [{"data": name, **r} for r in (*by_label.values(), crossfade_row(clips))]
         print(f"\n{name} ({len(clips)} clips):")
@@ -187,7 +190,7 @@ def main(argv=None) -> int:
             set_turbo(pipe, turbo, True)
             steps = min(steps, 2) if args.smoke else steps
             rows.append({"data": name, **score(pipe, clips, label, sampler, steps, False,
-                                                args.seed)})
+                                                args.seed, record.guidance)})
         rows.append({"data": name, **crossfade_row(clips)})
         print(f"\n{name} ({len(clips)} clips):")
         print_table([r for r in rows if r["data"] == name], COLUMNS)
@@ -197,6 +200,7 @@ def main(argv=None) -> int:
         print("note:", note)
     record_results(args, "turbo_quality", card, rows,
                    {"model": args.model, "turbo": str(folder), "seed": args.seed,
+                    "guidance": list(record.guidance),
                     "stride": args.stride, "max_clips": args.max_clips})
     return 0
 
