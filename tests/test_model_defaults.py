@@ -248,3 +248,25 @@ def test_evaluate_and_hand_eval_sample_with_the_models_guidance(tmp_path, monkey
     with pytest.raises(Captured) as seen:
         main(["hand-eval", "--n", "1", "--out", str(tmp_path / "h"), *flag])
     assert seen.value.args[0] == want
+
+
+def test_python_api_samples_at_the_loaded_models_own_defaults(monkeypatch):
+    """`FramerPipeline.from_framer(...)(a, b)` with no sizes: the model's frame size, frame
+    count, sampler, steps and guidance, as the CLI would use them (not Framer's 14 × 512×320)."""
+    from framerturbo.sampling import pipeline as P
+
+    pipe = P.FramerPipeline.from_framer("micro", device="cpu", dtype="fp32", controlnet=False)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.record == read_record("micro")
+    ramps, samplers = [], []
+    real_weights, real_scheduler = P.guidance_weights, P.make_scheduler
+    monkeypatch.setattr(P, "guidance_weights", lambda lo, hi, *a: ramps.append((lo, hi)) or
+                        real_weights(lo, hi, *a))
+    monkeypatch.setattr(P, "make_scheduler", lambda name, *a, **k: samplers.append(name) or
+                        real_scheduler(name, *a, **k))
+    frames = pipe(textured_image(64, 1), textured_image(64, 2), num_inference_steps=1,
+                  output_type="np").frames[0]
+    assert frames.shape == (MICRO_SIZE.num_frames, MICRO_SIZE.height, MICRO_SIZE.width, 3)
+    assert ramps == [MICRO_SIZE.guidance] and samplers == [MICRO_SIZE.sampler]
+    # a pipeline assembled from parts has no record of its own: Framer's defaults
+    assert P.FramerPipeline(**pipe.components).record == RELEASED

@@ -29,6 +29,7 @@ from ..denoising.encoding import encode_endpoints, pixels_from_uint8
 from ..media.files import load_image
 from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD, size_step
+from ..models.record import RELEASED, ModelRecord, read_record, sampling_choice
 from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
 
@@ -135,6 +136,15 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         return pipe
 
     @property
+    def record(self) -> ModelRecord:
+        """What the loaded model was made for (``models.record``): the defaults of ``__call__``."""
+        if self.model_source is None:
+            return RELEASED
+        if getattr(self, "_record_of", None) != self.model_source:
+            self._record, self._record_of = read_record(self.model_source), self.model_source
+        return self._record
+
+    @property
     def _execution_device(self) -> torch.device:
         """Where the denoising runs: the UNet's device, even when the VAE stays on the CPU
         (``levers.apply_offload(pipe, "vae")``); diffusers' own rule under model offload."""
@@ -190,10 +200,11 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         return C.assemble(endpoints, self.unet.mask_token, num_frames, fps, motion_bucket_id)
 
     @torch.inference_mode()
-    def __call__(self, start, end, *, num_frames: int = 14, height: int = 320, width: int = 512,
-                 num_inference_steps: int | None = None, sampler: str = "euler",
-                 min_guidance_scale: float = 1.0, max_guidance_scale: float = 3.0,
-                 middle_max_guidance: bool = False, fps: int = 7, motion_bucket_id: int = 100,
+    def __call__(self, start, end, *, num_frames: int | None = None, height: int | None = None,
+                 width: int | None = None, num_inference_steps: int | None = None,
+                 sampler: str | None = None, min_guidance_scale: float | None = None,
+                 max_guidance_scale: float | None = None, middle_max_guidance: bool = False,
+                 fps: float | None = None, motion_bucket_id: int | None = None,
                  noise_aug_strength: float = 0.02, tracks=None, autopilot: bool = False,
                  control_scale: float = 1.0, control_step_range: tuple[float, float] = (0.0, 1.0),
                  autopilot_search_radius: int = 5, autopilot_consistency_px: float = 2.0,
@@ -201,6 +212,11 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
                  latents: torch.Tensor | None = None, decode_chunk_size: int | None = None,
                  output_type: str = "pil", callback_on_step_end=None) -> FramerPipelineOutput:
         """Interpolate between ``start`` and ``end`` (one each, or lists for a batch).
+
+        Every size, conditioning and sampling argument left as None is the model's own
+        (:attr:`record`: its ``framerturbo.json``, as the CLI reads it; Framer's 512×320 × 14,
+        fps 7, motion bucket 100, euler 30 with the 1 → 3 guidance ramp for the released
+        weights or a pipeline not made by ``from_framer``).
 
         ``tracks``: a :class:`TrackSet` (points in its ``image_size`` frame, else in generation
         pixels), an (F, K, 2) array in generation pixels, or a list of either per video.
@@ -213,6 +229,16 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         Runs under ``torch.inference_mode`` (≈ 10 % faster than ``no_grad`` for the micro model on
         a CPU, where per-op overhead dominates); the returned tensors are ordinary ones.
         """
+        record = self.record
+        num_frames, height, width = (num_frames or record.num_frames, height or record.height,
+                                     width or record.width)
+        fps = record.fps if fps is None else fps
+        motion_bucket_id = record.motion_bucket if motion_bucket_id is None else motion_bucket_id
+        sampler, num_inference_steps = sampling_choice(record, sampler, num_inference_steps)
+        min_guidance_scale = (record.guidance[0] if min_guidance_scale is None
+                              else min_guidance_scale)
+        max_guidance_scale = (record.guidance[1] if max_guidance_scale is None
+                              else max_guidance_scale)
         self.check_size(height, width)
         starts, ends = _as_batch(start), _as_batch(end)
         if len(starts) != len(ends):
