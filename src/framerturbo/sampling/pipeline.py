@@ -230,15 +230,17 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         a CPU, where per-op overhead dominates); the returned tensors are ordinary ones.
         """
         record = self.record
-        num_frames, height, width = (num_frames or record.num_frames, height or record.height,
-                                     width or record.width)
-        fps = record.fps if fps is None else fps
-        motion_bucket_id = record.motion_bucket if motion_bucket_id is None else motion_bucket_id
+
+        def given_or(value, default):
+            return default if value is None else value
+
+        num_frames = given_or(num_frames, record.num_frames)
+        height, width = given_or(height, record.height), given_or(width, record.width)
+        fps = given_or(fps, record.fps)
+        motion_bucket_id = given_or(motion_bucket_id, record.motion_bucket)
         sampler, num_inference_steps = sampling_choice(record, sampler, num_inference_steps)
-        min_guidance_scale = (record.guidance[0] if min_guidance_scale is None
-                              else min_guidance_scale)
-        max_guidance_scale = (record.guidance[1] if max_guidance_scale is None
-                              else max_guidance_scale)
+        min_guidance_scale = given_or(min_guidance_scale, record.guidance[0])
+        max_guidance_scale = given_or(max_guidance_scale, record.guidance[1])
         self.check_size(height, width)
         starts, ends = _as_batch(start), _as_batch(end)
         if len(starts) != len(ends):
