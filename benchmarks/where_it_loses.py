@@ -67,7 +67,9 @@ def split_scores(pred: np.ndarray, truth: np.ndarray, still: np.ndarray) -> dict
 def parse_row(spec: str) -> tuple[str, int, tuple[float, float]]:
     """``SAMPLER:STEPS`` or ``SAMPLER:STEPS:GMIN-GMAX`` (the guidance ramp; default 1-3)."""
     sampler, steps, *rest = spec.split(":")
-    guidance = tuple(float(g) for g in rest[0].split("-")) if rest else (1.0, 3.0)
+    from framerturbo.models.record import FRAMER_GUIDANCE
+
+    guidance = tuple(float(g) for g in rest[0].split("-")) if rest else FRAMER_GUIDANCE
     if len(guidance) != 2:
         raise SystemExit(f"--rows {spec}: the guidance is GMIN-GMAX, e.g. euler:10:1-2")
     return sampler, int(steps), guidance
@@ -76,10 +78,11 @@ def parse_row(spec: str) -> tuple[str, int, tuple[float, float]]:
 def table(pipe, clips, rows: list[tuple[str, int, tuple[float, float]]], seed: int) -> list[dict]:
     from framerturbo.eval.evaluate import score_baselines, score_model
     from framerturbo.eval.metrics import detail_ratio, frame_metrics
+    from framerturbo.models.record import FRAMER_GUIDANCE
 
     videos = {}
     for sampler, steps, guidance in rows:
-        label = f"{sampler}-{steps}" + ("" if guidance == (1.0, 3.0) else
+        label = f"{sampler}-{steps}" + ("" if guidance == FRAMER_GUIDANCE else
                                         f" g{guidance[0]:g}-{guidance[1]:g}")
         videos[label] = score_model(pipe, clips, label, sampler=sampler, steps=steps,
                                     guidance=guidance, seed=seed).outputs[label]

@@ -150,10 +150,11 @@ class Runner:
 def build_app(runner: Runner, defaults: dict | None = None):
     import gradio as gr
 
+    from ..models.record import FRAMER_GUIDANCE
     from ..models.schedulers import SAMPLERS
 
     d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++",
-         "guidance": (1.0, 3.0)} | (defaults or {})
+         "guidance": FRAMER_GUIDANCE} | (defaults or {})
     with gr.Blocks(title="FramerTurbo") as app:
         gr.Markdown("## FramerTurbo — interactive frame interpolation\n"
                     "Upload a start and an end frame. Click the start image to place a point, "

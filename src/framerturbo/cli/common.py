@@ -65,9 +65,7 @@ def add_sampling_args(p) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="random seed (0); the same seed gives the same frames on the same "
                         "device, dtype and thread count")
-    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"),
-                   help="per-frame CFG ramp, first frame to last; MAX <= 1 turns CFG off "
-                        f"{MODEL_DEFAULT}: Framer's is 1 3, the micro model's 1.5 1.5")
+    add_guidance_arg(p)
     p.add_argument("--middle-max-guidance", action="store_true",
                    help="ramp the guidance up to the middle frame and down again")
     add_size_args(p)
@@ -81,6 +79,13 @@ def add_sampling_args(p) -> None:
 
 SIZE_RULE = ("a multiple of the model's size step: 64 for the released model, 32 for the "
              "embedded micro model")
+
+
+def add_guidance_arg(p, help: str = "per-frame CFG ramp, first frame to last; MAX <= 1 turns "
+                     f"CFG off {MODEL_DEFAULT}: Framer's is 1 3, the micro model's 1.5 1.5"
+                     ) -> None:
+    """``--guidance MIN MAX``, unset unless given (None: the model record's ramp)."""
+    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"), help=help)
 
 
 def add_size_args(p, frames: bool = False) -> None:

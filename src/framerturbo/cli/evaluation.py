@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import MODEL_DEFAULT, add_model_args, add_size_args, load_pipeline
+from .common import MODEL_DEFAULT, add_guidance_arg, add_model_args, add_size_args, load_pipeline
 
 RESIZE = ("crop", "squash")  # as training's data.resize
 
@@ -46,8 +46,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--sampler", help=f"euler, dpm++ or turbo {MODEL_DEFAULT}")
     p.add_argument("--steps", type=int,
                    help="denoising steps (the model's; euler 30, dpm++ 12, turbo 4)")
-    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"),
-                   help=f"per-frame CFG ramp, first frame to last {MODEL_DEFAULT}")
+    add_guidance_arg(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("data_path", nargs="?", metavar="DATA",
                    help="clips, or with --protocol the benchmark folder (same as --data)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import EXIT_USAGE, add_turbo_arg, parse_turbo_spec
+from .common import EXIT_USAGE, add_guidance_arg, add_turbo_arg, parse_turbo_spec
 from .inference import add_stitch_options, run_stitch_clips
 
 
@@ -103,8 +103,7 @@ def _add_hand_eval(sub) -> None:
     p.add_argument("--sampler", help="euler, dpm++ or turbo (default: the model's own, from its "
                                      "framerturbo.json; turbo with --turbo)")
     add_turbo_arg(p)
-    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"),
-                   help="per-frame CFG ramp, first frame to last (default: the model's own)")
+    add_guidance_arg(p)
     p.add_argument("--control-scale", type=float, default=1.0)
     p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     p.set_defaults(func=_run_hand_eval)

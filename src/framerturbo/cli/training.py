@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_config_args, load_config_args
+from .common import add_config_args, add_guidance_arg, load_config_args
 
 
 def register(sub) -> None:
@@ -57,9 +57,8 @@ def _add_new_model(sub) -> None:
                                      "framerturbo.json (default: the source model's)")
     p.add_argument("--steps", type=int, help="its default step count (with --sampler; default: "
                                              "the sampler's own)")
-    p.add_argument("--guidance", type=float, nargs=2, metavar=("MIN", "MAX"),
-                   help="its default per-frame CFG ramp, first frame to last (default: the "
-                        "source model's)")
+    add_guidance_arg(p, help="its default per-frame CFG ramp, first frame to last (default: "
+                             "the source model's)")
     p.set_defaults(func=_run_new_model)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.landmarks import PALM
+from ..models.record import FRAMER_GUIDANCE
 from .baselines import hard_cut
 from . import tables
 from .hands import HAND_COLUMNS, REAL, hand_finder, summarise, transition_scores
@@ -37,7 +38,7 @@ def signer_transitions(seeds, num_frames: int = 9, context: int = 3, size: int =
 
 def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int = 3,
                               sampler: str = "dpm++", steps: int = 12, control_scale: float = 1.0,
-                              guidance: tuple[float, float] = (1.0, 3.0), fps: float = 8.0,
+                              guidance: tuple[float, float] = FRAMER_GUIDANCE, fps: float = 8.0,
                               motion_bucket: int = 100) -> dict:
     """Every row of :data:`ROWS` on every seed's transition; hand metrics per row (means over
     transitions), and the same for the real frames (the finder's own floor)."""

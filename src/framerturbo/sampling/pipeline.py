@@ -116,6 +116,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
 
     turbo_grid: dict | None = None  # the loaded turbo LoRA's distillation grid (load_turbo)
     model_source: str | None = None  # what from_framer loaded: where a shipped turbo LoRA lies
+    # what that model was made for (models.record): the defaults of __call__; Framer's for a
+    # pipeline built from parts
+    record: ModelRecord = RELEASED
 
     model_cpu_offload_seq = "image_encoder->controlnet->unet->vae"
     _optional_components = ["controlnet"]
@@ -132,17 +135,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         from ..models.loading import load_components
 
         pipe = cls(**load_components(model, svd, **kwargs))
-        pipe.model_source = str(model)
+        pipe.model_source, pipe.record = str(model), read_record(model)
         return pipe
-
-    @property
-    def record(self) -> ModelRecord:
-        """What the loaded model was made for (``models.record``): the defaults of ``__call__``."""
-        if self.model_source is None:
-            return RELEASED
-        if getattr(self, "_record_of", None) != self.model_source:
-            self._record, self._record_of = read_record(self.model_source), self.model_source
-        return self._record
 
     @property
     def _execution_device(self) -> torch.device:

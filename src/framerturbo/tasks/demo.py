@@ -23,7 +23,7 @@ import numpy as np
 from ..core.atomic import atomic_file
 from ..core.config import Config
 from ..models.loading import MICRO, MICRO_PATH, RANDOM_MICRO
-from ..models.record import read_record
+from ..models.record import FRAMER_GUIDANCE, read_record
 
 logger = logging.getLogger(__name__)
 DOMAIN = "signer-close"  # kept out of the micro model's training: the LoRA has something to learn
@@ -190,7 +190,7 @@ def shown(metrics: dict) -> list[str]:
 
 def guidance_text(metrics: dict) -> str:
     """``1.5 → 1.5`` from the report's guidance (reports older than the record field: Framer's)."""
-    first, last = metrics.get("guidance") or (1.0, 3.0)
+    first, last = metrics.get("guidance") or FRAMER_GUIDANCE
     return f"{first:g} → {last:g}"
 
 
