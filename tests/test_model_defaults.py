@@ -270,3 +270,91 @@ def test_python_api_samples_at_the_loaded_models_own_defaults(monkeypatch):
     assert ramps == [MICRO_SIZE.guidance] and samplers == [MICRO_SIZE.sampler]
     # a pipeline assembled from parts has no record of its own: Framer's defaults
     assert P.FramerPipeline(**pipe.components).record == RELEASED
+
+
+def _record_folder(tmp_path, **given):
+    """A model folder holding only a record: all that read_record needs."""
+    folder = tmp_path / "recorded"
+    folder.mkdir(exist_ok=True)
+    doc = json.loads(MICRO_SIZE.to_json()) | given
+    (folder / RECORD_FILE).write_text(json.dumps(doc))
+    return folder
+
+
+def test_runs_validate_and_distill_as_their_model_samples(tmp_path):
+    """Left unset, validation samples and the distillation teacher guides as the base model's
+    record says (as `evaluate` samples it); what a config sets wins; the run's config.toml
+    records the resolved values so a resume uses them even if the record changes."""
+    from framerturbo.core.config import Config, ConfigError, load_config
+    from framerturbo.train.setup import (resolve_sampling_defaults, teacher_guidance,
+                                         validation_sampling)
+
+    micro = load_config(None, ["model.pretrained=random-micro", "objective.kind=consistency"])
+    assert validation_sampling(micro) == ("euler", MICRO_SIZE.steps, MICRO_SIZE.guidance)
+    assert teacher_guidance(micro) == MICRO_SIZE.guidance
+    released = Config()  # a released layout (no record): Framer's euler 30 at 1 → 3
+    released.model.pretrained = str(tmp_path)
+    assert validation_sampling(released) == ("euler", 30, FRAMER_GUIDANCE)
+
+    folder = _record_folder(tmp_path, sampler="dpm++", steps=12, guidance=[2.0, 2.5])
+    base = ["objective.kind=consistency", f"model.pretrained={folder}"]
+    cfg = load_config(None, base)
+    assert validation_sampling(cfg) == ("dpm++", 12, (2.0, 2.5))
+    assert teacher_guidance(cfg) == (2.0, 2.5)
+    mine = load_config(None, base + ["validation.sampler=euler", "validation.guidance=[1,3]",
+                                     "distill.min_guidance=1", "distill.max_guidance=2"])
+    assert validation_sampling(mine) == ("euler", None, (1.0, 3.0))  # euler's own step count
+    assert teacher_guidance(mine) == (1.0, 2.0)
+
+    resolve_sampling_defaults(cfg)
+    saved = tmp_path / "config.toml"
+    saved.write_text(cfg.to_toml())
+    (folder / RECORD_FILE).write_text(MICRO_SIZE.to_json())  # the record changes later
+    again = load_config(saved)
+    assert validation_sampling(again) == ("dpm++", 12, (2.0, 2.5))
+    assert teacher_guidance(again) == (2.0, 2.5)
+    with pytest.raises(ConfigError, match="set both"):
+        load_config(None, base + ["distill.max_guidance=3"])
+    with pytest.raises(ConfigError, match="validation.guidance"):
+        load_config(None, ["validation.guidance=[2]"])
+
+
+def test_validation_samples_with_the_models_guidance(micro_parts, monkeypatch, tmp_path):
+    from framerturbo.core.config import Config
+    from framerturbo.sampling.pipeline import FramerPipeline
+    from framerturbo.train.validate import _sample_metrics
+
+    calls, real_call = [], FramerPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(FramerPipeline, "__call__", spy)
+    cfg = Config()
+    cfg.model.pretrained = str(_record_folder(tmp_path, sampler="euler", steps=1,
+                                              guidance=[2.0, 2.5]))
+    frames = torch.from_numpy(textured_image(64, 1)).permute(2, 0, 1)[None].repeat(5, 1, 1, 1)
+    items = [{"frames": frames, "fps": 8.0, "motion_bucket": 100.0}]
+    models = SimpleNamespace(unet=micro_parts["unet"],
+                             feature_extractor=micro_parts["feature_extractor"])
+    _sample_metrics(cfg, models, micro_parts["vae"], micro_parts["image_encoder"], items,
+                    tmp_path, 0)
+    (call,) = calls
+    assert (call["sampler"], call["num_inference_steps"], call["min_guidance_scale"],
+            call["max_guidance_scale"]) == ("euler", 1, 2.0, 2.5)
+
+
+def test_distillation_teacher_guides_at_the_models_ramp():
+    from framerturbo.core.config import load_config
+    from framerturbo.denoising.denoiser import FramerDenoiser
+    from framerturbo.models.loading import random_micro_components
+    from framerturbo.train.consistency import ConsistencyObjective, turbo_info
+
+    unet = random_micro_components(controlnet=False)["unet"]
+    cfg = load_config(None, ["objective.kind=consistency", "model.pretrained=random-micro"])
+    obj = ConsistencyObjective(cfg, FramerDenoiser(unet), unet, None, {})
+    weights = obj.guidance(9, "cpu").flatten()
+    assert torch.allclose(weights, torch.full((9,), MICRO_SIZE.guidance[0]))
+    teacher = turbo_info(cfg)["teacher"]
+    assert (teacher["min_guidance"], teacher["max_guidance"]) == MICRO_SIZE.guidance

@@ -82,6 +82,8 @@ def test_lora_output_loads_in_interpolate_with_scales(clips, tmp_path):
     assert {"val/psnr", "val/ssim", "val/loss_sigma_1"} <= set(rows[-1])
     assert not any(k.endswith("_no_tracks") for k in rows[-1])  # no ControlNet, no such row
     assert (run / "samples" / "step-00000003.gif").exists()
+    v = load_config(run).validation  # what validation sampled with, resolved from the model
+    assert (v.sampler, v.steps, v.guidance) == ("euler", 2, [1.5, 1.5])
     assert list((run / "tensorboard").iterdir())
     lora = run / "lora"
     img = Path(clips).parent / "e.png"

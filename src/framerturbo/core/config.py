@@ -66,8 +66,10 @@ class DistillConfig:
     rho: float = 7.0
     skip: int = 1  # k: teacher ODE steps per consistency step (σ_{n+k} → σ_n on the grid)
     solver: str = "euler"  # euler | heun: the teacher's ODE step (euler = the `euler` sampler)
-    min_guidance: float = 1.0  # the teacher's per-frame CFG ramp, as the sampler's defaults
-    max_guidance: float = 3.0  # (<= 1: no guidance)
+    # the teacher's per-frame CFG ramp, first → last frame; 0 and 0 = the base model's own (its
+    # framerturbo.json, as `interpolate` samples it; Framer's 1 → 3). A max <= 1: no guidance
+    min_guidance: float = 0.0
+    max_guidance: float = 0.0
     middle_max_guidance: bool = False
     target_ema: float = 0.95  # EMA decay of the target's LoRA weights; 0 = stop-gradient online
     huber_c: float = 0.00054  # pseudo-Huber c per √dim: sqrt(mean(d²) + c²) − c (iCT's value)
@@ -145,8 +147,11 @@ class ValidationConfig:
     every: int = 0  # steps between validations (0 = only at the end)
     sigmas: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0])
     sample: bool = True  # also sample the middle frames and report PSNR/SSIM
-    sampler: str = "dpm++"
-    steps: int = 12
+    # how those samples are drawn; left empty, as the base model samples by default (its
+    # framerturbo.json: sampler, steps, guidance ramp), so val/psnr is what `evaluate` reports
+    sampler: str = ""
+    steps: int = 0  # 0: the model's steps with its own sampler, else the sampler's default
+    guidance: list[float] = field(default_factory=list)  # [first frame's, last frame's]
 
 
 @dataclass
@@ -369,6 +374,12 @@ def validate(cfg: Config) -> None:
     if cfg.control.heatmap_sigma < 0 or cfg.control.heatmap_radius < 0:
         raise ConfigError("control.heatmap_sigma and heatmap_radius must be >= 0 (0: the "
                           "model's ControlNet's)")
+    g = cfg.validation.guidance
+    if g and (len(g) != 2 or min(g) <= 0):
+        raise ConfigError(f"validation.guidance must be [first frame's, last frame's] positive "
+                          f"scales, or [] for the model's own; got {g}")
+    if cfg.validation.steps < 0:
+        raise ConfigError("validation.steps must be >= 0 (0: the model's own)")
     if cfg.objective.kind == "consistency":
         validate_distill(cfg)
 
@@ -395,6 +406,10 @@ def validate_distill(cfg: Config) -> None:
         raise ConfigError("distill.track_fraction must be in [0, 1]")
     if s.steps < 1:
         raise ConfigError("distill.steps must be >= 1")
+    if min(s.min_guidance, s.max_guidance) < 0 or (s.min_guidance == 0) != (s.max_guidance == 0):
+        raise ConfigError("distill.min_guidance and max_guidance: set both (> 0), or leave both "
+                          f"at 0 for the model's own ramp; got {s.min_guidance} and "
+                          f"{s.max_guidance}")
     if s.adversarial_weight < 0 or s.r1_weight < 0 or s.r1_sigma < 0:
         raise ConfigError("distill.adversarial_weight, r1_weight and r1_sigma must be >= 0")
     if s.adversarial_weight > 0 and (s.disc_lr <= 0 or s.disc_width < 1 or s.disc_p_std < 0):

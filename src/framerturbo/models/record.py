@@ -92,14 +92,16 @@ def read_record(model: str | os.PathLike) -> ModelRecord:
 
 def record_from_config(cfg) -> ModelRecord:
     """What a training run made its model for: the run's clip size and frames, its fps and
-    motion bucket where they are fixed numbers (else the base model's), its validation sampler."""
+    motion bucket where they are fixed numbers (else the base model's), its validation sampling."""
     d = cfg.data
     base = read_record(cfg.model.pretrained)
     fps = float(d.fps_id) if d.fps_id != "data" else (d.target_fps or base.fps)
     bucket = base.motion_bucket if d.motion_bucket == "auto" else int(float(d.motion_bucket))
+    v = cfg.validation
+    sampler, steps = sampling_choice(base, v.sampler or None, v.steps or None)
     return replace(base, height=d.height, width=d.width, num_frames=d.num_frames, fps=fps,
-                   motion_bucket=bucket, sampler=cfg.validation.sampler,
-                   steps=cfg.validation.steps)
+                   motion_bucket=bucket, sampler=sampler, steps=steps,
+                   guidance=guidance_choice(base, v.guidance or None))
 
 
 def guidance_choice(record: ModelRecord, guidance) -> tuple[float, float]:

@@ -34,6 +34,7 @@ from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch
 from .adversarial import Adversary, AdversarialDraw
 from .objective import frame_weights
+from .setup import teacher_guidance
 
 
 def sigma_grid(d: DistillConfig) -> torch.Tensor:
@@ -134,8 +135,9 @@ class ConsistencyObjective:
         self.sigmas = sigma_grid(self.d).float()
         self.target = ({n: p.detach().clone() for n, p in lora.items()}
                        if self.d.target_ema > 0 else None)
-        self._ramp = lambda frames: guidance_weights(
-            self.d.min_guidance, self.d.max_guidance, frames, self.d.middle_max_guidance)
+        self.guidance_range = teacher_guidance(cfg)
+        self._ramp = lambda frames: guidance_weights(*self.guidance_range, frames,
+                                                     self.d.middle_max_guidance)
         self.adversary = (Adversary(cfg, unet, cfg.train.seed, unet.device)
                           if self.d.adversarial_weight > 0 else None)
         self._parts: dict[str, list[float]] = {}
@@ -145,7 +147,7 @@ class ConsistencyObjective:
                                     self.d.track_fraction, self.adversary)
 
     def guidance(self, frames: int, device) -> torch.Tensor | None:
-        if self.d.max_guidance <= 1.0:  # as the sampler: no CFG below a max scale of 1
+        if self.guidance_range[1] <= 1.0:  # as the sampler: no CFG below a max scale of 1
             return None
         return self._ramp(frames).to(device)[None, :, None, None, None]
 
@@ -229,14 +231,14 @@ class ConsistencyObjective:
 
 def turbo_info(cfg: Config) -> dict:
     """What ``lora/turbo.json`` records: how to sample the LoRA and what it was distilled from."""
-    d = cfg.distill
+    d, (gmin, gmax) = cfg.distill, teacher_guidance(cfg)
     return {"kind": "turbo", "sampler": "turbo", "steps": d.steps, "guidance": None,
             "parametrisation": "consistency (edm.consistency_denoised)",
             "sigma_grid": {"schedule": "karras", "num_sigmas": d.num_sigmas,
                            "sigma_min": d.sigma_min, "sigma_max": d.sigma_max, "rho": d.rho,
                            "skip": d.skip},
             "teacher": {"model": cfg.model.pretrained, "solver": d.solver,
-                        "min_guidance": d.min_guidance, "max_guidance": d.max_guidance,
+                        "min_guidance": gmin, "max_guidance": gmax,
                         "middle_max_guidance": d.middle_max_guidance},
             "target_ema": d.target_ema, "huber_c": d.huber_c, "track_fraction": d.track_fraction,
             "adversarial": None if d.adversarial_weight <= 0 else {

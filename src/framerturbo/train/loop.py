@@ -41,7 +41,8 @@ from . import run_card, trackers
 from .consistency import ConsistencyObjective, turbo_info
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
 from .objective import StepNoise, diffusion_loss, predict
-from .setup import load_models, make_optimizer, resolve_heatmap_size
+from .setup import (load_models, make_optimizer, resolve_heatmap_size,
+                    resolve_sampling_defaults)
 from .validate import validate
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def train(cfg: Config, resume: str | None = None, stop_at_step: int | None = Non
     check_engine(cfg, accelerator)
     if cfg.control.use:
         resolve_heatmap_size(cfg)  # before config.toml and the data: both record it
+    resolve_sampling_defaults(cfg)  # before config.toml: it records them
     device, is_main = accelerator.device, accelerator.is_main_process
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

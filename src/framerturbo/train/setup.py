@@ -45,6 +45,37 @@ def resolve_heatmap_size(cfg: Config) -> None:
     c.heatmap_radius = float(own.get("heatmap_radius", HEATMAP_RADIUS))
 
 
+def validation_sampling(cfg: Config) -> tuple[str, int | None, tuple[float, float]]:
+    """The sampler, steps and guidance ramp of validation's samples: the config's, else the base
+    model's own defaults (its ``framerturbo.json``), as `evaluate` samples it."""
+    from ..models.record import guidance_choice, read_record, sampling_choice
+
+    v, record = cfg.validation, read_record(cfg.model.pretrained)
+    sampler, steps = sampling_choice(record, v.sampler or None, v.steps or None)
+    return sampler, steps, guidance_choice(record, v.guidance or None)
+
+
+def teacher_guidance(cfg: Config) -> tuple[float, float]:
+    """The distillation teacher's CFG ramp: the config's, else the base model's own, so the
+    turbo LoRA learns the sampler the model is used with."""
+    from ..models.record import guidance_choice, read_record
+
+    d = cfg.distill
+    given = (d.min_guidance, d.max_guidance) if d.max_guidance > 0 else None
+    return guidance_choice(read_record(cfg.model.pretrained), given)
+
+
+def resolve_sampling_defaults(cfg: Config) -> None:
+    """Write what the config left to the model (validation's sampling, the teacher's guidance)
+    into it, before config.toml is saved: the run then says what it used, and resumes with it
+    even if the model's record changes."""
+    v = cfg.validation
+    sampler, steps, guidance = validation_sampling(cfg)
+    v.sampler, v.steps, v.guidance = sampler, steps or 0, list(guidance)
+    if cfg.objective.kind == "consistency":
+        cfg.distill.min_guidance, cfg.distill.max_guidance = teacher_guidance(cfg)
+
+
 def match_heatmap_size(controlnet, cfg: Config) -> None:
     """A loaded ControlNet reads the heat-maps it was trained on. Training it on others is a
     choice (its config then records the new size); sampling with others is an error."""

@@ -16,6 +16,7 @@ from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import encode_batch
 from ..media.files import to_uint8, write_gif
 from .objective import StepNoise, diffusion_loss, predict
+from .setup import validation_sampling
 
 
 @torch.no_grad()
@@ -75,12 +76,14 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
                           feature_extractor=models.feature_extractor,
                           controlnet=None)  # held-out clips carry no tracks
     pipe.set_progress_bar_config(disable=True)
+    sampler, steps, guidance = validation_sampling(cfg)
     psnr, ssim, grid = [], [], []
     for i, item in enumerate(items):
         frames = item["frames"].float() / 255  # (F, 3, H, W)
         result = pipe(frames[0], frames[-1], num_frames=len(frames), height=frames.shape[2],
-                      width=frames.shape[3], num_inference_steps=cfg.validation.steps,
-                      sampler=cfg.validation.sampler, fps=int(round(item["fps"])),
+                      width=frames.shape[3], num_inference_steps=steps, sampler=sampler,
+                      min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
+                      fps=int(round(item["fps"])),
                       motion_bucket_id=item["motion_bucket"],
                       generator=torch.Generator().manual_seed(stable_seed("val-sample", i)),
                       output_type="pt").frames[0]
