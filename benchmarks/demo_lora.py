@@ -44,6 +44,8 @@ def main(argv=None) -> int:
 
     p = arg_parser(__doc__)
     p.add_argument("--runs", nargs="+", default=RUNS, metavar="STEPS:LR:PRESET[:RANK]")
+    p.add_argument("--train-clips", type=int, default=64,
+                   help="signer-close training clips (seed 100, as the demo's; 64 = the demo's)")
     p.add_argument("--tuning-seed", type=int, default=300,
                    help="seed of the tuning clips (the demo holds out seed 200: not that)")
     args = p.parse_args(argv)
@@ -52,7 +54,8 @@ def main(argv=None) -> int:
     runs = ["2:4e-3:attn"] if args.tiny else args.runs
     # scored with the model's own sampler, as the demo scores its LoRA (2 steps in a smoke run)
     record = read_record("micro")
-    train_clips, tune_clips, sample_steps = (4, 1, 2) if args.tiny else (64, 8, record.steps)
+    train_clips, tune_clips, sample_steps = (4, 1, 2) if args.tiny else (args.train_clips, 8,
+                                                                         record.steps)
     _, card = device_and_name(True)  # the demo runs on the CPU
     work = Path(tempfile.mkdtemp(prefix="demo-lora-"))
     try:
@@ -65,7 +68,7 @@ def main(argv=None) -> int:
                                                                     plan).data)
         pipe = FramerPipeline.from_framer("micro", device="cpu", dtype="fp32", controlnet=False)
         pipe.set_progress_bar_config(disable=True)
-        kw = dict(sampler=record.sampler, steps=sample_steps, seed=0)
+        kw = dict(sampler=record.sampler, steps=sample_steps, guidance=record.guidance, seed=0)
         base = evaluate(pipe, clips, label="base", **kw)
         rows = [{"run": name, **{k: base.metrics[name][k] for k in ("psnr", "ssim")},
                  "train_s": None} for name in ("base", "crossfade")]
@@ -103,11 +106,13 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{card}: demo LoRA runs scored on {tune_clips} tuning clips "
-          f"(signer-close, seed {args.tuning_seed}), {record.sampler}-{sample_steps}; turbo_*: "
-          "stacked "
-          "with the shipped turbo LoRA at 4 steps")
+          f"(signer-close, seed {args.tuning_seed}), {record.sampler}-{sample_steps} at guidance "
+          f"{record.guidance[0]:g} → {record.guidance[1]:g}, LoRAs trained on {train_clips} "
+          "clips; turbo_*: stacked with the shipped turbo LoRA at 4 steps")
     print_table(rows, ["run", "psnr", "ssim", "turbo_psnr", "turbo_ssim", "train_s"])
-    record_results(args, "demo_lora", card, rows, {"tuning_seed": args.tuning_seed})
+    record_results(args, "demo_lora", card, rows, {"tuning_seed": args.tuning_seed,
+                                                   "train_clips": train_clips,
+                                                   "guidance": list(record.guidance)})
     return 0
 
 

@@ -25,6 +25,7 @@ from ..media.video import TooShortError, UnreadableError
 from . import tables
 from .baselines import BASELINES
 from .hands import HAND_COLUMNS, REAL
+from ..models.record import FRAMER_GUIDANCE
 from .metrics import frame_metrics
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def _signer_truth(dataset: ClipDataset, index: int, times, frames: np.ndarray, r
 
 def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = False,
                 sampler: str = "euler", steps: int | None = None, seed: int = 0,
-                guidance=(1.0, 3.0), size: tuple[int, int] | None = None) -> EvalResult:
+                guidance=FRAMER_GUIDANCE, size: tuple[int, int] | None = None) -> EvalResult:
     """One row: ``pipe`` on every clip, conditioned as training conditions the clip. With
     ``size`` (H, W) the model generates at that size and the frames are resized back to the
     clip's for scoring (a benchmark's size is not the model's)."""

@@ -386,10 +386,13 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         (the temporal decoder mixes frames within a chunk)."""
         scaled = latents / self.vae.config.scaling_factor
         vae_device, vae_dtype = self.vae.device, self.vae.dtype
+        # on a CPU, oneDNN runs the decoder's convolutions and upsampling faster on channels-last
+        # input (the micro decode: 164 → 133 ms, outputs within 2e-6; docs/performance.md)
+        layout = torch.channels_last if vae_device.type == "cpu" else torch.contiguous_format
         videos = []
         for video in scaled:
-            parts = [self.vae.decode(video[i:i + chunk].to(vae_device, vae_dtype),
-                                     num_frames=len(video[i:i + chunk])).sample
+            parts = [self.vae.decode(video[i:i + chunk].to(vae_device, vae_dtype).contiguous(
+                memory_format=layout), num_frames=len(video[i:i + chunk])).sample
                      for i in range(0, len(video), chunk)]
             videos.append(torch.cat(parts).to(latents.device, latents.dtype))
         return ((torch.stack(videos) + 1) / 2).clamp(0, 1)
