@@ -12,7 +12,7 @@ average never does). ``detail`` is the generated frames' fine detail over the re
 is read beside it.
 
     python benchmarks/where_it_loses.py --data data/signer-val --max-clips 24 \\
-        --rows dpm++:12 euler:30 euler:15
+        --rows dpm++:12 euler:30 euler:15:1-3    # the model's guidance ramp unless given
     python benchmarks/where_it_loses.py --tiny     # smoke test: random micro model, 2 clips
 """
 
@@ -64,12 +64,11 @@ def split_scores(pred: np.ndarray, truth: np.ndarray, still: np.ndarray) -> dict
             "static_ssim": part(ssim, mask), "moving_ssim": part(ssim, ~mask)}
 
 
-def parse_row(spec: str) -> tuple[str, int, tuple[float, float]]:
-    """``SAMPLER:STEPS`` or ``SAMPLER:STEPS:GMIN-GMAX`` (the guidance ramp; default 1-3)."""
+def parse_row(spec: str, record) -> tuple[str, int, tuple[float, float]]:
+    """``SAMPLER:STEPS`` or ``SAMPLER:STEPS:GMIN-GMAX`` (the guidance ramp; default: the model's
+    own, its framerturbo.json)."""
     sampler, steps, *rest = spec.split(":")
-    from framerturbo.models.record import FRAMER_GUIDANCE
-
-    guidance = tuple(float(g) for g in rest[0].split("-")) if rest else FRAMER_GUIDANCE
+    guidance = tuple(float(g) for g in rest[0].split("-")) if rest else record.guidance
     if len(guidance) != 2:
         raise SystemExit(f"--rows {spec}: the guidance is GMIN-GMAX, e.g. euler:10:1-2")
     return sampler, int(steps), guidance
@@ -78,12 +77,10 @@ def parse_row(spec: str) -> tuple[str, int, tuple[float, float]]:
 def table(pipe, clips, rows: list[tuple[str, int, tuple[float, float]]], seed: int) -> list[dict]:
     from framerturbo.eval.evaluate import score_baselines, score_model
     from framerturbo.eval.metrics import detail_ratio, frame_metrics
-    from framerturbo.models.record import FRAMER_GUIDANCE
 
     videos = {}
     for sampler, steps, guidance in rows:
-        label = f"{sampler}-{steps}" + ("" if guidance == FRAMER_GUIDANCE else
-                                        f" g{guidance[0]:g}-{guidance[1]:g}")
+        label = f"{sampler}-{steps} g{guidance[0]:g}-{guidance[1]:g}"
         videos[label] = score_model(pipe, clips, label, sampler=sampler, steps=steps,
                                     guidance=guidance, seed=seed).outputs[label]
     videos["cross-fade"] = score_baselines(clips).outputs["crossfade"]
@@ -103,20 +100,25 @@ def table(pipe, clips, rows: list[tuple[str, int, tuple[float, float]]], seed: i
 
 def main(argv=None) -> int:
     from framerturbo.models.record import read_record
+    from framerturbo.models.schedulers import DEFAULT_STEPS, canonical_name
     from framerturbo.sampling.pipeline import FramerPipeline
 
     p = held_out_parser(__doc__, max_clips=24)
     p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--rows", nargs="+", default=["dpm++:12", "euler:30"],
-                   help="SAMPLER:STEPS[:GMIN-GMAX] per model row (guidance ramp 1-3 unless given)")
+    p.add_argument("--rows", nargs="+", default=None,
+                   help="SAMPLER:STEPS[:GMIN-GMAX] per model row (default: the model's own "
+                        "sampler and steps, and euler:30; the guidance ramp is the model's "
+                        "unless given)")
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny)
     if args.tiny:  # random micro model, two generated signer clips
         return tiny_signer_smoke(main, 2, "--rows", "euler:2")
-    rows = [parse_row(spec) for spec in args.rows]
+    record = read_record(args.model)
+    own = record.steps or DEFAULT_STEPS[canonical_name(record.sampler)]
+    specs = args.rows or [f"{record.sampler}:{own}", "euler:30"]
+    rows = [parse_row(spec, record) for spec in specs]
     pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
     pipe.set_progress_bar_config(disable=True)
-    record = read_record(args.model)
     results = []
     for source in args.data:
         clips, _ = held_out_clips([source], args.max_clips, record, args.stride)
