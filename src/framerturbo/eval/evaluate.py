@@ -22,10 +22,10 @@ from ..core.settings import DataConfig
 from ..data.dataset import ClipDataset, ClipSettings
 from ..data.sources import discover
 from ..media.video import TooShortError, UnreadableError
+from ..models.record import FRAMER_GUIDANCE
 from . import tables
 from .baselines import BASELINES
 from .hands import HAND_COLUMNS, REAL
-from ..models.record import FRAMER_GUIDANCE
 from .metrics import frame_metrics
 
 logger = logging.getLogger(__name__)
