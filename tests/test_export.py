@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from framerturbo.models.norms import set_norm_groups
 from framerturbo.models.adapters import add_lora, load_loras, save_lora, target_regex
 from framerturbo.cli.main import main
+from framerturbo.models.record import RELEASED, read_record
 from framerturbo.models import FramerUNet
 from framerturbo.models.loading import load_components
 
@@ -58,6 +59,8 @@ def test_merged_equals_unmerged_and_reloads(base_and_loras, tmp_path):
     assert (out - plain).abs().max() > 1e-3
     parts = load_components(tmp_path / "m", base, device="cpu")  # our loader, vae from base
     assert parts["controlnet"] is not None
+    # it samples as --model BASE --lora LORA does: at the base's size, frames and sampler
+    assert read_record(tmp_path / "m") == read_record(base) != RELEASED
     from diffusers import UNetSpatioTemporalConditionModel
     stock = UNetSpatioTemporalConditionModel.from_pretrained(tmp_path / "m" / "unet")
     # the stock class + the micro family's group count (the released weights keep stock 32)

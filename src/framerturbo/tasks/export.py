@@ -4,8 +4,8 @@
   loadable with ``peft.inject_adapter_in_model(LoraConfig.from_pretrained(folder), unet)`` +
   ``set_peft_model_state_dict`` (keys carry PEFT's ``base_model.model.`` prefix).
 * ``merged``  — the LoRA folded into the base weights: a Framer folder with a full diffusers
-  ``unet/`` (and the base ``controlnet/`` when there is one), loadable by our loader and by
-  diffusers' ``from_pretrained``.
+  ``unet/`` (and the base ``controlnet/`` when there is one) and the base model's
+  ``framerturbo.json``, loadable by our loader and by diffusers' ``from_pretrained``.
 * ``comfyui`` — one safetensors file of the merged UNet keyed by the diffusers parameter names, as
   ComfyUI-FramerWrapper loads a Framer UNet.
 
@@ -23,6 +23,7 @@ from ..core.atomic import atomic_dir, atomic_file
 from ..models.adapters import find_lora_dir, load_loras
 from ..models.card import CARD_FILE, MARKER, write_card
 from ..models.loading import load_components
+from ..models.record import read_record, write_record
 from ..train.run_card import read_facts
 
 FORMATS = ("peft", "merged", "comfyui")
@@ -56,7 +57,8 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
             card = out.with_name(out.stem + ".README.md")  # never overwrite someone's README
         write_card(card, facts, "comfyui", out.name)
         return out
-    return _write_folder(out, {"unet": unet, "controlnet": parts.get("controlnet")}, facts)
+    return _write_folder(out, {"unet": unet, "controlnet": parts.get("controlnet")}, facts,
+                         read_record(model))
 
 
 def export_facts(lora: Path, out: Path, model: str, svd: str | None, scale: float) -> dict:
@@ -82,8 +84,11 @@ def _export_peft(lora: Path, out: Path, model: str, svd: str | None, facts: dict
     return out
 
 
-def _write_folder(out: Path, parts: dict, facts: dict) -> Path:
+def _write_folder(out: Path, parts: dict, facts: dict, record) -> Path:
+    """The merged folder samples as ``--model BASE --lora RUN`` does: with the base model's
+    record (without one a micro-sized merge would run at the released 512×320 × 14, euler 30)."""
     with atomic_dir(out) as tmp:
+        write_record(tmp, record)
         for name, part in parts.items():
             if part is not None:
                 part.save_pretrained(tmp / name)
