@@ -57,10 +57,12 @@ def test_merged_equals_unmerged_and_reloads(base_and_loras, tmp_path):
         out = merged(**x).sample
     assert torch.allclose(out, unmerged, atol=1e-4)  # fused vs separate: float rounding
     assert (out - plain).abs().max() > 1e-3
-    parts = load_components(tmp_path / "m", base, device="cpu")  # our loader, vae from base
-    assert parts["controlnet"] is not None
-    # it samples as --model BASE --lora LORA does: at the base's size, frames and sampler
+    # the base folder holds every part, so the merge loads alone, and it samples as
+    # --model BASE --lora LORA does: at the base's size, frames, sampler and guidance
+    parts = load_components(tmp_path / "m", device="cpu")
+    assert parts["controlnet"] is not None and parts["vae"] is not None
     assert read_record(tmp_path / "m") == read_record(base) != RELEASED
+
     from diffusers import UNetSpatioTemporalConditionModel
     stock = UNetSpatioTemporalConditionModel.from_pretrained(tmp_path / "m" / "unet")
     # the stock class + the micro family's group count (the released weights keep stock 32)
@@ -76,6 +78,18 @@ def test_merged_equals_unmerged_and_reloads(base_and_loras, tmp_path):
     fresh.load_state_dict(flat, strict=True)
     with torch.no_grad():
         assert torch.allclose(fresh(**x).sample, out, atol=1e-4)
+
+
+def test_export_finds_the_runs_base_model(base_and_loras, tmp_path):
+    import shutil
+
+    base, (lora, _) = base_and_loras
+    run = tmp_path / "run"
+    shutil.copytree(lora, run / "lora")
+    assert main(["export", str(run), "--format", "peft", "-o", str(tmp_path / "x")]) == 2
+    (run / "config.toml").write_text(f'[model]\npretrained = "{base}"\n')
+    assert main(["export", str(run), "--format", "merged", "-o", str(tmp_path / "m")]) == 0
+    assert read_record(tmp_path / "m") == read_record(base)
 
 
 def test_peft_export_reloads_with_peft(base_and_loras, tmp_path):

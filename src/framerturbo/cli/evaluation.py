@@ -120,14 +120,17 @@ def _add_export(sub) -> None:
     p.add_argument("--format", required=True, choices=["peft", "merged", "comfyui"])
     p.add_argument("-o", "--output", required=True,
                    help="folder (peft, merged) or .safetensors file (comfyui)")
-    p.add_argument("--model", required=True, help="the base model the LoRA was trained on")
-    p.add_argument("--svd", help="SVD-xt folder when --model lacks vae/ etc.")
+    p.add_argument("--model", help="the base model the LoRA was trained on (default: the one "
+                                    "the run's config.toml names)")
+    p.add_argument("--svd", help="SVD-xt folder when --model lacks vae/ etc. (default: the "
+                                 "run's, with the run's --model)")
     p.add_argument("--scale", type=float, default=1.0, help="LoRA scale to merge at (1.0)")
     p.set_defaults(func=_run_export)
 
 
 def _run_export(args) -> int:
-    from ..tasks.export import export
+    from ..tasks.export import export, trained_on
 
-    print(f"wrote {export(args.run, args.format, args.output, args.model, args.svd, args.scale)}")
+    model, svd = (args.model, args.svd) if args.model else trained_on(args.run, args.svd)
+    print(f"wrote {export(args.run, args.format, args.output, model, svd, args.scale)}")
     return 0

@@ -267,20 +267,26 @@ def save_components(parts: dict, folder: str | os.PathLike,
     """Write a self-contained folder in the released layout, atomically (all or nothing);
     ``dtype`` stores the weights in that precision (the embedded micro model uses fp16);
     ``record`` (a :class:`~.record.ModelRecord`) says what the model is made for."""
-    from .record import write_record
-
     folder = Path(folder)
     with atomic_dir(folder) as tmp:
-        if record is not None:
-            write_record(tmp, record)
-        index = {}
-        for name, part in parts.items():
-            if part is None:
-                continue
-            if dtype is not None and isinstance(part, torch.nn.Module):
-                part = copy.deepcopy(part).to(dtype)
-            part.save_pretrained(tmp / name)
-            index[name] = [type(part).__module__.split(".")[0], type(part).__name__]
-        (tmp / "model_index.json").write_text(json.dumps(
-            {"_class_name": "FramerPipeline", **index}, indent=2))
+        write_components(parts, tmp, dtype, record)
     return folder
+
+
+def write_components(parts: dict, folder: Path, dtype: torch.dtype | None = None,
+                     record=None) -> None:
+    """The body of :func:`save_components`, into a folder the caller makes atomic."""
+    from .record import write_record
+
+    if record is not None:
+        write_record(folder, record)
+    index = {}
+    for name, part in parts.items():
+        if part is None:
+            continue
+        if dtype is not None and isinstance(part, torch.nn.Module):
+            part = copy.deepcopy(part).to(dtype)
+        part.save_pretrained(folder / name)
+        index[name] = [type(part).__module__.split(".")[0], type(part).__name__]
+    (folder / "model_index.json").write_text(json.dumps(
+        {"_class_name": "FramerPipeline", **index}, indent=2))

@@ -15,15 +15,16 @@ run the LoRA came from (``RUN/card.json``).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from safetensors.torch import save_file
 
 from ..core.atomic import atomic_dir, atomic_file
-from ..models.adapters import find_lora_dir, load_loras
+from ..models.adapters import find_lora_dir, load_loras, shipped_turbo_dir
 from ..models.card import CARD_FILE, MARKER, write_card
-from ..models.loading import load_components
-from ..models.record import read_record, write_record
+from ..models.loading import load_components, resolve_model, write_components
+from ..models.record import read_record
 from ..train.run_card import read_facts
 
 FORMATS = ("peft", "merged", "comfyui")
@@ -57,8 +58,21 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
             card = out.with_name(out.stem + ".README.md")  # never overwrite someone's README
         write_card(card, facts, "comfyui", out.name)
         return out
-    return _write_folder(out, {"unet": unet, "controlnet": parts.get("controlnet")}, facts,
-                         read_record(model))
+    return _write_folder(out, merged_parts(model, unet, parts), facts, read_record(model),
+                         model)
+
+
+def trained_on(run_or_lora: str | Path, svd: str | None = None) -> tuple[str, str | None]:
+    """The base model (and SVD folder) a run's ``config.toml`` names: what its LoRA needs."""
+    from ..core.config import load_config
+
+    lora = find_lora_dir(run_or_lora)
+    config = lora.parent / "config.toml"
+    if not config.is_file():
+        raise ValueError(f"{run_or_lora}: no run config.toml names the base model of this LoRA "
+                         "— pass --model (and --svd if it lacks vae/)")
+    cfg = load_config(config)
+    return cfg.model.pretrained, svd or cfg.model.svd or None
 
 
 def export_facts(lora: Path, out: Path, model: str, svd: str | None, scale: float) -> dict:
@@ -84,13 +98,24 @@ def _export_peft(lora: Path, out: Path, model: str, svd: str | None, facts: dict
     return out
 
 
-def _write_folder(out: Path, parts: dict, facts: dict, record) -> Path:
+def merged_parts(model: str, unet, parts: dict) -> dict:
+    """The merged UNet, the base ControlNet, and every other part the base model's own folder
+    holds (the micro model's VAE, CLIP, …: its merge loads alone). Parts that came from
+    ``--svd`` stay there: the merge loads with the same ``--svd``."""
+    folder = Path(resolve_model(model))
+    own = {name: parts.get(name) for name in ("vae", "image_encoder", "feature_extractor",
+                                              "scheduler") if (folder / name).is_dir()}
+    return {"unet": unet, "controlnet": parts.get("controlnet"), **own}
+
+
+def _write_folder(out: Path, parts: dict, facts: dict, record, base: str) -> Path:
     """The merged folder samples as ``--model BASE --lora RUN`` does: with the base model's
-    record (without one a micro-sized merge would run at the released 512×320 × 14, euler 30)."""
+    record (without one a micro-sized merge would run at the released 512×320 × 14, euler 30)
+    and, when the base ships one, its turbo LoRA (so ``--turbo`` finds it)."""
+    turbo = shipped_turbo_dir(base)
     with atomic_dir(out) as tmp:
-        write_record(tmp, record)
-        for name, part in parts.items():
-            if part is not None:
-                part.save_pretrained(tmp / name)
+        write_components(parts, tmp, record=record)
+        if turbo is not None and turbo.is_dir():
+            shutil.copytree(turbo, tmp / turbo.name)
         write_card(tmp, facts, "merged", str(out))
     return out
