@@ -170,3 +170,20 @@ def test_size_rule_in_help_and_quickstart_matches_the_models(released_layout, ca
     text = " ".join(capsys.readouterr().out.split())
     assert f"{released} for the released model, {micro} for the embedded micro model" in text
     assert "same device, dtype and thread count" in text  # the seed's determinism condition
+
+
+@pytest.mark.parametrize("flag,value,says", [
+    ("--steps", "0", "--steps: must be >= 1"), ("--steps", "-3", "--steps: must be >= 1"),
+    ("--fps", "0", "--fps: must be > 0"), ("--num-frames", "1", "--num-frames: must be >= 3"),
+    ("--decode-chunk", "0", "--decode-chunk: must be >= 1")])
+def test_bad_numbers_are_refused_by_name_before_loading(endpoints, capsys, flag, value, says):
+    """`--steps 0` used to sample the sampler's default steps, --fps 0 failed after sampling."""
+    with pytest.raises(SystemExit) as stop:
+        main(["interpolate", *map(str, endpoints), "-o", "x.gif", flag, value])
+    assert stop.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_pipeline_refuses_zero_steps(micro_pipe):
+    with pytest.raises(ValueError, match="num_inference_steps must be >= 1"):
+        image = textured_image(64, 1)
+        micro_pipe(image, image, num_inference_steps=0, num_frames=3, height=64, width=64)

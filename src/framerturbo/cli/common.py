@@ -14,6 +14,26 @@ from ..core.config import ATTENTION, OFFLOAD
 EXIT_USAGE = 2
 
 
+def at_least(minimum: float, kind=int):
+    """An argparse type: a number of ``kind`` >= ``minimum`` (> 0 for a float minimum of 0), so
+    a bad value is refused with the flag's name before any model loads."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum or (kind is float and minimum == 0 and value <= 0):
+            bound = "> 0" if kind is float and minimum == 0 else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    return parse
+
+
+STEPS, FRAMES, POSITIVE = at_least(1), at_least(3), at_least(0.0, float)
+
+
 def add_model_args(p) -> None:
     p.add_argument("--model", default="micro",
                    help="Framer folder or Hub id (unet/ [+ controlnet/]); a self-contained folder "
@@ -59,7 +79,7 @@ def parse_turbo_spec(spec: str) -> tuple[str | None, float]:
 
 def add_sampling_args(p) -> None:
     p.add_argument("--sampler", help=f"euler, dpm++ or turbo (needs --turbo) {MODEL_DEFAULT}")
-    p.add_argument("--steps", type=int,
+    p.add_argument("--steps", type=STEPS,
                    help="denoising steps (the model's; for another sampler: euler 30, dpm++ 12, "
                         "turbo 4)")
     p.add_argument("--seed", type=int, default=0,
@@ -69,12 +89,12 @@ def add_sampling_args(p) -> None:
     p.add_argument("--middle-max-guidance", action="store_true",
                    help="ramp the guidance up to the middle frame and down again")
     add_size_args(p)
-    p.add_argument("--fps", type=float,
+    p.add_argument("--fps", type=POSITIVE,
                    help=f"output fps; conditions the model as fps-1 {MODEL_DEFAULT}")
     p.add_argument("--motion-bucket", type=int, help=f"motion bucket id {MODEL_DEFAULT}")
     p.add_argument("--noise-aug", type=float, default=0.02,
                    help="endpoint noise augmentation σ (0.02)")
-    p.add_argument("--decode-chunk", type=int, help="frames per VAE decode call (all)")
+    p.add_argument("--decode-chunk", type=STEPS, help="frames per VAE decode call (all)")
 
 
 SIZE_RULE = ("a multiple of the model's size step: 64 for the released model, 32 for the "
@@ -94,7 +114,8 @@ def add_size_args(p, frames: bool = False) -> None:
     p.add_argument("--width", type=int,
                    help=f"generation width in pixels, {SIZE_RULE} {MODEL_DEFAULT}")
     if frames:
-        p.add_argument("--num-frames", type=int, help=f"frames incl. both ends {MODEL_DEFAULT}")
+        p.add_argument("--num-frames", type=FRAMES,
+                       help=f"frames incl. both ends {MODEL_DEFAULT}")
 
 
 def apply_model_defaults(args, record=None):

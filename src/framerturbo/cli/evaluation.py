@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import MODEL_DEFAULT, add_guidance_arg, add_model_args, add_size_args, load_pipeline
+from .common import (MODEL_DEFAULT, STEPS, add_guidance_arg, add_model_args, add_size_args,
+                     load_pipeline)
 
 RESIZE = ("crop", "squash")  # as training's data.resize
 
@@ -44,7 +45,7 @@ def _add_evaluate(sub) -> None:
                    help="evaluate at most this many windows (round-robin over the files)")
     p.add_argument("--tracks", action="store_true", help="steer with the clips' true tracks")
     p.add_argument("--sampler", help=f"euler, dpm++ or turbo {MODEL_DEFAULT}")
-    p.add_argument("--steps", type=int,
+    p.add_argument("--steps", type=STEPS,
                    help="denoising steps (the model's; euler 30, dpm++ 12, turbo 4)")
     add_guidance_arg(p)
     p.add_argument("--seed", type=int, default=0)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from .common import (
     EXIT_USAGE,
+    FRAMES,
     MODEL_DEFAULT,
+    STEPS,
     add_model_args,
     add_sampling_args,
     add_size_args,
@@ -43,7 +45,7 @@ def _add_interpolate(sub) -> None:
                    help="output format per pair with --pairs (mp4)")
     add_model_args(p)
     add_sampling_args(p)
-    p.add_argument("--num-frames", type=int, help=f"frames incl. both ends {MODEL_DEFAULT}")
+    p.add_argument("--num-frames", type=FRAMES, help=f"frames incl. both ends {MODEL_DEFAULT}")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--tracks", help="trajectory JSON (see docs/quickstart.md)")
     group.add_argument("--autopilot", action="store_true",
@@ -181,10 +183,13 @@ def _frames_or_auto(value: str):
     if value == "auto":
         return value
     try:
-        return int(value)
+        frames = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of frames or 'auto'") \
             from None
+    if frames < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (or 'auto'), got {value}")
+    return frames
 
 
 def add_stitch_options(p) -> None:
@@ -306,7 +311,7 @@ def _add_app(sub) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--max-upload-mb", type=int, default=20, help="upload size limit (20 MB)")
     add_size_args(p, frames=True)
-    p.add_argument("--steps", type=int, help=f"default steps {MODEL_DEFAULT}")
+    p.add_argument("--steps", type=STEPS, help=f"default steps {MODEL_DEFAULT}")
     p.add_argument("--sampler", help=f"default sampler {MODEL_DEFAULT}")
     add_turbo_arg(p)
     p.set_defaults(func=_run_app)

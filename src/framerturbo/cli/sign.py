@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import EXIT_USAGE, add_guidance_arg, add_turbo_arg, parse_turbo_spec
+from .common import EXIT_USAGE, STEPS, add_guidance_arg, add_turbo_arg, parse_turbo_spec
 from .inference import add_stitch_options, run_stitch_clips
 
 
@@ -98,7 +98,7 @@ def _add_hand_eval(sub) -> None:
                    help="first seed (9000000: never used to train the micro model)")
     p.add_argument("--model", default="micro")
     p.add_argument("--svd")
-    p.add_argument("--steps", type=int,
+    p.add_argument("--steps", type=STEPS,
                    help="denoising steps (the model's; another sampler: its own, e.g. dpm++ 12)")
     p.add_argument("--sampler", help="euler, dpm++ or turbo (default: the model's own, from its "
                                      "framerturbo.json; turbo with --turbo)")

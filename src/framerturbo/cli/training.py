@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_config_args, add_guidance_arg, load_config_args
+from .common import STEPS, add_config_args, add_guidance_arg, load_config_args
 
 
 def register(sub) -> None:
@@ -55,7 +55,7 @@ def _add_new_model(sub) -> None:
                         "folder's turbo/, where a bare --turbo finds it")
     p.add_argument("--sampler", help="the folder's default sampler, written to its "
                                      "framerturbo.json (default: the source model's)")
-    p.add_argument("--steps", type=int, help="its default step count (with --sampler; default: "
+    p.add_argument("--steps", type=STEPS, help="its default step count (with --sampler; default: "
                                              "the sampler's own)")
     add_guidance_arg(p, help="its default per-frame CFG ramp, first frame to last (default: "
                              "the source model's)")

@@ -88,7 +88,14 @@ class _Source:
             return (Path(self.location) / component).is_dir()
         from huggingface_hub import list_repo_files
 
-        return any(f.startswith(component + "/") for f in list_repo_files(self.location))
+        try:
+            files = list_repo_files(self.location)
+        except Exception as e:  # offline, unknown repo, no network: one line, not a traceback
+            raise ModelNotFoundError(
+                f"{self.location}: no such local folder, and the Hub did not give it "
+                f"({e.__class__.__name__}) — check the path (a local folder must exist), or the "
+                "Hub id and the network") from None
+        return any(f.startswith(component + "/") for f in files)
 
     def variant(self, component: str) -> str | None:
         """``fp16`` when a local folder holds only the fp16-variant weights (as SVD-xt may)."""
@@ -119,11 +126,12 @@ class _Source:
 def _source(location: str | os.PathLike | None, what: str) -> _Source | None:
     if location is None:
         return None
-    location = str(location)
-    if Path(location).exists() or not _HUB_ID.match(location):
-        if not Path(location).is_dir():
-            raise ModelNotFoundError(f"{what} folder not found: {location} — pass an existing "
-                                     "folder or a Hub id like owner/name")
+    location = resolve_model(location)  # a named model (micro) is a folder too
+    first = Path(location).parts[0] if Path(location).parts else ""
+    local = Path(location).exists() or not _HUB_ID.match(location) or Path(first).is_dir()
+    if local and not Path(location).is_dir():  # (owner/name whose owner is a local folder: a path)
+        raise ModelNotFoundError(f"{what} folder not found: {location} — pass an existing "
+                                 "folder or a Hub id like owner/name")
     return _Source(location)
 
 

@@ -247,6 +247,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         turbo = canonical_name(sampler) == TURBO
         scheduler = make_scheduler(sampler, *sigma_range(self.scheduler),
                                    turbo_grid=self.turbo_grid)
+        if num_inference_steps is not None and num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
         steps = num_inference_steps or DEFAULT_STEPS[canonical_name(sampler)]
         scheduler.set_timesteps(steps, device=device)
 
