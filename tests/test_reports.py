@@ -69,3 +69,22 @@ def test_run_report_and_card_read_a_log_with_a_torn_last_line(tmp_path):
     page = build_report(run).read_text()
     assert "2 log rows, last step 2" in page
     assert last_metrics(run) == {"loss": 0.25}
+
+
+def test_a_metric_that_could_not_be_computed_is_null_and_a_dash(tmp_path):
+    """`evaluate` left out every transition of a hand metric (no hand found): its mean is NaN,
+    which Python writes as a bare NaN token that strict JSON readers refuse."""
+    import json
+
+    from framerturbo.eval.evaluate import EvalResult, write_report
+
+    result = EvalResult(metrics={"base": {"psnr": 20.5, "ssim": 0.7, "hand_jerk": float("nan")}})
+    out = tmp_path / "metrics.json"
+    write_report(result, out)
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    doc = json.loads(out.read_text(), parse_constant=refuse)
+    assert doc["rows"]["base"] == {"psnr": 20.5, "ssim": 0.7, "hand_jerk": None}
+    assert "nan" not in out.with_suffix(".md").read_text().lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..core.jsonout import strict_json
 from .common import EXIT_USAGE
 
 
@@ -36,8 +37,6 @@ def _add_check_data(sub) -> None:
 
 
 def _run_check_data(args) -> int:
-    import json
-
     from tqdm.auto import tqdm
 
     from ..core.atomic import atomic_file
@@ -61,7 +60,7 @@ def _run_check_data(args) -> int:
         print("buckets: " + " ".join(f"{k}={v}" for k, v in summary["buckets"].items()))
     out = Path(args.json)
     with atomic_file(out) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+        tmp.write_text(strict_json(summary))
     print(f"report: {out}")
     return 0 if summary["counts"]["usable"] else EXIT_USAGE
 

@@ -10,7 +10,6 @@ trained on, and base and LoRA rows of one report are scored on the very same cli
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.jsonout import strict_json
 from ..core.settings import DataConfig
 from ..data.dataset import ClipDataset, ClipSettings
 from ..data.sources import discover
@@ -218,7 +218,7 @@ def write_report(result: EvalResult, out: Path) -> None:
     if result.reference:
         doc["paper"] = result.reference
     with atomic_file(out) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.write_text(strict_json(doc))
     conditions = "".join(f"- {k}: {v}\n" for k, v in result.conditions.items())
     paper_note = "The paper's figures (Framer, arXiv 2410.18978, Table 1):"
     with atomic_file(out.with_suffix(".md")) as tmp:

@@ -3,11 +3,11 @@ continuous synthetic signing, every method's hands scored (``hands.py``), one re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from ..core.jsonout import strict_json
 from ..data.landmarks import PALM
 from ..models.record import FRAMER_GUIDANCE
 from .baselines import hard_cut
@@ -110,7 +110,7 @@ def write_report(result: dict, folder: str | Path) -> tuple[Path, Path]:
 
     folder = Path(folder)
     with atomic_file(folder / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1))
+        tmp.write_text(strict_json(result))
     rows = result["rows"] | {REAL: result["real"]}
     n = result["real"]["n_transitions"]
     page = tables.write_page(folder / "report.html", "Hand metrics of transitions", [

@@ -12,9 +12,9 @@ ABSENT = "—"
 
 
 def cell(row: dict, key: str, fmt: str) -> str:
-    """One value formatted, or "—" when the row lacks it."""
+    """One value formatted, or "—" when the row lacks it or it could not be computed (NaN)."""
     value = row.get(key)
-    if value is None:
+    if value is None or (isinstance(value, float) and value != value):
         return ABSENT
     return format(value, fmt) if fmt else str(value)
 

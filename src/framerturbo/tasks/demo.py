@@ -11,7 +11,6 @@ base and the LoRA are also sampled with it at 4 steps (rows ``turbo`` and ``lora
 from __future__ import annotations
 
 import html
-import json
 import logging
 import time
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..core.atomic import atomic_file
 from ..core.config import Config
+from ..core.jsonout import strict_json
 from ..models.loading import MICRO, MICRO_PATH, RANDOM_MICRO
 from ..models.record import FRAMER_GUIDANCE, read_record
 
@@ -145,7 +145,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
         _write_report(out, metrics, gifs, run)
     metrics["seconds"] = clock.seconds
     with atomic_file(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1))
+        tmp.write_text(strict_json(metrics))
     print(markdown_table({k: metrics[k] for k in methods}))
     print(verdict(metrics))
     print(clock.summary())

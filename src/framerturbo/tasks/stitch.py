@@ -13,7 +13,6 @@ the hands (``data/handpaths.py``, docs/sign-language.md).
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.jsonout import strict_json
 from ..data.dataset import motion_score
 from ..media.video import probe, read_frames_at, resize_frames, unfit_frames
 from .stitch_report import Join, write_stitch_report
@@ -171,7 +171,7 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
         files = write_stitch_report(made, control, landmarks.name, out, fps)
         meta["report"] = [str(f) for f in files]
     with atomic_file(out.with_name(out.name + ".json")) as tmp:
-        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.write_text(strict_json(meta))
     return segments
 
 

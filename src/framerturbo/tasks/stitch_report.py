@@ -12,12 +12,12 @@ Writes ``OUT.metrics.json`` and ``OUT.report.html``.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..core.jsonout import strict_json
 from ..data.landmarks import PALM, ClipLandmarks
 from ..eval import tables
 from ..eval.baselines import crossfade, flow_interpolate, hard_cut
@@ -84,7 +84,7 @@ def write_stitch_report(joins: list[Join], control: str, source: str, out: str |
     out = Path(out)
     metrics = out.with_name(out.name + ".metrics.json")
     with atomic_file(metrics) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.write_text(strict_json(doc))
     columns = [c for c in HAND_COLUMNS if any(c[0] in r for r in means.values())]
     columns.append(("n_transitions", "transitions", ""))
     parts = [f"<p>{len(joins)} transitions of {html.escape(out.name)} by {method}; hands from "
