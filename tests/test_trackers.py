@@ -51,6 +51,23 @@ def test_report_to_is_checked_with_one_line(monkeypatch):
     assert "\n" not in str(e.value)
 
 
+def test_wandb_without_a_key_is_one_line_before_the_run_folder(clips, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no ~/.config/wandb settings
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-config"))
+    with pytest.raises(ConfigError, match="W&B has no API key — run `wandb login`") as e:
+        run(clips, tmp_path / "wb", "wandb")
+    assert "\n" not in str(e.value) and not (tmp_path / "wb").exists()
+    monkeypatch.setenv("WANDB_MODE", "offline")  # offline needs no key
+    trackers.check_trackers(["wandb"])
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    trackers.check_trackers(["wandb"])
+
+
 def test_tensorboard_gets_the_scalars_config_and_image(clips, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -41,6 +41,28 @@ def check_trackers(names: list[str]) -> None:
             raise ConfigError(f"train.report_to names {name!r} but its package is not installed "
                               f"— pip install{extra or ' ' + PACKAGES.get(name, name)}, or drop "
                               f"it from train.report_to")
+    if "wandb" in names:
+        check_wandb_login()
+
+
+def check_wandb_login() -> None:
+    """W&B online needs an API key; without one its init fails with a traceback after the run
+    folder is made. Read the key the way wandb does (env, settings, .netrc; no network)."""
+    import os
+
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return
+    import wandb
+    from wandb.apis.internal import Api
+
+    try:
+        found = Api().api_key or os.environ.get("WANDB_IDENTITY_TOKEN_FILE")
+    finally:
+        wandb.teardown()  # leave no W&B session behind: the run's own init starts afresh
+    if not found:
+        raise ConfigError("train.report_to names 'wandb' but W&B has no API key — run `wandb "
+                          "login` (or set WANDB_API_KEY), or set WANDB_MODE=offline to log "
+                          "locally")
 
 
 def log_with(cfg: Config, run_dir: Path, resume: str | None) -> list:
