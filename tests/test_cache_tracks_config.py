@@ -160,6 +160,10 @@ def test_training_with_tracks_feeds_the_controlnet(tmp_path):
     (["train.lr"], "must look like section.key=value"),
     (["control.train=lora"], "control.train needs control.use = true"),
     (["control.heatmap_sigma=-4"], "control.heatmap_sigma and heatmap_radius must be >= 0"),
+    (["train.lr_scheduler=cosin"], "train.lr_scheduler: 'cosin' is not a schedule — did you mean "
+                                   "'cosine'"),
+    (["validation.guidance=[2]"], "validation.guidance must be"),
+    (["objective.kind=consistency", "distill.max_guidance=3"], "set both"),
 ])
 def test_config_errors_are_one_clear_message(overrides, match):
     with pytest.raises(ConfigError, match=match) as err:

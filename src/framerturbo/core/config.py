@@ -343,6 +343,12 @@ def validate(cfg: Config) -> None:
         if f < 3 or d.window_overlap >= f - 1:
             raise ConfigError(f"data.bucket_frames: {f} must be >= 3 and leave a new frame after "
                               f"data.window_overlap = {d.window_overlap}")
+    from diffusers.optimization import SchedulerType  # (its names, checked before any loading)
+
+    schedules = [s.value for s in SchedulerType]
+    if t.lr_scheduler not in schedules:
+        raise ConfigError(f"train.lr_scheduler: {t.lr_scheduler!r} is not a schedule"
+                          + _suggest(t.lr_scheduler, schedules).replace("valid keys", "choices"))
     positive = {"train.max_steps": t.max_steps, "train.batch_size": t.batch_size,
                 "train.grad_accum": t.grad_accum, "train.checkpoint_every": t.checkpoint_every,
                 "train.keep_checkpoints": t.keep_checkpoints, "train.log_every": t.log_every,
