@@ -121,3 +121,15 @@ def test_pipeline_lora_api_gives_the_same_frames_as_the_model_path(tmp_path):
     pipe.load_lora_weights(str(prefixed), adapter_name="theirs")
     pipe.set_adapters("theirs", adapter_weights=0.6)
     assert torch.equal(frames(pipe), ours)
+
+
+def test_stacking_loras_gives_no_peft_warning(tmp_path, recwarn):
+    """PEFT warns "Already found a `peft_config` … Make sure to know what you are doing!" for
+    every adapter after the first; stacking is what --lora A --lora B / --turbo mean."""
+    unet = FramerUNet(**config("micro-unet"))
+    add_lora(unet, 4, 4, 0.0, target_regex("attn"))
+    save_lora(unet, tmp_path / "l")
+    fresh = FramerUNet(**config("micro-unet"))
+    assert load_loras(fresh, [(str(tmp_path / "l"), 0.5), (str(tmp_path / "l"), 0.5)]) == \
+        ["lora0", "lora1"]
+    assert not [w for w in recwarn if "peft_config" in str(w.message)]

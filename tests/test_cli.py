@@ -187,3 +187,9 @@ def test_pipeline_refuses_zero_steps(micro_pipe):
     with pytest.raises(ValueError, match="num_inference_steps must be >= 1"):
         image = textured_image(64, 1)
         micro_pipe(image, image, num_inference_steps=0, num_frames=3, height=64, width=64)
+
+
+def test_bare_turbo_before_the_images_says_what_it_took(endpoints, tmp_path, capsys):
+    argv = ["interpolate", "--turbo", *map(str, endpoints), "-o", str(tmp_path / "x.gif")]
+    assert main(argv) == 2
+    assert f"--turbo took {endpoints[0]} as its LoRA folder" in capsys.readouterr().err

@@ -145,8 +145,9 @@ def model_notice(model: str) -> str | None:
         return None
     if not is_micro:
         return None
-    return ("note: the default model is the embedded micro Framer — a 64×64 toy trained on "
-            "procedural shapes, so real photos come out as colour blobs. For real footage use "
+    return ("note: the default model is the embedded micro Framer — a 64×64 model trained on "
+            "procedural clips and a dozen photos, so real footage comes out small and blurred. "
+            "For real footage use "
             "the released weights: --model checkpoints/framer_512x320 --svd "
             "checkpoints/stable-video-diffusion-img2vid-xt (docs/quickstart.md)")
 

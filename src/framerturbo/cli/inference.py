@@ -122,6 +122,9 @@ def _run_interpolate(args) -> int:
     if args.pairs:
         return _run_batch(args)
     if not (args.start and args.end):
+        if args.turbo and Path(args.turbo.rsplit(":", 1)[0]).is_file():
+            raise InputError(f"--turbo took {args.turbo} as its LoRA folder: put a bare --turbo "
+                             "after START END (or write --turbo= before them)")
         raise InputError("give START and END images, or --pairs DIR|LIST.jsonl")
     out = Path(args.output)
     if out.suffix.lower() not in ("", ".mp4", ".gif"):
@@ -255,8 +258,9 @@ def run_stitch_clips(args, clips: list[str]) -> int:
                           height=args.height, width=args.width, sample_kwargs=kwargs,
                           report=args.report)
     frames = segments[-1].end_frame + 1
-    print(f"wrote {args.output} ({frames} frames: {len(clips)} clips, "
-          f"{len(clips) - 1} transitions) and {args.output}.json")
+    joins = len(clips) - 1
+    print(f"wrote {args.output} ({frames} frames: {len(clips)} clips, {joins} "
+          f"transition{'' if joins == 1 else 's'}) and {args.output}.json")
     if args.report:
         out = Path(args.output)
         _print_stitch_report(out.with_name(out.name + ".metrics.json"))

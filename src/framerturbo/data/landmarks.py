@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +113,22 @@ class LandmarkSource:
 
 
 # ------------------------------------------------------------------------------- MediaPipe
+@contextmanager
+def native_stderr_quiet():
+    """MediaPipe's C++ side writes absl/TFLite lines per graph straight to file descriptor 2
+    (no setting silences them before absl's log starts): point fd 2 at /dev/null meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def require_mediapipe():
     try:
         import mediapipe as mp
@@ -135,7 +154,7 @@ class MediaPipeSource(LandmarkSource):
         h, w = frames.shape[1:3]
         out = empty(len(frames), (w, h), fps, self.name)
         scale = np.array([w, h], np.float64)
-        with mp.solutions.hands.Hands(static_image_mode=not video, max_num_hands=2,
+        with native_stderr_quiet(), mp.solutions.hands.Hands(static_image_mode=not video, max_num_hands=2,
                                       model_complexity=self.hand_complexity,
                                       min_detection_confidence=self.min_confidence,
                                       min_tracking_confidence=self.min_confidence) as hands, \

@@ -165,6 +165,17 @@ def find_lora_dir(path: str | Path) -> Path:
                             "folder or a LoRA folder from `framerturbo train`")
 
 
+def load_adapter(unet, source, **kwargs) -> None:
+    """``unet.load_lora_adapter``, without PEFT's "Already found a `peft_config` attribute …
+    Make sure to know what you are doing!" warning, which it gives for every adapter after the
+    first: stacking LoRAs (domain + turbo) is what this toolkit means to do."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+        unet.load_lora_adapter(source, **kwargs)
+
+
 def load_loras(target, specs: list[tuple[str, float]]) -> list[str]:
     """Load several LoRA folders into ``target`` and activate them with their scales. A
     pipeline loads through diffusers' pipeline API (``load_lora_weights`` + ``set_adapters``),
@@ -182,8 +193,8 @@ def load_loras(target, specs: list[tuple[str, float]]) -> list[str]:
         if isinstance(target, LoraBaseMixin):
             target.load_lora_weights(str(folder), adapter_name=name)
         else:
-            target.load_lora_adapter(str(folder), prefix=None, use_safetensors=True,
-                                     adapter_name=name, weight_name=LORA_WEIGHTS)
+            load_adapter(target, str(folder), prefix=None, use_safetensors=True,
+                         adapter_name=name, weight_name=LORA_WEIGHTS)
         names.append(name)
     set_weights(target, dict(zip(names, (s for _, s in specs))) | keep)
     return names
@@ -299,16 +310,16 @@ class FramerLoraLoaderMixin(LoraBaseMixin):
         source = pretrained_model_name_or_path_or_dict
         if isinstance(source, dict):
             prefix = "unet" if all(k.startswith("unet.") for k in source) else None
-            self.unet.load_lora_adapter(dict(source), prefix=prefix, adapter_name=adapter_name,
-                                        **kwargs)
+            load_adapter(self.unet, dict(source), prefix=prefix, adapter_name=adapter_name,
+                         **kwargs)
             return
         weight_name = kwargs.pop("weight_name", LORA_WEIGHTS)
         prefix = None
         if Path(source).exists():
             source = find_lora_dir(source) if weight_name == LORA_WEIGHTS else Path(source)
             prefix = _lora_prefix(source, weight_name)
-        self.unet.load_lora_adapter(str(source), prefix=prefix, adapter_name=adapter_name,
-                                    weight_name=weight_name, use_safetensors=True, **kwargs)
+        load_adapter(self.unet, str(source), prefix=prefix, adapter_name=adapter_name,
+                     weight_name=weight_name, use_safetensors=True, **kwargs)
 
     def load_turbo(self, path: str | Path | None = None, scale: float = 1.0) -> Path:
         """Load a turbo LoRA as adapter ``turbo`` at ``scale``, keeping the active domain LoRAs
