@@ -77,7 +77,8 @@ def discover(paths: list[str | Path]) -> list[ClipSource]:
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise ValueError(f"{path}: data source not found — check data.sources")
+            raise ValueError(f"{path}: data source not found — check the path (a clip folder, "
+                             "a video or a .jsonl manifest)")
         if path.is_file() and path.suffix == ".jsonl":
             found += read_manifest(path)
         elif path.is_file():

@@ -87,6 +87,8 @@ def probe(path: str | Path) -> VideoInfo:
                              width=w, height=h, rate=rate)
     except UnreadableError:
         raise
+    except FileNotFoundError:
+        raise UnreadableError(f"{path}: file not found — check the path") from None
     except Exception as e:  # noqa: BLE001 - PyAV raises many error types for bad files
         raise UnreadableError(f"{path}: cannot open as video ({e.__class__.__name__})") from None
 
