@@ -112,6 +112,8 @@ def _tracks_from_hands(start, end, num_frames: int):
         print("warning: no hands found in both images: interpolating without tracks",
               file=sys.stderr)
         return None
+    print(f"hand tracks: {len(plan.tracks.tracks)} (wrists, fingertips, elbows of the hands "
+          "found in both images)", file=sys.stderr)
     return plan.tracks
 
 
