@@ -154,10 +154,11 @@ class MediaPipeSource(LandmarkSource):
         h, w = frames.shape[1:3]
         out = empty(len(frames), (w, h), fps, self.name)
         scale = np.array([w, h], np.float64)
-        with native_stderr_quiet(), mp.solutions.hands.Hands(static_image_mode=not video, max_num_hands=2,
-                                      model_complexity=self.hand_complexity,
-                                      min_detection_confidence=self.min_confidence,
-                                      min_tracking_confidence=self.min_confidence) as hands, \
+        with native_stderr_quiet(), \
+                mp.solutions.hands.Hands(static_image_mode=not video, max_num_hands=2,
+                                         model_complexity=self.hand_complexity,
+                                         min_detection_confidence=self.min_confidence,
+                                         min_tracking_confidence=self.min_confidence) as hands, \
                 mp.solutions.pose.Pose(static_image_mode=not video, model_complexity=1,
                                        min_detection_confidence=self.min_confidence,
                                        min_tracking_confidence=self.min_confidence) as pose:
