@@ -133,3 +133,11 @@ def test_window_overlap_must_leave_a_new_frame():
     assert load_config(None, ["data.num_frames=5", "data.window_overlap=3"]).data.window_overlap == 3
     with pytest.raises(ConfigError, match="data.window_overlap"):
         load_config(None, ["data.num_frames=5", "data.window_overlap=4"])
+
+
+def test_a_mistyped_compare_base_is_caught_before_loading():
+    from framerturbo.eval.compare import plan_rows
+
+    with pytest.raises(ValueError, match="did you mean --compare base"):
+        plan_rows("micro", [], ["bsae"])
+    assert [r.model for r in plan_rows("micro", [], ["base"])] == ["micro"]

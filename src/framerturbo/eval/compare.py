@@ -38,6 +38,12 @@ def plan_rows(model: str, loras: list[str], compare: list[str]) -> list[Row]:
     what it is; without --lora the model itself is the row."""
     from ..models.adapters import find_lora_dir, parse_lora_spec
 
+    import difflib
+
+    for m in compare:
+        if m != "base" and not Path(m).exists() and difflib.get_close_matches(m, ["base"], 1, 0.6):
+            raise ValueError(f"--compare {m}: no such model folder — did you mean --compare base "
+                             "(the model without the LoRA)?")
     rows = [Row(f"base ({_name(model)})", model)] if not loras or "base" in compare else []
     rows += [Row(f"model ({_name(m)})", m) for m in compare if m != "base"]
     for spec in loras:
