@@ -22,9 +22,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
-    _resize_with_antialiasing,
-)
+from transformers.utils import logging as transformers_logging
+
+# SVD's own CLIP resize (conditioning parity). Its module imports transformers'
+# CLIPImageProcessor, which warns once that torchvision is missing — this project does not use
+# torchvision (docs/quickstart.md) nor that class (models/loading.py loads the PIL one): hush it.
+_verbosity = transformers_logging.get_verbosity()
+transformers_logging.set_verbosity_error()
+try:
+    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+        _resize_with_antialiasing,
+    )
+finally:
+    transformers_logging.set_verbosity(_verbosity)
 
 from ..core.seeding import stable_seed
 from ..models.configs import CLIP_MEAN, CLIP_STD
