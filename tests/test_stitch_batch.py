@@ -98,3 +98,8 @@ def test_batch_from_jsonl(tmp_path):
     assert main(["interpolate", "--pairs", str(tmp_path / "list.jsonl"), "-o", str(out),
                  "--format", "gif", "--num-frames", "5", *MODEL]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["first.gif", "second.gif"]
+
+
+def test_stitch_with_one_clip_is_one_line(tmp_path, capsys):
+    assert main(["stitch", str(tmp_path / "a.mp4"), "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "stitch joins clips: give at least two, got 1" in capsys.readouterr().err

@@ -229,6 +229,8 @@ def add_stitch_options(p) -> None:
 
 def run_stitch_clips(args, clips: list[str]) -> int:
     """`stitch` on ``clips`` with the options of :func:`add_stitch_options`."""
+    if len(clips) < 2:  # before the heavy imports below
+        raise ValueError(f"stitch joins clips: give at least two, got {len(clips)}")
     from ..media.files import check_writable
     from ..media.video import probe
     from ..tasks.stitch import stitch
