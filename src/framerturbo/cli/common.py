@@ -14,9 +14,9 @@ from ..core.config import ATTENTION, OFFLOAD
 EXIT_USAGE = 2
 
 
-def at_least(minimum: float, kind=int):
-    """An argparse type: a number of ``kind`` >= ``minimum`` (> 0 for a float minimum of 0), so
-    a bad value is refused with the flag's name before any model loads."""
+def at_least(minimum: float, kind=int, above: bool = False):
+    """An argparse type: a number of ``kind`` >= ``minimum`` (> it with ``above``), so a bad
+    value is refused with the flag's name before any model loads."""
     import argparse
 
     def parse(text: str):
@@ -24,14 +24,14 @@ def at_least(minimum: float, kind=int):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value < minimum or (kind is float and minimum == 0 and value <= 0):
-            bound = "> 0" if kind is float and minimum == 0 else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        if value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {minimum:g}, "
+                                             f"got {text}")
         return value
     return parse
 
 
-STEPS, FRAMES, POSITIVE = at_least(1), at_least(3), at_least(0.0, float)
+STEPS, FRAMES, POSITIVE = at_least(1), at_least(3), at_least(0, float, above=True)
 
 
 def add_model_args(p) -> None:

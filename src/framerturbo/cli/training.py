@@ -66,7 +66,7 @@ def _run_new_model(args) -> int:
     import torch
 
     from ..models.loading import load_components, random_micro_components, save_components
-    from ..models.record import MICRO_SIZE, read_record
+    from ..models.record import MICRO_SIZE, check_guidance, read_record
 
     widths = args.unet_widths.split(",") if args.unet_widths else None
     if widths and not all(w.strip().isdigit() for w in widths):
@@ -86,10 +86,7 @@ def _run_new_model(args) -> int:
     from dataclasses import replace
 
     if args.guidance:
-        if min(args.guidance) <= 0:
-            print("error: --guidance takes two positive scales, e.g. 1.5 1.5", file=sys.stderr)
-            return 2
-        record = replace(record, guidance=tuple(args.guidance))
+        record = replace(record, guidance=check_guidance(args.guidance, "--guidance"))
     if args.sampler:
         from ..models.schedulers import canonical_name
 

@@ -61,12 +61,18 @@ def parse_record(path: Path) -> ModelRecord:
             raise ValueError(f"{path}: {key} must be a positive integer, got {value!r}")
     if not isinstance(record.fps, (int, float)) or record.fps <= 0:
         raise ValueError(f"{path}: fps must be a positive number, got {record.fps!r}")
-    g = record.guidance
+    check_guidance(record.guidance, path)
+    return record
+
+
+def check_guidance(guidance, where) -> tuple[float, float]:
+    """A CFG ramp is two positive scales (first frame's, last frame's); else one error."""
+    g = tuple(guidance)
     if len(g) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
                               for v in g):
-        raise ValueError(f"{path}: guidance must be [first frame's, last frame's] positive "
+        raise ValueError(f"{where}: guidance must be [first frame's, last frame's] positive "
                          f"scales, e.g. [1.0, 3.0]; got {list(g)!r}")
-    return record
+    return g
 
 
 def write_record(folder: str | os.PathLike, record: ModelRecord) -> None:

@@ -58,8 +58,7 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
             card = out.with_name(out.stem + ".README.md")  # never overwrite someone's README
         write_card(card, facts, "comfyui", out.name)
         return out
-    return _write_folder(out, merged_parts(model, unet, parts), facts, read_record(model),
-                         model)
+    return _write_folder(out, merged_parts(model, unet, parts), facts, model)
 
 
 def trained_on(run_or_lora: str | Path, svd: str | None = None) -> tuple[str, str | None]:
@@ -108,13 +107,13 @@ def merged_parts(model: str, unet, parts: dict) -> dict:
     return {"unet": unet, "controlnet": parts.get("controlnet"), **own}
 
 
-def _write_folder(out: Path, parts: dict, facts: dict, record, base: str) -> Path:
+def _write_folder(out: Path, parts: dict, facts: dict, base: str) -> Path:
     """The merged folder samples as ``--model BASE --lora RUN`` does: with the base model's
     record (without one a micro-sized merge would run at the released 512×320 × 14, euler 30)
     and, when the base ships one, its turbo LoRA (so ``--turbo`` finds it)."""
     turbo = shipped_turbo_dir(base)
     with atomic_dir(out) as tmp:
-        write_components(parts, tmp, record=record)
+        write_components(parts, tmp, record=read_record(base))
         if turbo is not None and turbo.is_dir():
             shutil.copytree(turbo, tmp / turbo.name)
         write_card(tmp, facts, "merged", str(out))
