@@ -33,6 +33,7 @@ def _snapshot(folder: Path) -> dict:
     ("where_it_loses.py", ["row", "static_mse", "far_static_mse", "moving_mse", "static_ssim",
                            "moving_ssim"]),
     ("copy_probe.py", ["sigma", "static", "moving", "copy_start"]),
+    ("hold_still.py", ["row", "middle", "f0", "f1"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"

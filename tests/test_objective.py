@@ -9,7 +9,13 @@ from conftest import textured_image
 from framerturbo.core import edm
 from framerturbo.denoising.denoiser import FramerDenoiser
 from framerturbo.denoising.encoding import EncodedBatch, encode_endpoints, pixels_from_uint8
-from framerturbo.train.objective import StepNoise, diffusion_loss, predict, training_conditioning
+from framerturbo.train.objective import (
+    StepNoise,
+    diffusion_loss,
+    hold_still,
+    predict,
+    training_conditioning,
+)
 
 
 def capture_unet_calls(pipe):
@@ -142,3 +148,29 @@ def test_dropout_probabilities_follow_the_svd_xtend_scheme():
     assert abs(d.drop_endpoints.float().mean() - 0.2) < 0.01
     assert abs((d.drop_tokens & d.drop_endpoints).float().mean() - 0.1) < 0.01
     assert float(edm.c_noise(torch.tensor(1.0))) == 0.0
+
+
+def test_still_clips_hold_the_start_frame_and_leave_other_draws_unchanged():
+    lat = torch.randn(6, 5, 4, 2, 2)
+    plain = StepNoise.draw(lat, torch.Generator().manual_seed(3), 0.7, 1.6, 0.1)
+    held = StepNoise.draw(lat, torch.Generator().manual_seed(3), 0.7, 1.6, 0.1, still_clips=0.5)
+    assert plain.still is None  # a run without still clips draws exactly as before
+    for a, b in ((plain.sigma, held.sigma), (plain.noise, held.noise),
+                 (plain.drop_tokens, held.drop_tokens)):
+        assert torch.equal(a, b)
+    which = torch.tensor([True, False, True, False, False, True])
+    batch = EncodedBatch(latents=lat, endpoint_latents=torch.randn(6, 2, 4, 2, 2),
+                         aug_sigma=torch.rand(6), image_embeddings=torch.randn(6, 2, 8),
+                         fps=torch.full((6,), 7.0), motion_bucket=torch.full((6,), 100.0),
+                         heatmaps=torch.rand(6, 5, 3, 8, 8))
+    out = hold_still(batch, which)
+    for name in ("latents", "endpoint_latents", "image_embeddings", "heatmaps"):
+        x, y = getattr(batch, name), getattr(out, name)
+        for b in range(6):
+            expected = x[b, :1].expand_as(x[b]) if which[b] else x[b]
+            assert torch.equal(y[b], expected), (name, b)
+    assert torch.equal(out.aug_sigma, batch.aug_sigma)
+    assert hold_still(batch, None) is batch
+    rate = StepNoise.draw(torch.zeros(20000, 1), torch.Generator().manual_seed(0), 0.7, 1.6,
+                          0.1, still_clips=0.2).still.float().mean()
+    assert abs(float(rate) - 0.2) < 0.01

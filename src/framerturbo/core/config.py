@@ -51,6 +51,7 @@ class ObjectiveConfig:
     cond_aug_std: float = 0.5
     conditioning_dropout: float = 0.1  # p: tokens dropped if r<2p, endpoints if p<=r<3p
     loss_frames: str = "all"  # all | middle
+    still_clips: float = 0.0  # share of samples held still on their start frame (objective.py)
     # diffusion: EDM v-loss (`train`); consistency: latent consistency distillation of the
     # frozen base into the LoRA (`distill`, settings in [distill]; train/consistency.py)
     kind: str = "diffusion"
@@ -358,6 +359,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must be >= 1, got {value}")
     if not 0 <= cfg.objective.conditioning_dropout <= 1 / 3:
         raise ConfigError("objective.conditioning_dropout must be in [0, 1/3]")
+    if not 0 <= cfg.objective.still_clips < 1:
+        raise ConfigError("objective.still_clips must be in [0, 1)")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError("train.ema_decay must be in [0, 1)")
     if cfg.lora.preset == "custom" and not cfg.lora.targets and cfg.lora.mode == "lora":

@@ -40,7 +40,7 @@ from . import checkpoint as ckpt
 from . import run_card, trackers
 from .consistency import ConsistencyObjective, turbo_info
 from .metrics_log import MetricsLog, ThroughputMeter, sigma_buckets
-from .objective import StepNoise, diffusion_loss, predict
+from .objective import StepNoise, diffusion_loss, hold_still, predict
 from .setup import (load_models, make_optimizer, resolve_heatmap_size,
                     resolve_sampling_defaults)
 from .validate import validate
@@ -223,7 +223,8 @@ def accumulate_gradients(cfg: Config, accelerator, denoiser, wrapped, models, ba
             continue
         draw = StepNoise.draw(batch.latents, torch.Generator().manual_seed(seed),
                               cfg.objective.p_mean, cfg.objective.p_std,
-                              cfg.objective.conditioning_dropout)
+                              cfg.objective.conditioning_dropout, cfg.objective.still_clips)
+        batch = hold_still(batch, draw.still)
         # gradients sync (and, under DeepSpeed, the engine steps) on the last micro-batch
         with accelerator.accumulate(*wrapped.values()), accelerator.autocast():
             output = predict(denoiser, batch, draw, cfg.control.scale).output

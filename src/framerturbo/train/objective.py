@@ -9,11 +9,16 @@ For clean latents x₀, σ ~ LogNormal(p_mean, p_std), ε ~ N(0, I):
 Conditioning dropout mirrors the sampler's unconditional branch through the same
 ``FramerConditioning.drop``: with r ~ U(0, 1) and probability p, the CLIP tokens are zeroed when
 r < 2p and the endpoint latents when p ≤ r < 3p (both when p ≤ r < 2p) — SVD_Xtend's scheme.
+
+Still clips (``objective.still_clips`` = q > 0): a share q of the samples becomes its start frame
+held for every frame (both endpoints the start). Framer gives the middle frames only mask tokens,
+so the UNet must carry each endpoint's content through its temporal layers; in clips that always
+move it learns that poorly (docs/micro-model.md, "Still clips").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -31,17 +36,38 @@ class StepNoise:
     noise: torch.Tensor  # like the latents
     drop_tokens: torch.Tensor  # (B,) bool
     drop_endpoints: torch.Tensor  # (B,) bool
+    still: torch.Tensor | None = None  # (B,) bool: samples made still clips (hold_still)
 
     @classmethod
     def draw(cls, latents: torch.Tensor, generator: torch.Generator, p_mean: float,
-             p_std: float, dropout: float) -> StepNoise:
+             p_std: float, dropout: float, still_clips: float = 0.0) -> StepNoise:
         b = latents.shape[0]
         sigma = edm.sample_sigmas(b, p_mean, p_std, generator=generator)
         noise = torch.randn(latents.shape, generator=generator)
         r = torch.rand(b, generator=generator)
+        # drawn last and only when asked, so runs without still clips draw exactly as before
+        still = (torch.rand(b, generator=generator) < still_clips).to(latents.device) \
+            if still_clips > 0 else None
         return cls(sigma.to(latents.device), noise.to(latents.device),
                    (r < 2 * dropout).to(latents.device),
-                   ((r >= dropout) & (r < 3 * dropout)).to(latents.device))
+                   ((r >= dropout) & (r < 3 * dropout)).to(latents.device), still)
+
+
+def hold_still(batch: EncodedBatch, which: torch.Tensor | None) -> EncodedBatch:
+    """The selected samples as still clips of their start frame: every target frame, the end
+    latent, the end's CLIP token and every heat-map frame become the start's. The rest is
+    untouched."""
+    if which is None or not bool(which.any()):
+        return batch
+
+    def held(x: torch.Tensor) -> torch.Tensor:
+        pick = which.reshape(-1, *([1] * (x.ndim - 1)))
+        return torch.where(pick, x[:, :1].expand_as(x), x)
+
+    return replace(batch, latents=held(batch.latents),
+                   endpoint_latents=held(batch.endpoint_latents),
+                   image_embeddings=held(batch.image_embeddings),
+                   heatmaps=None if batch.heatmaps is None else held(batch.heatmaps))
 
 
 def training_conditioning(denoiser: FramerDenoiser, batch: EncodedBatch,
