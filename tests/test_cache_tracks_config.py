@@ -164,6 +164,7 @@ def test_training_with_tracks_feeds_the_controlnet(tmp_path):
                                    "'cosine'"),
     (["validation.guidance=[2]"], "validation.guidance must be"),
     (["objective.still_clips=1"], r"objective.still_clips must be in \[0, 1\)"),
+    (["objective.kind=consistency", "objective.still_clips=0.2"], "does not use it"),
     (["objective.kind=consistency", "distill.max_guidance=3"], "set both"),
 ])
 def test_config_errors_are_one_clear_message(overrides, match):

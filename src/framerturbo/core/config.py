@@ -361,6 +361,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("objective.conditioning_dropout must be in [0, 1/3]")
     if not 0 <= cfg.objective.still_clips < 1:
         raise ConfigError("objective.still_clips must be in [0, 1)")
+    if cfg.objective.still_clips and cfg.objective.kind != "diffusion":
+        raise ConfigError("objective.still_clips is a training option: the distillation "
+                          "(objective.kind = consistency) does not use it — remove it")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError("train.ema_decay must be in [0, 1)")
     if cfg.lora.preset == "custom" and not cfg.lora.targets and cfg.lora.mode == "lora":

@@ -13,7 +13,7 @@ r < 2p and the endpoint latents when p ≤ r < 3p (both when p ≤ r < 2p) — S
 Still clips (``objective.still_clips`` = q > 0): a share q of the samples becomes its start frame
 held for every frame (both endpoints the start). Framer gives the middle frames only mask tokens,
 so the UNet must carry each endpoint's content through its temporal layers; in clips that always
-move it learns that poorly (docs/micro-model.md, "Still clips").
+move it learns that poorly (docs/micro-model.md, v2.4).
 """
 
 from __future__ import annotations
