@@ -45,6 +45,20 @@ def test_check_data_reports_each_problem(mixed, tmp_path, capsys):
     assert "too_short" in out and "usable=1" in out
 
 
+def test_check_data_cuts_clips_as_a_training_config_does(mixed, tmp_path):
+    """--config micro-lora takes its 5 frames at stride 2; bare, the released 14 at stride 4
+    find the 24-frame clips too short; a flag still wins over the config."""
+    def status(*extra):
+        report = tmp_path / "r.json"
+        main(["check-data", str(mixed), "--json", str(report), *extra])
+        return {Path(s["path"]).name: s["status"] for s in
+                json.loads(report.read_text())["sources"]}["good.mp4"]
+
+    assert status("--config", "micro-lora") == "usable"
+    assert status() == "too_short"
+    assert status("--config", "micro-lora", "--num-frames", "14", "--stride", "4") == "too_short"
+
+
 def test_check_data_exit_2_when_nothing_is_usable(mixed, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()

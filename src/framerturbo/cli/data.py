@@ -18,10 +18,13 @@ def register(sub) -> None:
 def _add_check_data(sub) -> None:
     p = sub.add_parser("check-data", help="report which clips are usable for training")
     p.add_argument("data", nargs="+", help="video folders, frame folders, .jsonl manifests")
-    p.add_argument("--num-frames", type=int, default=14)
-    p.add_argument("--stride", type=int, default=4)
-    p.add_argument("--target-fps", type=float, default=0.0)
-    p.add_argument("--sampling", default="random", choices=["random", "uniform", "every-window"])
+    p.add_argument("--config", metavar="NAME|TOML",
+                   help="cut clips as this training config does (its data.num_frames, stride, "
+                        "target_fps and sampling), e.g. micro-lora; the flags below win")
+    p.add_argument("--num-frames", type=int, help="frames per clip (14, or the --config's)")
+    p.add_argument("--stride", type=int, help="frame step (4, or the --config's)")
+    p.add_argument("--target-fps", type=float, help="sample at this rate instead of a stride")
+    p.add_argument("--sampling", choices=["random", "uniform", "every-window"])
     p.add_argument("--min-side", type=int, default=64, help="smaller videos count as tiny")
     p.add_argument("--static-threshold", type=float, default=0.5,
                    help="mean grey-level change per frame below which a clip is static")
@@ -36,6 +39,20 @@ def _add_check_data(sub) -> None:
     p.set_defaults(func=_run_check_data)
 
 
+CLIP_SETTINGS = ("num_frames", "stride", "target_fps", "sampling")
+
+
+def _clip_settings(args) -> None:
+    """Unset clip flags from ``--config``'s [data] section, else the training defaults."""
+    from ..core.config import load_config
+    from ..core.settings import DataConfig
+
+    data = load_config(args.config).data if args.config else DataConfig()
+    for name in CLIP_SETTINGS:
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(data, name))
+
+
 def _run_check_data(args) -> int:
     from tqdm.auto import tqdm
 
@@ -43,6 +60,7 @@ def _run_check_data(args) -> int:
     from ..data.check import check_source, format_table, summarise
     from ..data.sources import discover
 
+    _clip_settings(args)
     bucketing = None
     if args.buckets:
         from ..data.buckets import Bucketing
