@@ -71,7 +71,6 @@ def probe_clip(pipe, clip, sigmas, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
 
     args = held_out_parser(__doc__, max_clips=8).parse_args(argv)
@@ -79,7 +78,7 @@ def main(argv=None) -> int:
     if args.tiny:  # random micro model, one generated signer clip
         return tiny_signer_smoke(main, 1)
     pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
-    record = read_record(args.model)
+    record = pipe.record  # the model's framerturbo.json, read by from_framer
     results = []
     for source in args.data:
         clips, _ = held_out_clips([source], args.max_clips, record, 1)

@@ -38,14 +38,8 @@ def psnr_per_frame(video: np.ndarray, frame: np.ndarray) -> np.ndarray:
     return 10 * np.log10(255.0 ** 2 / np.maximum(err.mean(axis=(1, 2, 3)), 1e-10))
 
 
-def still_round_trip(vae, frame: np.ndarray, num_frames: int) -> np.ndarray:
-    """The VAE round trip of ``frame`` held for ``num_frames`` frames (uint8)."""
-    return vae_round_trip(vae, np.repeat(frame[None], num_frames, axis=0))
-
-
 def main(argv=None) -> int:
     from framerturbo.media.files import to_uint8
-    from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
 
     args = held_out_parser(__doc__, max_clips=8).parse_args(argv)
@@ -54,7 +48,7 @@ def main(argv=None) -> int:
         return tiny_signer_smoke(main, 1)
     pipe = FramerPipeline.from_framer(args.model, device=device, dtype="fp32")
     pipe.set_progress_bar_config(disable=True)
-    record = read_record(args.model)
+    record = pipe.record  # the model's framerturbo.json, read by from_framer
     results = []
     for source in args.data:
         clips, _ = held_out_clips([source], args.max_clips, record, 1)
@@ -65,7 +59,8 @@ def main(argv=None) -> int:
                        motion_bucket_id=clip.motion_bucket, output_type="np",
                        generator=torch.Generator().manual_seed(args.seed + i)).frames[0]
             model.append(psnr_per_frame(to_uint8(out), frame))
-            floor.append(psnr_per_frame(still_round_trip(pipe.vae, frame, f), frame))
+            still_video = np.repeat(frame[None], f, axis=0)
+            floor.append(psnr_per_frame(vae_round_trip(pipe.vae, still_video), frame))
         name = Path(source).name
         print(f"\n{name} ({len(clips)} clips): PSNR (dB) of each frame against the held frame")
         rows = [{"data": name, "row": label, "middle": float(np.mean(np.stack(v)[:, 1:-1])),
