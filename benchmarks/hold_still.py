@@ -6,7 +6,9 @@ their conditioning channels, so whatever they keep of the endpoints has travelle
 UNet's temporal layers; this check shows how much does, frame by frame. For the first clips of
 each folder, its first frame is given as both endpoints (the model's own sampler, guidance and
 frame count); printed: PSNR of every frame position against that frame, beside the VAE round
-trip of the same still video (the floor).
+trip of the same still video (the floor). The model's rows: the UNet's own frames (keep_static
+off) and the frames the model's users get (its keep_static τ, which pastes back the pixels the
+sample draws as the still background: `sampling/keep_static.py`).
 
     python benchmarks/hold_still.py --data data/signer-tune data/shapes-tune --max-clips 8
     python benchmarks/hold_still.py --tiny
@@ -52,20 +54,24 @@ def main(argv=None) -> int:
     results = []
     for source in args.data:
         clips, _ = held_out_clips([source], args.max_clips, record, 1)
-        model, floor = [], []
+        model, kept, floor = [], [], []
         for i, clip in enumerate(clips):
             frame, f = clip.frames[0], len(clip.frames)
-            out = pipe(frame, frame, num_frames=f, fps=clip.fps,
-                       motion_bucket_id=clip.motion_bucket, output_type="np",
-                       generator=torch.Generator().manual_seed(args.seed + i)).frames[0]
-            model.append(psnr_per_frame(to_uint8(out), frame))
+            for tau, scores in ((0.0, model), (record.keep_static, kept)):
+                out = pipe(frame, frame, num_frames=f, fps=clip.fps,
+                           motion_bucket_id=clip.motion_bucket, output_type="np",
+                           keep_static=tau,
+                           generator=torch.Generator().manual_seed(args.seed + i)).frames[0]
+                scores.append(psnr_per_frame(to_uint8(out), frame))
             still_video = np.repeat(frame[None], f, axis=0)
             floor.append(psnr_per_frame(vae_round_trip(pipe.vae, still_video), frame))
         name = Path(source).name
         print(f"\n{name} ({len(clips)} clips): PSNR (dB) of each frame against the held frame")
         rows = [{"data": name, "row": label, "middle": float(np.mean(np.stack(v)[:, 1:-1])),
                  **{f"f{k}": float(x) for k, x in enumerate(np.mean(np.stack(v), axis=0))}}
-                for label, v in (("model", model), ("VAE round trip", floor))]
+                for label, v in (("model (UNet alone)", model),
+                                 (f"model, keep_static {record.keep_static:g}", kept),
+                                 ("VAE round trip", floor))]
         print_table(rows, ["row", "middle", *[f"f{k}" for k in range(len(model[0]))]])
         results += rows
     record_results(args, "hold_still", card, results,

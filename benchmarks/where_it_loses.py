@@ -13,6 +13,7 @@ is read beside it.
 
     python benchmarks/where_it_loses.py --data data/signer-val --max-clips 24 \\
         --rows dpm++:12 euler:30 euler:15:1-3    # the model's guidance ramp unless given
+    python benchmarks/where_it_loses.py --keep-static 0   # the UNet alone, no static paste-back
     python benchmarks/where_it_loses.py --tiny     # smoke test: random micro model, 2 clips
 """
 
@@ -74,7 +75,8 @@ def parse_row(spec: str, record) -> tuple[str, int, tuple[float, float]]:
     return sampler, int(steps), guidance
 
 
-def table(pipe, clips, rows: list[tuple[str, int, tuple[float, float]]], seed: int) -> list[dict]:
+def table(pipe, clips, rows: list[tuple[str, int, tuple[float, float]]], seed: int,
+          keep_static: float | None = None) -> list[dict]:
     from framerturbo.eval.evaluate import score_baselines, score_model
     from framerturbo.eval.metrics import detail_ratio, frame_metrics
 
@@ -82,7 +84,8 @@ def table(pipe, clips, rows: list[tuple[str, int, tuple[float, float]]], seed: i
     for sampler, steps, guidance in rows:
         label = f"{sampler}-{steps} g{guidance[0]:g}-{guidance[1]:g}"
         videos[label] = score_model(pipe, clips, label, sampler=sampler, steps=steps,
-                                    guidance=guidance, seed=seed).outputs[label]
+                                    guidance=guidance, seed=seed,
+                                    keep_static=keep_static).outputs[label]
     videos["cross-fade"] = score_baselines(clips).outputs["crossfade"]
     videos["VAE round trip"] = [vae_round_trip(pipe.vae, c.frames) for c in clips]
     out = []
@@ -109,6 +112,9 @@ def main(argv=None) -> int:
                    help="SAMPLER:STEPS[:GMIN-GMAX] per model row (default: the model's own "
                         "sampler and steps, and euler:30; the guidance ramp is the model's "
                         "unless given)")
+    p.add_argument("--keep-static", type=float, metavar="TAU",
+                   help="the pipeline's static-pixel tolerance for every row (default: the "
+                        "model's; 0: the UNet's frames alone)")
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny)
     if args.tiny:  # random micro model, two generated signer clips
@@ -125,11 +131,14 @@ def main(argv=None) -> int:
         still = np.mean([static_mask(c.frames).mean() for c in clips])
         name = Path(source).name
         print(f"\n{name} ({len(clips)} clips, {still:.0%} of pixels static):")
-        found = [{"data": name, **r} for r in table(pipe, clips, rows, args.seed)]
+        found = [{"data": name, **r}
+                 for r in table(pipe, clips, rows, args.seed, args.keep_static)]
         print_table(found, COLUMNS)
         results += found
     record_results(args, "where_it_loses", card, results,
-                   {"model": args.model, "seed": args.seed, "max_clips": args.max_clips})
+                   {"model": args.model, "seed": args.seed, "max_clips": args.max_clips,
+                    "keep_static": record.keep_static if args.keep_static is None
+                    else args.keep_static})
     return 0
 
 

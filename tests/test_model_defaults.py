@@ -199,9 +199,10 @@ def test_app_defaults_come_from_the_model(monkeypatch):
     assert main(["app"]) == 0
     assert seen == {"height": 64, "width": 64, "frames": 9, "steps": MICRO_SIZE.steps,
                     "sampler": "euler", "fps": 8, "motion_bucket": 100,
-                    "guidance": MICRO_SIZE.guidance}
-    assert main(["app", "--sampler", "dpm++", "--height", "128"]) == 0
+                    "guidance": MICRO_SIZE.guidance, "keep_static": MICRO_SIZE.keep_static}
+    assert main(["app", "--sampler", "dpm++", "--height", "128", "--keep-static", "0"]) == 0
     assert (seen["height"], seen["sampler"], seen["steps"]) == (128, "dpm++", 12)
+    assert seen["keep_static"] == 0.0
 
 
 class Captured(Exception):
@@ -232,16 +233,17 @@ def test_guidance_ramp_comes_from_the_record_and_flags_override_it(tmp_path, mon
 
 @pytest.mark.parametrize("given", [None, ["1", "3"]])
 def test_evaluate_and_hand_eval_sample_with_the_models_guidance(tmp_path, monkeypatch, given):
+    """… and its static-pixel tolerance (keep_static)."""
     from framerturbo.eval import compare, hand_protocol
 
     def spy(*args, **kwargs):
-        raise Captured(tuple(kwargs["guidance"]))
+        raise Captured((tuple(kwargs["guidance"]), kwargs["keep_static"]))
 
     monkeypatch.setattr(compare, "score_model", spy)
     monkeypatch.setattr(hand_protocol, "evaluate_hand_transitions", spy)
     assert main(["synth", "--domain", "signer", "--n", "1", "--out", str(tmp_path / "d")]) == 0
-    flag = ["--guidance", *given] if given else []
-    want = (1.0, 3.0) if given else MICRO_SIZE.guidance
+    flag = ["--guidance", *given, "--keep-static", "0.2"] if given else []
+    want = ((1.0, 3.0), 0.2) if given else (MICRO_SIZE.guidance, MICRO_SIZE.keep_static)
     with pytest.raises(Captured) as seen:
         main(["evaluate", "--data", str(tmp_path / "d"), "--max-clips", "1", *flag])
     assert seen.value.args[0] == want

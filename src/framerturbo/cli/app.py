@@ -120,7 +120,8 @@ class Runner:
 
     def generate(self, session: Session, *, autopilot: bool, sampler: str, steps: int,
                  seed: int, gmin: float, gmax: float, frames: int, height: int, width: int,
-                 lora: str, lora_scale: float, control_scale: float):
+                 lora: str, lora_scale: float, control_scale: float,
+                 keep_static: float | None = None):
         import torch
 
         from ..media.files import to_uint8, write_gif, write_mp4
@@ -137,7 +138,7 @@ class Runner:
                 min_guidance_scale=gmin, max_guidance_scale=gmax, fps=self.fps,
                 motion_bucket_id=self.motion_bucket, tracks=tracks if has_control else None,
                 autopilot=autopilot and has_control,
-                control_scale=control_scale, output_type="np",
+                control_scale=control_scale, keep_static=keep_static, output_type="np",
                 generator=torch.Generator().manual_seed(int(seed)))
         video = to_uint8(result.frames[0])
         folder = Path(tempfile.mkdtemp(prefix="framerturbo-app-"))
@@ -154,7 +155,7 @@ def build_app(runner: Runner, defaults: dict | None = None):
     from ..models.schedulers import SAMPLERS
 
     d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++",
-         "guidance": FRAMER_GUIDANCE} | (defaults or {})
+         "guidance": FRAMER_GUIDANCE, "keep_static": 0.0} | (defaults or {})
     with gr.Blocks(title="FramerTurbo") as app:
         gr.Markdown("## FramerTurbo — interactive frame interpolation\n"
                     "Upload a start and an end frame. Click the start image to place a point, "
@@ -182,6 +183,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
                 gmax = gr.Slider(1.0, 10.0, value=d["guidance"][1], step=0.1,
                                  label="guidance, last frame")
                 control_scale = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="control scale")
+                keep_static = gr.Slider(0.0, 1.0, value=d["keep_static"], step=0.05,
+                                        label="keep static pixels (τ; 0: off)")
             with gr.Row():
                 frames = gr.Slider(3, 25, value=d["frames"], step=1, label="frames")
                 height = gr.Dropdown(SIZES, value=d["height"], label="height")
@@ -237,24 +240,24 @@ def build_app(runner: Runner, defaults: dict | None = None):
         undo.click(edit("undo"), [state], views)
         clear.click(edit("clear"), [state], views)
 
-        def on_run(s, ap, smp, st, sd, g0, g1, nf, h, w, lo, ls, cs,
+        def on_run(s, ap, smp, st, sd, g0, g1, nf, h, w, lo, ls, cs, ks,
                    progress=gr.Progress(track_tqdm=True)):
             try:
                 return runner.generate(s or Session(), autopilot=ap, sampler=smp, steps=st, seed=sd, gmin=g0,
                                        gmax=g1, frames=nf, height=h, width=w, lora=lo,
-                                       lora_scale=ls, control_scale=cs)
+                                       lora_scale=ls, control_scale=cs, keep_static=ks)
             except ValueError as e:
                 raise gr.Error(str(e)) from None
 
         run.click(on_run, [state, autopilot, sampler, steps, seed, gmin, gmax, frames, height,
-                           width, lora, lora_scale, control_scale], [video, gif])
+                           width, lora, lora_scale, control_scale, keep_static], [video, gif])
     return app
 
 
 def launch(pipe, loras: dict[str, str], host: str = "127.0.0.1", port: int = 7860,
            max_upload_mb: int = 20, defaults: dict | None = None) -> None:
-    """``defaults``: height, width, frames, steps, sampler, fps, motion_bucket (the model's),
-    turbo_scale (when the pipeline carries a turbo LoRA)."""
+    """``defaults``: height, width, frames, steps, sampler, fps, motion_bucket, guidance,
+    keep_static (the model's), turbo_scale (when the pipeline carries a turbo LoRA)."""
     d = defaults or {}
     runner = Runner(pipe, loras, fps=d.get("fps", 7), motion_bucket=d.get("motion_bucket", 100),
                     turbo_scale=d.get("turbo_scale"))

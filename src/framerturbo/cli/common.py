@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -95,6 +96,25 @@ def add_sampling_args(p) -> None:
     p.add_argument("--noise-aug", type=float, default=0.02,
                    help="endpoint noise augmentation σ (0.02)")
     p.add_argument("--decode-chunk", type=STEPS, help="frames per VAE decode call (all)")
+    add_keep_static_arg(p)
+
+
+def _tolerance(text: str) -> float:
+    from ..models.record import check_keep_static
+
+    try:
+        return check_keep_static(float(text), "--keep-static")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_keep_static_arg(p) -> None:
+    """``--keep-static TAU``, unset unless given (None: the model record's τ)."""
+    p.add_argument("--keep-static", type=_tolerance, metavar="TAU",
+                   help="pixels both endpoints show unchanged, and the sample draws as "
+                        "background within TAU (0–1 scale), come back as the endpoints' "
+                        "cross-fade; 0 turns it off " + MODEL_DEFAULT + ": off for Framer, "
+                        "0.5 for the micro model")
 
 
 SIZE_RULE = ("a multiple of the model's size step: 64 for the released model, 32 for the "
@@ -158,7 +178,7 @@ def sampling_kwargs(args) -> dict:
                 min_guidance_scale=args.guidance[0], max_guidance_scale=args.guidance[1],
                 middle_max_guidance=args.middle_max_guidance, fps=args.fps,
                 motion_bucket_id=args.motion_bucket, noise_aug_strength=args.noise_aug,
-                decode_chunk_size=args.decode_chunk)
+                decode_chunk_size=args.decode_chunk, keep_static=args.keep_static)
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

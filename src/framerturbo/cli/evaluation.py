@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import (MODEL_DEFAULT, STEPS, add_guidance_arg, add_model_args, add_size_args,
-                     load_pipeline)
+from .common import (MODEL_DEFAULT, STEPS, add_guidance_arg, add_keep_static_arg, add_model_args,
+                     add_size_args, load_pipeline)
 
 RESIZE = ("crop", "squash")  # as training's data.resize
 
@@ -48,6 +48,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--steps", type=STEPS,
                    help="denoising steps (the model's; euler 30, dpm++ 12, turbo 4)")
     add_guidance_arg(p)
+    add_keep_static_arg(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("data_path", nargs="?", metavar="DATA",
                    help="clips, or with --protocol the benchmark folder (same as --data)")

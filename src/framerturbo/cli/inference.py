@@ -12,6 +12,7 @@ from .common import (
     FRAMES,
     MODEL_DEFAULT,
     STEPS,
+    add_keep_static_arg,
     add_model_args,
     add_sampling_args,
     add_size_args,
@@ -321,6 +322,7 @@ def _add_app(sub) -> None:
     add_size_args(p, frames=True)
     p.add_argument("--steps", type=STEPS, help=f"default steps {MODEL_DEFAULT}")
     p.add_argument("--sampler", help=f"default sampler {MODEL_DEFAULT}")
+    add_keep_static_arg(p)
     add_turbo_arg(p)
     p.set_defaults(func=_run_app)
 
@@ -340,6 +342,7 @@ def _run_app(args) -> int:
         folder = find_lora_dir(path)
         loras[name or (folder.parent.name if folder.name == "lora" else folder.name)] = str(folder)
     from ..models.adapters import find_turbo_dir
+    from ..models.record import keep_static_choice
     from ..models.schedulers import DEFAULT_STEPS, canonical_name
 
     record = apply_model_defaults(args)
@@ -356,6 +359,7 @@ def _run_app(args) -> int:
            defaults={"height": args.height, "width": args.width, "frames": args.num_frames,
                      "steps": args.steps or DEFAULT_STEPS[sampler], "sampler": sampler,
                      "fps": record.fps, "motion_bucket": record.motion_bucket,
-                     "guidance": record.guidance}
+                     "guidance": record.guidance,
+                     "keep_static": keep_static_choice(record, args.keep_static)}
            | ({"turbo_scale": turbo[1]} if turbo else {}))
     return 0

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import EXIT_USAGE, STEPS, add_guidance_arg, add_turbo_arg, parse_turbo_spec
+from .common import (EXIT_USAGE, STEPS, add_guidance_arg, add_keep_static_arg, add_turbo_arg,
+                     parse_turbo_spec)
 from .inference import add_stitch_options, run_stitch_clips
 
 
@@ -104,6 +105,7 @@ def _add_hand_eval(sub) -> None:
                                      "framerturbo.json; turbo with --turbo)")
     add_turbo_arg(p)
     add_guidance_arg(p)
+    add_keep_static_arg(p)
     p.add_argument("--control-scale", type=float, default=1.0)
     p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     p.set_defaults(func=_run_hand_eval)
@@ -111,7 +113,8 @@ def _add_hand_eval(sub) -> None:
 
 def _run_hand_eval(args) -> int:
     from ..eval.hand_protocol import evaluate_hand_transitions, markdown_table, write_report
-    from ..models.record import guidance_choice, read_record, sampling_choice
+    from ..models.record import (guidance_choice, keep_static_choice, read_record,
+                                 sampling_choice)
     from ..models.schedulers import DEFAULT_STEPS, canonical_name
     from ..sampling.pipeline import FramerPipeline
 
@@ -126,14 +129,16 @@ def _run_hand_eval(args) -> int:
     args.sampler, steps = sampling_choice(record, args.sampler, args.steps, turbo=turbo)
     args.steps = steps or DEFAULT_STEPS[canonical_name(args.sampler)]
     guidance = guidance_choice(record, args.guidance)
+    keep_static = keep_static_choice(record, args.keep_static)
     seeds = list(range(args.seed, args.seed + args.n))
     result = evaluate_hand_transitions(pipe, seeds, sampler=args.sampler, steps=args.steps,
-                                       guidance=guidance, control_scale=args.control_scale)
+                                       guidance=guidance, control_scale=args.control_scale,
+                                       keep_static=keep_static)
     result["conditions"] = {"model": args.model, "seeds": [seeds[0], seeds[-1]],
                             "sampler": args.sampler, "steps": args.steps,
                             "guidance": None if canonical_name(args.sampler) == "turbo"
                             else guidance,
-                            "control_scale": args.control_scale,
+                            "control_scale": args.control_scale, "keep_static": keep_static,
                             "turbo": args.turbo if turbo else None}
     metrics, page = write_report(result, args.out)
     print(markdown_table(result))

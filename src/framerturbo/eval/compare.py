@@ -91,7 +91,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     """The whole ``evaluate`` command: ``load_pipe(model, settings)`` gives a pipeline."""
     from ..core.config import load_config
     from ..models.adapters import load_loras
-    from ..models.record import guidance_choice, read_record, sampling_choice
+    from ..models.record import (guidance_choice, keep_static_choice, read_record,
+                                 sampling_choice)
     from ..models.schedulers import TURBO, canonical_name
 
     cfg = load_config(args.config) if args.config else None
@@ -107,6 +108,7 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     sampler, steps = sampling_choice(record, args.sampler, args.steps, turbo is not None)
     args.sampler, args.steps = sampler, steps
     guidance = guidance_choice(record, getattr(args, "guidance", None))
+    keep_static = keep_static_choice(record, getattr(args, "keep_static", None))
     protocol = getattr(args, "protocol", None)
     hands = getattr(args, "hand_metrics", None)
     if protocol:
@@ -125,7 +127,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
             "motion_bucket": settings.motion_bucket})
     result.conditions |= {"sampler": sampler, "steps": steps, "seed": args.seed,
                           "tracks": args.tracks,
-                          "guidance": None if canonical_name(sampler) == TURBO else guidance}
+                          "guidance": None if canonical_name(sampler) == TURBO else guidance,
+                          "keep_static": keep_static}
     if turbo is not None:  # every row carries the turbo LoRA (the pipeline loader adds it)
         result.conditions["turbo"] = turbo or "shipped with the model"
     hand_source = resolve_source(hands, [c.landmarks for c in clips]) if hands else None
@@ -142,7 +145,7 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
         try:
             scored = score_model(pipe, clips, row.label, use_tracks=args.tracks,
                                  sampler=sampler, steps=steps, guidance=guidance,
-                                 seed=args.seed,
+                                 seed=args.seed, keep_static=keep_static,
                                  size=(settings.height, settings.width) if protocol else None)
         finally:
             if names:

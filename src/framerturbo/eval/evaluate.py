@@ -133,10 +133,12 @@ def _signer_truth(dataset: ClipDataset, index: int, times, frames: np.ndarray, r
 
 def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = False,
                 sampler: str = "euler", steps: int | None = None, seed: int = 0,
-                guidance=FRAMER_GUIDANCE, size: tuple[int, int] | None = None) -> EvalResult:
+                guidance=FRAMER_GUIDANCE, size: tuple[int, int] | None = None,
+                keep_static: float | None = None) -> EvalResult:
     """One row: ``pipe`` on every clip, conditioned as training conditions the clip. With
     ``size`` (H, W) the model generates at that size and the frames are resized back to the
-    clip's for scoring (a benchmark's size is not the model's)."""
+    clip's for scoring (a benchmark's size is not the model's). ``keep_static``: the
+    pipeline's τ (None: the model record's)."""
     from ..media.files import to_uint8
     from ..media.video import resize_frames
 
@@ -148,7 +150,7 @@ def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = F
                    num_inference_steps=steps, sampler=sampler,
                    min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
                    fps=clip.fps, motion_bucket_id=clip.motion_bucket,
-                   tracks=clip.tracks if use_tracks else None,
+                   tracks=clip.tracks if use_tracks else None, keep_static=keep_static,
                    generator=torch.Generator().manual_seed(seed + i), output_type="np").frames[0]
         videos.append(to_uint8(out) if (gh, gw) == (h, w) else
                       resize_frames(to_uint8(out), h, w, "squash"))

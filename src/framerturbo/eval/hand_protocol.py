@@ -39,9 +39,10 @@ def signer_transitions(seeds, num_frames: int = 9, context: int = 3, size: int =
 def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int = 3,
                               sampler: str = "dpm++", steps: int = 12, control_scale: float = 1.0,
                               guidance: tuple[float, float] = FRAMER_GUIDANCE, fps: float = 8.0,
-                              motion_bucket: int = 100) -> dict:
+                              motion_bucket: int = 100, keep_static: float | None = None) -> dict:
     """Every row of :data:`ROWS` on every seed's transition; hand metrics per row (means over
-    transitions), and the same for the real frames (the finder's own floor)."""
+    transitions), and the same for the real frames (the finder's own floor). ``keep_static``:
+    the pipeline's τ (None: the model record's)."""
     import torch
 
     from ..data.handpaths import hand_tracks
@@ -59,7 +60,8 @@ def evaluate_hand_transitions(pipe, seeds, *, num_frames: int = 9, context: int 
         common = dict(num_frames=num_frames, height=start.shape[0], width=start.shape[1],
                       num_inference_steps=steps, sampler=sampler, fps=fps,
                       min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
-                      motion_bucket_id=motion_bucket, output_type="np")
+                      motion_bucket_id=motion_bucket, keep_static=keep_static,
+                      output_type="np")
         out = pipe(start, end, generator=torch.Generator().manual_seed(seed), **common)
         videos["framer (no control)"] = to_uint8(out.frames[0])
         plan = hand_tracks(marks.slice(0, lo + 1), marks.slice(hi, len(marks)),

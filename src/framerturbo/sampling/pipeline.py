@@ -29,9 +29,11 @@ from ..denoising.encoding import encode_endpoints, pixels_from_uint8
 from ..media.files import load_image
 from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD, size_step
-from ..models.record import RELEASED, ModelRecord, read_record, sampling_choice
+from ..models.record import (RELEASED, ModelRecord, check_keep_static, read_record,
+                             sampling_choice)
 from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
+from .keep_static import keep_static as keep_static_pixels
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +206,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
                  autopilot_search_radius: int = 5, autopilot_consistency_px: float = 2.0,
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, decode_chunk_size: int | None = None,
-                 output_type: str = "pil", callback_on_step_end=None) -> FramerPipelineOutput:
+                 keep_static: float | None = None, output_type: str = "pil",
+                 callback_on_step_end=None) -> FramerPipelineOutput:
         """Interpolate between ``start`` and ``end`` (one each, or lists for a batch).
 
         Every size, conditioning and sampling argument left as None is the model's own
@@ -219,6 +222,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         ``sampler="turbo"`` (after ``load_turbo``): multistep consistency sampling, one network
         call per step; there is no CFG, so the guidance arguments are ignored (the turbo LoRA was
         distilled with the guidance folded in).
+        ``keep_static`` τ: pixels both endpoints show unchanged and the sample draws as
+        background come back as the endpoints' cross-fade (``keep_static.py``; 0: off).
 
         Runs under ``torch.inference_mode`` (≈ 10 % faster than ``no_grad`` for the micro model on
         a CPU, where per-op overhead dominates); the returned tensors are ordinary ones.
@@ -235,6 +240,7 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         sampler, num_inference_steps = sampling_choice(record, sampler, num_inference_steps)
         min_guidance_scale = given_or(min_guidance_scale, record.guidance[0])
         max_guidance_scale = given_or(max_guidance_scale, record.guidance[1])
+        keep_static = check_keep_static(given_or(keep_static, record.keep_static))
         self.check_size(height, width)
         starts, ends = _as_batch(start), _as_batch(end)
         if len(starts) != len(ends):
@@ -310,6 +316,7 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
                 progress.update()
 
         frames = self.decode_latents(latents, decode_chunk_size or num_frames)
+        frames = keep_static_pixels(frames, (start_px + 1) / 2, (end_px + 1) / 2, keep_static)
         final_tracks = [s.tracks.copy() if s is not None else t for s, t in zip(states, track_list)]
         return FramerPipelineOutput(frames=self._postprocess(frames, output_type),
                                     tracks=final_tracks)

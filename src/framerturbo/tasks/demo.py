@@ -138,7 +138,7 @@ def run_demo(out: str | Path = "demo-out", quick: bool = False, seed: int = 0) -
     metrics = {m: rows.get(m, base).metrics[m] for m in methods}
     metrics |= {"model": model, "quick": quick, "notes": base.notes,
                 "sampler": f"{record.sampler}-{steps}" if steps else record.sampler,
-                "guidance": list(record.guidance),
+                "guidance": list(record.guidance), "keep_static": record.keep_static,
                 "turbo_lora": str(turbo) if turbo else None}
     with clock.phase("report"):
         gifs = _write_gifs(out, clips, outputs)
@@ -283,7 +283,8 @@ at 64×64; metrics on the 7 generated frames.</p>
 <p><b>{html.escape(verdict(metrics))}</b></p>
 <p>Base and LoRA rows: the model's sampler, {html.escape(str(metrics["sampler"]))} with its
 guidance ramp {html.escape(guidance_text(metrics))}; turbo rows: the turbo LoRA at 4 steps,
-no guidance.</p>
+no guidance. Every model row keeps static pixels at the model's τ =
+{metrics.get("keep_static", 0.0):g} (0: off).</p>
 <table><tr><th>method</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th><th>clips</th></tr>{rows}</table>
 {chart_img}
 <p>Columns in each animation: ground truth | {" | ".join(NAMES[m] for m in methods)}.</p>
