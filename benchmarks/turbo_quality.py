@@ -51,13 +51,14 @@ ROWS = [("teacher euler-30 + CFG", "euler", 30, False, False),
         ("turbo-4, tracks", "turbo", 4, True, True)]
 
 
-def score(pipe, clips, label, sampler, steps, tracks, seed, guidance):
-    """One row; ``guidance``: the model's CFG ramp (the turbo sampler has no CFG)."""
+def score(pipe, clips, label, sampler, steps, tracks, seed, guidance, keep_static=None):
+    """One row; ``guidance``: the model's CFG ramp (the turbo sampler has no CFG);
+    ``keep_static``: the pipeline's static-pixel τ (None: the model's)."""
     from framerturbo.eval.evaluate import score_model
 
     start = time.perf_counter()
     result = score_model(pipe, clips, label, use_tracks=tracks, sampler=sampler, steps=steps,
-                         guidance=guidance, seed=seed)
+                         guidance=guidance, seed=seed, keep_static=keep_static)
     seconds = (time.perf_counter() - start) / len(clips)
     row = result.metrics[label]
     return {"row": label, "psnr": row["psnr"], "ssim": row["ssim"],
@@ -138,6 +139,9 @@ def main(argv=None) -> int:
     p.add_argument("--domain-data", help="held-out clips of the domain LoRA's target")
     p.add_argument("--compare-turbo", metavar="DIR",
                    help="a second turbo LoRA: its turbo-4/2/1 rows on the same clips and seeds")
+    p.add_argument("--keep-static", type=float, metavar="TAU",
+                   help="static-pixel τ for every model row (default: the model's; 0: the "
+                        "networks' own frames, as the tables before 2026-12-05 were measured)")
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny_smoke's run
     args = p.parse_args(argv)
     device, card = device_and_name(args.tiny or args.smoke)
@@ -171,7 +175,7 @@ def main(argv=None) -> int:
             steps = min(steps, 2) if args.smoke else steps
             set_turbo(pipe, turbo, False)
             by_label[label] = score(pipe, clips, label, sampler, steps, tracks, args.seed,
-                                    record.guidance)
+                                    record.guidance, args.keep_static)
             print(f"{name}: {label}: {by_label[label]['psnr']:.2f} dB", flush=True)
         rows += [{"data": name, **r} for r in (*by_label.values(), crossfade_row(clips))]
         print(f"\n{name} ({len(clips)} clips):")
@@ -190,7 +194,7 @@ def main(argv=None) -> int:
             set_turbo(pipe, turbo, True)
             steps = min(steps, 2) if args.smoke else steps
             rows.append({"data": name, **score(pipe, clips, label, sampler, steps, False,
-                                                args.seed, record.guidance)})
+                                                args.seed, record.guidance, args.keep_static)})
         rows.append({"data": name, **crossfade_row(clips)})
         print(f"\n{name} ({len(clips)} clips):")
         print_table([r for r in rows if r["data"] == name], COLUMNS)
@@ -201,6 +205,8 @@ def main(argv=None) -> int:
     record_results(args, "turbo_quality", card, rows,
                    {"model": args.model, "turbo": str(folder), "seed": args.seed,
                     "guidance": list(record.guidance),
+                    "keep_static": record.keep_static if args.keep_static is None
+                    else args.keep_static,
                     "stride": args.stride, "max_clips": args.max_clips})
     return 0
 

@@ -322,6 +322,7 @@ def test_runs_validate_and_distill_as_their_model_samples(tmp_path):
 
 
 def test_validation_samples_with_the_models_guidance(micro_parts, monkeypatch, tmp_path):
+    """… and keeps static pixels at its τ, as `evaluate` and `interpolate` sample it."""
     from framerturbo.core.config import Config
     from framerturbo.sampling.pipeline import FramerPipeline
     from framerturbo.train.validate import _sample_metrics
@@ -335,7 +336,7 @@ def test_validation_samples_with_the_models_guidance(micro_parts, monkeypatch, t
     monkeypatch.setattr(FramerPipeline, "__call__", spy)
     cfg = Config()
     cfg.model.pretrained = str(_record_folder(tmp_path, sampler="euler", steps=1,
-                                              guidance=[2.0, 2.5]))
+                                              guidance=[2.0, 2.5], keep_static=0.3))
     frames = torch.from_numpy(textured_image(64, 1)).permute(2, 0, 1)[None].repeat(5, 1, 1, 1)
     items = [{"frames": frames, "fps": 8.0, "motion_bucket": 100.0}]
     models = SimpleNamespace(unet=micro_parts["unet"],
@@ -344,7 +345,7 @@ def test_validation_samples_with_the_models_guidance(micro_parts, monkeypatch, t
                     tmp_path, 0)
     (call,) = calls
     assert (call["sampler"], call["num_inference_steps"], call["min_guidance_scale"],
-            call["max_guidance_scale"]) == ("euler", 1, 2.0, 2.5)
+            call["max_guidance_scale"], call["keep_static"]) == ("euler", 1, 2.0, 2.5, 0.3)
 
 
 def test_distillation_teacher_guides_at_the_models_ramp():

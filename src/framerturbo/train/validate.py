@@ -68,6 +68,7 @@ def _encoders(cfg, models, device):
 
 def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> dict:
     from ..eval.metrics import frame_metrics
+    from ..models.record import read_record
     from ..models.schedulers import make_scheduler
     from ..sampling.pipeline import FramerPipeline
 
@@ -77,6 +78,7 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
                           controlnet=None)  # held-out clips carry no tracks
     pipe.set_progress_bar_config(disable=True)
     sampler, steps, guidance = validation_sampling(cfg)
+    keep_static = read_record(cfg.model.pretrained).keep_static  # as `evaluate` samples it
     psnr, ssim, grid = [], [], []
     for i, item in enumerate(items):
         frames = item["frames"].float() / 255  # (F, 3, H, W)
@@ -84,7 +86,7 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
                       width=frames.shape[3], num_inference_steps=steps, sampler=sampler,
                       min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
                       fps=int(round(item["fps"])),
-                      motion_bucket_id=item["motion_bucket"],
+                      motion_bucket_id=item["motion_bucket"], keep_static=keep_static,
                       generator=torch.Generator().manual_seed(stable_seed("val-sample", i)),
                       output_type="pt").frames[0]
         real, fake = frames[1:-1], result[1:-1].float()
