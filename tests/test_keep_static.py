@@ -113,6 +113,13 @@ def test_records_carry_the_tolerance_and_reject_a_bad_one(tmp_path):
         read_record(folder)
 
 
+def test_new_model_writes_the_tolerance_it_is_given(tmp_path):
+    assert main(["new-model", "--out", str(tmp_path / "a")]) == 0
+    assert read_record(tmp_path / "a").keep_static == MICRO_SIZE.keep_static
+    assert main(["new-model", "--out", str(tmp_path / "b"), "--keep-static", "0"]) == 0
+    assert read_record(tmp_path / "b").keep_static == 0.0
+
+
 def test_a_bad_flag_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["interpolate", "a.png", "b.png", "-o", "x.gif", "--keep-static", "2"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from .common import STEPS, add_config_args, add_guidance_arg, load_config_args
+from .common import (STEPS, add_config_args, add_guidance_arg, add_keep_static_arg,
+                     load_config_args)
 
 
 def register(sub) -> None:
@@ -59,6 +60,7 @@ def _add_new_model(sub) -> None:
                                              "the sampler's own)")
     add_guidance_arg(p, help="its default per-frame CFG ramp, first frame to last (default: "
                              "the source model's)")
+    add_keep_static_arg(p)
     p.set_defaults(func=_run_new_model)
 
 
@@ -87,6 +89,8 @@ def _run_new_model(args) -> int:
 
     if args.guidance:
         record = replace(record, guidance=check_guidance(args.guidance, "--guidance"))
+    if args.keep_static is not None:
+        record = replace(record, keep_static=args.keep_static)
     if args.sampler:
         from ..models.schedulers import canonical_name
 
