@@ -300,3 +300,23 @@ def test_frame_rates_stay_exact(tmp_path, fps):
         assert Fraction(c.streams.video[0].average_rate) == expected  # was 19001/634
     info = probe(path)
     assert info.rate == expected and info.fps == float(expected)
+
+
+@pytest.mark.parametrize("argv", [
+    ["interpolate", "missing.png", "also-missing.png", "-o", "out.gif"],
+    ["interpolate", "a.png", "b.png", "-o", "out.avi"],
+    ["evaluate", "--data", "no-such-folder"],
+    ["stitch", "a.mp4", "b.mp4", "-o", "out.mp4"],
+])
+def test_input_errors_come_before_the_model_libraries_load(argv, tmp_path):
+    """A typo in a path is one line at once, not after seconds of importing diffusers: the
+    error is raised with diffusers, transformers and peft not yet imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from framerturbo.cli.main import main; rc = main(sys.argv[1:]); "
+            "print(rc, *[m in sys.modules for m in ('diffusers', 'transformers', 'peft')])")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120)
+    assert result.stdout.split() == ["2", "False", "False", "False"], result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "framerturbo: error:" in result.stderr

@@ -72,7 +72,22 @@ def _add_evaluate(sub) -> None:
                         "(synthetic for synthetic signer clips, else mediapipe)")
     p.add_argument("--metrics-device", default="cpu",
                    help="where the LPIPS/Inception/I3D networks run (cpu, cuda)")
-    p.set_defaults(func=_run_evaluate)
+    p.set_defaults(func=_run_evaluate, precheck=_check_evaluate_inputs)
+
+
+def _check_evaluate_inputs(args) -> None:
+    """The data given and the [sign] extra checked before the model libraries load; ``main``
+    runs it before ``_run_evaluate``."""
+    if args.data and args.data_path:
+        raise ValueError("give the data once: DATA or --data")
+    if args.hand_metrics == "mediapipe":
+        from ..data.landmarks import require_mediapipe
+
+        require_mediapipe()  # one line saying what to install
+    if (args.data or args.data_path) and not args.protocol:
+        from ..data.sources import check_source_exists
+
+        check_source_exists(args.data or args.data_path)
 
 
 def _run_evaluate(args) -> int:
@@ -84,12 +99,6 @@ def _run_evaluate(args) -> int:
             "model": model, "lora": [], "height": settings.height, "width": settings.width}),
             controlnet=args.tracks)
 
-    if args.data and args.data_path:
-        raise ValueError("give the data once: DATA or --data")
-    if args.hand_metrics == "mediapipe":
-        from ..data.landmarks import require_mediapipe
-
-        require_mediapipe()  # before anything loads: one line saying what to install
     args.data = args.data or args.data_path
     result = run_comparison(args, load)
     print(markdown_table(result.metrics, result.hands))

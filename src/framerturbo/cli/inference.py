@@ -58,7 +58,7 @@ def _add_interpolate(sub) -> None:
                    help="ControlNet strength (1.0 with --tracks, 0.5 with --autopilot)")
     p.add_argument("--control-steps", type=float, nargs=2, metavar=("FROM", "TO"),
                    default=(0.0, 1.0), help="fraction of steps with control (0 1)")
-    p.set_defaults(func=_run_interpolate)
+    p.set_defaults(func=_run_interpolate, precheck=_check_interpolate_inputs)
 
 
 def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) -> float:
@@ -118,12 +118,13 @@ def _tracks_from_hands(start, end, num_frames: int):
     return plan.tracks
 
 
-def _run_interpolate(args) -> int:
+def _check_interpolate_inputs(args) -> None:
+    """Every input and the output checked before the model libraries load (seconds): a typo
+    in a path is one line at once. ``main`` runs it before ``_run_interpolate``."""
     from ..media.files import InputError, check_writable, load_image
 
-    apply_model_defaults(args)
     if args.pairs:
-        return _run_batch(args)
+        return
     if not (args.start and args.end):
         if args.turbo and Path(args.turbo.rsplit(":", 1)[0]).is_file():
             raise InputError(f"--turbo took {args.turbo} as its LoRA folder: put a bare --turbo "
@@ -143,6 +144,13 @@ def _run_interpolate(args) -> int:
         from ..core.tracks import load_tracks
 
         load_tracks(args.tracks)
+
+
+def _run_interpolate(args) -> int:
+    apply_model_defaults(args)
+    if args.pairs:
+        return _run_batch(args)
+    out = Path(args.output)
     t0 = time.perf_counter()
     pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot
                                                or args.tracks_from_hands), notice=True, fuse=True)
@@ -182,7 +190,7 @@ def _add_stitch(sub) -> None:
     p.add_argument("clips", nargs="+", help="video clips, in order")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4/.gif) or folder")
     add_stitch_options(p)
-    p.set_defaults(func=_run_stitch)
+    p.set_defaults(func=_run_stitch, precheck=lambda args: check_stitch_inputs(args, args.clips))
 
 
 def _frames_or_auto(value: str):
@@ -228,27 +236,46 @@ def add_stitch_options(p) -> None:
     add_sampling_args(p)
 
 
-def run_stitch_clips(args, clips: list[str]) -> int:
-    """`stitch` on ``clips`` with the options of :func:`add_stitch_options`."""
-    if len(clips) < 2:  # before the heavy imports below
-        raise ValueError(f"stitch joins clips: give at least two, got {len(clips)}")
-    from ..media.files import check_writable
-    from ..media.video import probe
-    from ..tasks.stitch import stitch
-
-    trim = "static" if args.trim_static and args.trim is None else (args.trim or "none")
+def _stitch_plan(args) -> tuple[str, bool]:
+    """The trim mode, and whether the clips' hand landmarks are needed."""
     if args.trim_static and args.trim not in (None, "static"):
         raise ValueError("give --trim or --trim-static, not both")
+    trim = "static" if args.trim_static and args.trim is None else (args.trim or "none")
     hands = (trim == "hands" or args.control == "hands" or args.transition_frames == "auto"
              or args.report)
+    return trim, hands
+
+
+def check_stitch_inputs(args, clips: list[str]) -> None:
+    """The options, the [sign] extra when hands are needed, at least two readable clips and a
+    writable output, checked before the model libraries load (``main`` runs it first for
+    `stitch`; :func:`run_stitch_clips` again for `sentence`)."""
+    if len(clips) < 2:
+        raise ValueError(f"stitch joins clips: give at least two, got {len(clips)}")
+    _, hands = _stitch_plan(args)
+    if hands and args.landmarks == "mediapipe":
+        from ..data.landmarks import require_mediapipe
+
+        require_mediapipe()  # one line saying what to install
+    from ..media.files import check_writable
+    from ..media.video import probe
+
+    check_writable(args.output)
+    for clip in clips:
+        probe(clip)
+
+
+def run_stitch_clips(args, clips: list[str]) -> int:
+    """`stitch` on ``clips`` with the options of :func:`add_stitch_options`."""
+    check_stitch_inputs(args, clips)
+    from ..tasks.stitch import stitch
+
+    trim, hands = _stitch_plan(args)
     source = None
     if hands:
         from ..data.landmarks import get_source
 
-        source = get_source(args.landmarks)  # fails fast without the [sign] extra
-    check_writable(args.output)
-    for clip in clips:  # fail fast, before loading the model
-        probe(clip)
+        source = get_source(args.landmarks)
     fps = args.fps  # unset: transitions are conditioned on the clips' own rate
     apply_model_defaults(args)
     pipe = load_pipeline(args, controlnet=args.control == "hands", notice=True, fuse=True)

@@ -38,12 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
-    from ..models.loading import ModelNotFoundError
-
     try:
+        precheck = getattr(args, "precheck", None)
+        if precheck is not None:  # inputs checked before the model libraries load (seconds)
+            precheck(args)
+        _quiet_libraries()
         return args.func(args)
-    except (ValueError, ModelNotFoundError, OSError, FloatingPointError) as e:
+    except (ValueError, OSError, FloatingPointError) as e:  # ModelNotFoundError is an OSError
         message = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         print(f"framerturbo: error: {message}", file=sys.stderr)
         return EXIT_USAGE

@@ -71,14 +71,20 @@ def _is_frame_folder(folder: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_EXTS for p in folder.iterdir() if p.is_file())
 
 
+def check_source_exists(path: str | Path) -> Path:
+    """A data source path that exists, else one error naming it and what it should be."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: data source not found — check the path (a clip folder, "
+                         "a video or a .jsonl manifest)")
+    return path
+
+
 def discover(paths: list[str | Path]) -> list[ClipSource]:
     """All clip sources under the given folders/manifests/files, in a stable order."""
     found: list[ClipSource] = []
     for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise ValueError(f"{path}: data source not found — check the path (a clip folder, "
-                             "a video or a .jsonl manifest)")
+        path = check_source_exists(raw)
         if path.is_file() and path.suffix == ".jsonl":
             found += read_manifest(path)
         elif path.is_file():
