@@ -110,7 +110,15 @@ def test_stitch_conditions_on_the_clips_rate_and_letterboxes_at_the_models_size(
     last = out[5].astype(float)
     assert np.abs(out[6].astype(float) - last).mean() < 8  # not squashed: it lines up
     meta = json.loads((tmp_path / "o.mp4.json").read_text())
-    assert meta["generated_at"] == {"height": 64, "width": 64, "fps_conditioning": 10.0}
+    assert meta["generated_at"] == {"height": 64, "width": 64, "fps_conditioning": 10.0,
+                                    "keep_static": 0.0}  # a pipeline without a record: Framer's
+    pipe.record = MICRO_SIZE  # the record's τ unless the call gives one
+    stitch(pipe, clips, tmp_path / "m.mp4", transition_frames=2, height=64, width=64,
+           sample_kwargs={"fps": None})
+    assert json.loads((tmp_path / "m.mp4.json").read_text())["generated_at"]["keep_static"] == 0.5
+    stitch(pipe, clips, tmp_path / "k.mp4", transition_frames=2, height=64, width=64,
+           sample_kwargs={"fps": None, "keep_static": 0.2})
+    assert json.loads((tmp_path / "k.mp4.json").read_text())["generated_at"]["keep_static"] == 0.2
 
 
 def test_configs_ship_in_the_package_by_name():

@@ -23,6 +23,7 @@ import numpy as np
 from ..core.jsonout import strict_json
 from ..data.dataset import motion_score
 from ..media.video import probe, read_frames_at, resize_frames, unfit_frames
+from ..models.record import RELEASED, keep_static_choice
 from .stitch_report import Join, write_stitch_report
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,10 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
             "trim": trim, "control": control,
             "landmarks": getattr(landmarks, "name", None) if needs_hands else None,
             "generated_at": {"height": height, "width": width,
-                             "fps_conditioning": float(sample_kwargs["fps"])},
+                             "fps_conditioning": float(sample_kwargs["fps"]),
+                             "keep_static": keep_static_choice(
+                                 getattr(pipe, "record", RELEASED),
+                                 sample_kwargs.get("keep_static"))},
             "segments": [asdict(s) for s in segments], "transitions": joins}
     if report:
         files = write_stitch_report(made, control, landmarks.name, out, fps)
