@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -103,16 +104,9 @@ def read_wandb_records(path: Path):
             yield record
 
 
-def test_wandb_offline_run_folder_has_the_scalars(clips, tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-dir"))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    (tmp_path / "wandb-dir").mkdir()
-    run_dir = run(clips, tmp_path / "wb", "wandb")
-    (folder,) = (tmp_path / "wandb-dir" / "wandb").glob("offline-run-*")
-    (log,) = folder.glob("run-*.wandb")
-    history, config = {}, {}
+def wandb_log(log: Path) -> tuple[str | None, dict, dict]:
+    """The run's display name, its history by step and its config, from a .wandb file."""
+    name, history, config = None, {}, {}
     for r in read_wandb_records(log):
         kind = r.WhichOneof("record_type")
         if kind == "history":
@@ -129,6 +123,23 @@ def test_wandb_offline_run_folder_has_the_scalars(clips, tmp_path, monkeypatch):
             config |= {i.key: json.loads(i.value_json) for i in r.config.update}
         elif kind == "run":
             name = r.run.display_name
+    return name, history, config
+
+
+def test_wandb_offline_run_folder_has_the_scalars(clips, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-dir"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    (tmp_path / "wandb-dir").mkdir()
+    run_dir = run(clips, tmp_path / "wb", "wandb")
+    (folder,) = (tmp_path / "wandb-dir" / "wandb").glob("offline-run-*")
+    (log,) = folder.glob("run-*.wandb")
+    name, history, config = wandb_log(log)
+    deadline = time.monotonic() + 30
+    while name is None and time.monotonic() < deadline:  # W&B's writer process may lag
+        time.sleep(0.5)  # behind finish() on a loaded machine (seen once in CI)
+        name, history, config = wandb_log(log)
     assert name == "wb"
     assert {s: round(h["loss"], 5) for s, h in history.items() if "loss" in h} == \
         {s: round(v, 5) for s, v in jsonl_losses(run_dir).items()}
