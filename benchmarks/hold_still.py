@@ -42,6 +42,7 @@ def psnr_per_frame(video: np.ndarray, frame: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> int:
     from framerturbo.media.files import to_uint8
+    from framerturbo.sampling.keep_static import keep_static
     from framerturbo.sampling.pipeline import FramerPipeline
 
     args = held_out_parser(__doc__, max_clips=8).parse_args(argv)
@@ -57,12 +58,16 @@ def main(argv=None) -> int:
         model, kept, floor = [], [], []
         for i, clip in enumerate(clips):
             frame, f = clip.frames[0], len(clip.frames)
-            for tau, scores in ((0.0, model), (record.keep_static, kept)):
-                out = pipe(frame, frame, num_frames=f, fps=clip.fps,
-                           motion_bucket_id=clip.motion_bucket, output_type="np",
-                           keep_static=tau,
-                           generator=torch.Generator().manual_seed(args.seed + i)).frames[0]
-                scores.append(psnr_per_frame(to_uint8(out), frame))
+            # one sample; keep_static runs after the decode, so it is applied here to the same
+            # frames rather than sampling the clip again
+            raw = pipe(frame, frame, num_frames=f, fps=clip.fps,
+                       motion_bucket_id=clip.motion_bucket, output_type="pt", keep_static=0.0,
+                       generator=torch.Generator().manual_seed(args.seed + i)).frames
+            still = torch.from_numpy(frame).permute(2, 0, 1)[None].to(raw) / 255
+            for video, scores in ((raw, model),
+                                  (keep_static(raw, still, still, record.keep_static), kept)):
+                scores.append(psnr_per_frame(to_uint8(video[0].permute(0, 2, 3, 1).numpy()),
+                                             frame))
             still_video = np.repeat(frame[None], f, axis=0)
             floor.append(psnr_per_frame(vae_round_trip(pipe.vae, still_video), frame))
         name = Path(source).name

@@ -190,7 +190,7 @@ def _add_stitch(sub) -> None:
     p.add_argument("clips", nargs="+", help="video clips, in order")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4/.gif) or folder")
     add_stitch_options(p)
-    p.set_defaults(func=_run_stitch, precheck=lambda args: check_stitch_inputs(args, args.clips))
+    p.set_defaults(func=_run_stitch, precheck=_check_stitch)
 
 
 def _frames_or_auto(value: str):
@@ -248,8 +248,9 @@ def _stitch_plan(args) -> tuple[str, bool]:
 
 def check_stitch_inputs(args, clips: list[str]) -> None:
     """The options, the [sign] extra when hands are needed, at least two readable clips and a
-    writable output, checked before the model libraries load (``main`` runs it first for
-    `stitch`; :func:`run_stitch_clips` again for `sentence`)."""
+    writable output: what :func:`run_stitch_clips` needs checked before it is called (`stitch`
+    checks in its precheck, before the model libraries load; `sentence` once its glosses are
+    resolved)."""
     if len(clips) < 2:
         raise ValueError(f"stitch joins clips: give at least two, got {len(clips)}")
     _, hands = _stitch_plan(args)
@@ -266,8 +267,8 @@ def check_stitch_inputs(args, clips: list[str]) -> None:
 
 
 def run_stitch_clips(args, clips: list[str]) -> int:
-    """`stitch` on ``clips`` with the options of :func:`add_stitch_options`."""
-    check_stitch_inputs(args, clips)
+    """`stitch` on ``clips`` (checked by :func:`check_stitch_inputs`) with the options of
+    :func:`add_stitch_options`."""
     from ..tasks.stitch import stitch
 
     trim, hands = _stitch_plan(args)
@@ -309,6 +310,10 @@ def _print_stitch_report(metrics: Path) -> None:
     columns = [c for c in HAND_COLUMNS if any(c[0] in r for r in doc["rows"].values())]
     print(markdown_table(doc["rows"], columns))
     print(f"report: {metrics} and {metrics.name.replace('.metrics.json', '.report.html')}")
+
+
+def _check_stitch(args) -> None:
+    check_stitch_inputs(args, args.clips)
 
 
 def _run_stitch(args) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .common import (EXIT_USAGE, STEPS, add_guidance_arg, add_keep_static_arg, add_turbo_arg,
                      parse_turbo_spec)
-from .inference import add_stitch_options, run_stitch_clips
+from .inference import add_stitch_options, check_stitch_inputs, run_stitch_clips
 
 
 def register(sub) -> None:
@@ -84,7 +84,9 @@ def _run_sentence(args) -> int:
     print("clips: " + " ".join(str(c) for c in clips))
     if len(clips) == 1:
         raise ValueError("a sentence needs at least two glosses")
-    return run_stitch_clips(args, [str(c) for c in clips])
+    clips = [str(c) for c in clips]
+    check_stitch_inputs(args, clips)
+    return run_stitch_clips(args, clips)
 
 
 def _add_hand_eval(sub) -> None:
