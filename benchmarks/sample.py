@@ -55,14 +55,16 @@ def with_own_unet(pipe):
     twin.set_progress_bar_config(disable=True)
     twin.turbo_grid = pipe.turbo_grid
     twin.model_source = getattr(pipe, "model_source", None)
+    twin.decode_dtype = pipe.decode_dtype
     return twin
 
 
-def embedded_pipeline(device, dtype):
-    """The package's micro model with its ControlNet."""
+def embedded_pipeline(device):
+    """The package's micro model with its ControlNet, at ``--dtype auto`` as ``interpolate``
+    loads it (on a CPU: fp32, the VAE decode in bf16 where the CPU has native bf16)."""
     from framerturbo.sampling.pipeline import FramerPipeline
 
-    pipe = FramerPipeline.from_framer("micro", device=device, dtype=dtype)
+    pipe = FramerPipeline.from_framer("micro", device=device, dtype="auto")
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
     # three pipelines sharing all but the UNet: plain (the CFG rows, as a bare interpolate
     # runs them), the turbo LoRA unfused (the Python API and the app, which switch adapters)
     # and folded into the weights (interpolate/stitch/batch: FramerPipeline.fuse_adapters)
-    pipe = (embedded_pipeline(device, dtype) if args.micro and not args.tiny
+    pipe = (embedded_pipeline(device) if args.micro and not args.tiny
             else build_pipeline(kind, device, dtype))
     unfused = with_own_unet(pipe)
     if args.micro and not args.tiny:
@@ -149,14 +151,16 @@ def main(argv=None) -> int:
     rows = [{"sampler": label, "controlnet": control, "cfg": not label.startswith("turbo"),
              "seconds": seconds, "peak_gb": peak}
             for (label, control), (seconds, peak) in measured.items()]
-    print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, {lora}), {dtype}, "
-          f"{torch.get_num_threads()} CPU threads")
+    decode = f", VAE decode {pipe.decode_dtype}" if pipe.decode_dtype else ""
+    print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, {lora}), "
+          f"{pipe.unet.dtype}{decode}, {torch.get_num_threads()} CPU threads")
     print_table(rows, ["sampler", "controlnet", "cfg", "seconds", "peak_gb"])
     for line in speedups(rows):
         print(line)
     record_results(args, "sample_micro" if args.micro else "sample", card, rows,
                    {"frames": frames, "size": f"{width}x{height}",
                     "model": "embedded micro" if args.micro else "random weights",
+                    "dtype": f"{pipe.unet.dtype}{decode}",
                     "turbo_lora": f"{lora}; turbo-N rows fused (as --turbo runs), 'unfused' "
                                   "rows as the API and the app run it"})
     return 0

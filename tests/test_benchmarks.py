@@ -35,6 +35,7 @@ def _snapshot(folder: Path) -> dict:
     ("copy_probe.py", ["sigma", "static", "moving", "copy_start"]),
     ("hold_still.py", ["row", "middle", "f0", "f1"]),
     ("keep_static.py", ["row", "psnr", "ssim", "static_mse", "moving_ssim"]),
+    ("decode.py", ["data", "decode", "ms_per_video", "psnr_vs_fp32", "psnr_vs_real"]),
 ])
 def test_tiny_benchmark_runs_and_never_records(script, columns, tmp_path):
     results = BENCH / "results"

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from conftest import textured_image
-from framerturbo.models.loading import ModelNotFoundError, load_components, save_components
+from framerturbo.models.loading import (ModelNotFoundError, cpu_decode_dtype, load_components,
+                                        save_components)
 from framerturbo.sampling.pipeline import FramerPipeline
 
 RUN = dict(num_frames=5, height=64, width=64, num_inference_steps=2, output_type="np")
@@ -39,8 +40,13 @@ def test_self_contained_round_trip(released_layout, tmp_path, micro_pipe):
         "controlnet", "feature_extractor", "image_encoder", "model_index.json", "scheduler",
         "unet", "vae"]
     assert not list(tmp_path.glob(".mine*"))  # no temporary leftovers
-    again = FramerPipeline.from_framer(folder, device="cpu")
+    again = FramerPipeline.from_framer(folder, device="cpu", dtype="fp32")
     np.testing.assert_allclose(frames(again), frames(micro_pipe), atol=1e-4)
+    # dtype auto (the CLI's default) differs only where the CPU decodes in bf16
+    auto = FramerPipeline.from_framer(folder, device="cpu")
+    assert again.decode_dtype is None
+    assert auto.decode_dtype == cpu_decode_dtype("auto", torch.device("cpu"))
+    np.testing.assert_allclose(frames(auto), frames(micro_pipe), atol=8 / 255)  # random weights
     save_components(parts, folder)  # overwriting an existing folder is atomic too
     assert (folder / "unet" / "config.json").exists()
 

@@ -166,3 +166,34 @@ def test_decode_is_the_vaes_own_per_video_and_chunk(micro_pipe):
                 plain = vae.decode(z, num_frames=len(z)).sample
                 want = ((plain + 1) / 2).clamp(0, 1)
                 assert torch.allclose(out[b, i:i + 3], want, atol=1e-5)
+
+
+def test_decode_dtype_runs_the_vae_decode_in_bf16_and_nothing_else(micro_pipe, monkeypatch):
+    """``decode_dtype`` (what ``--dtype auto`` picks on a CPU with native bf16) runs the decoder's
+    convolutions in bf16 under autocast and returns frames within a few levels of the fp32
+    decode; the UNet's inputs are untouched, and None decodes exactly as before."""
+    seen = []
+    conv = micro_pipe.vae.decoder.conv_in
+    hook = conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    latents = torch.randn(1, 5, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    try:
+        plain = micro_pipe.decode_latents(latents, chunk=5)
+        monkeypatch.setattr(micro_pipe, "decode_dtype", torch.bfloat16)
+        fast = micro_pipe.decode_latents(latents, chunk=5)
+    finally:
+        hook.remove()
+    assert seen == [torch.float32, torch.bfloat16]
+    assert fast.dtype == torch.float32 and not torch.equal(fast, plain)
+    assert (fast - plain).abs().max() < 8 / 255  # random weights; the trained decode: 1.8/255
+
+
+def test_cpu_decode_dtype_only_for_auto_on_a_bf16_cpu(monkeypatch):
+    from framerturbo.models.loading import cpu_decode_dtype
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert cpu_decode_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert cpu_decode_dtype("fp32", torch.device("cpu")) is None  # an explicit fp32 is kept
+    assert cpu_decode_dtype(torch.float32, torch.device("cpu")) is None
+    assert cpu_decode_dtype("auto", torch.device("cuda")) is None
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert cpu_decode_dtype("auto", torch.device("cpu")) is None  # emulated bf16 is slower

@@ -48,7 +48,8 @@ def add_model_args(p) -> None:
     add_turbo_arg(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, …")
     p.add_argument("--dtype", default="auto",
-                   help="auto (bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
+                   help="auto (bf16 on CUDA; fp32 on CPU, with a bf16 VAE decode where the CPU "
+                        "has native bf16), fp32, fp16, bf16")
     p.add_argument("--attention", default="sdpa", choices=ATTENTION,
                    help="attention kernel: sdpa (PyTorch's fused attention) or xformers")
     p.add_argument("--compile", action="store_true",

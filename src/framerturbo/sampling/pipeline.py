@@ -121,6 +121,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
     # what that model was made for (models.record): the defaults of __call__; Framer's for a
     # pipeline built from parts
     record: ModelRecord = RELEASED
+    # the dtype the VAE decodes in under autocast, None for its own: from_framer picks bf16 for
+    # dtype "auto" on a CPU with native bf16 (models.loading.cpu_decode_dtype)
+    decode_dtype: torch.dtype | None = None
 
     model_cpu_offload_seq = "image_encoder->controlnet->unet->vae"
     _optional_components = ["controlnet"]
@@ -134,10 +137,11 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
     @classmethod
     def from_framer(cls, model, svd=None, **kwargs) -> FramerPipeline:
         """Load from a Framer folder/Hub id (+ SVD-xt), see ``models.loading.load_components``."""
-        from ..models.loading import load_components
+        from ..models.loading import cpu_decode_dtype, load_components
 
         pipe = cls(**load_components(model, svd, **kwargs))
         pipe.model_source, pipe.record = str(model), read_record(model)
+        pipe.decode_dtype = cpu_decode_dtype(kwargs.get("dtype", "auto"), pipe.vae.device)
         return pipe
 
     @property
@@ -398,11 +402,14 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         # on a CPU, oneDNN runs the decoder's convolutions and upsampling faster on channels-last
         # input (the micro decode: 164 → 133 ms, outputs within 2e-6; docs/performance.md)
         layout = torch.channels_last if vae_device.type == "cpu" else torch.contiguous_format
+        autocast = torch.autocast("cpu", self.decode_dtype, enabled=vae_device.type == "cpu"
+                                  and self.decode_dtype not in (None, vae_dtype))
         videos = []
         for video in scaled:
-            parts = [self.vae.decode(video[i:i + chunk].to(vae_device, vae_dtype).contiguous(
-                memory_format=layout), num_frames=len(video[i:i + chunk])).sample
-                     for i in range(0, len(video), chunk)]
+            with autocast:
+                parts = [self.vae.decode(video[i:i + chunk].to(vae_device, vae_dtype).contiguous(
+                    memory_format=layout), num_frames=len(video[i:i + chunk])).sample
+                         for i in range(0, len(video), chunk)]
             videos.append(torch.cat(parts).to(latents.device, latents.dtype))
         return ((torch.stack(videos) + 1) / 2).clamp(0, 1)
 
