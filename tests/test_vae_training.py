@@ -57,3 +57,21 @@ def test_resume_with_other_step_count_is_one_clear_error(clips, tmp_path, monkey
     with pytest.raises(ValueError, match="--steps 4"):
         vae_training.train_vae([str(clips)], tmp_path / "v", steps=8, frames=3, batch=1,
                                down_blocks=3, progress=False)
+
+
+def test_decoder_only_keeps_the_encoder_and_its_scaling_factor(clips, tmp_path):
+    base = _run(clips, tmp_path / "base")
+    tuned = _run(clips, tmp_path / "tuned", init=tmp_path / "base", decoder_only=True)
+    before, after = base.state_dict(), tuned.state_dict()
+    kept = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert kept and all(torch.equal(before[k], after[k]) for k in kept)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    saved = FramerVAE.from_pretrained(tmp_path / "tuned")
+    assert saved.config.scaling_factor == base.config.scaling_factor  # not recalibrated
+    row = json.loads((tmp_path / "tuned" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["a/psnr"] > 0
+
+
+def test_decoder_only_without_init_is_one_clear_error(clips, tmp_path):
+    with pytest.raises(ValueError, match="--decoder-only needs --init"):
+        _run(clips, tmp_path / "v", decoder_only=True)

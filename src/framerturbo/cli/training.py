@@ -217,6 +217,11 @@ def _add_train_vae(sub) -> None:
                         "OUT/metrics.jsonl at every checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=500,
                    help="steps between resumable checkpoints (rerun the command to resume)")
+    p.add_argument("--init", default=None, metavar="DIR",
+                   help="start from this VAE (a VAE folder, or a model folder with vae/)")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="train only the decoder (needs --init): the latents, and the scaling "
+                        "factor a UNet was trained with, stay as they are")
     p.set_defaults(func=_run_train_vae)
 
 
@@ -225,6 +230,7 @@ def _run_train_vae(args) -> int:
 
     train_vae(args.data, args.out, steps=args.steps, frames=args.frames, batch=args.batch,
               size=args.size, lr=args.lr, seed=args.seed, down_blocks=args.down_blocks,
-              width=args.width, val_data=args.val_data, checkpoint_every=args.checkpoint_every)
+              width=args.width, val_data=args.val_data, checkpoint_every=args.checkpoint_every,
+              init=args.init, decoder_only=args.decoder_only)
     print(f"wrote {args.out}")
     return 0

@@ -2,7 +2,9 @@
 recipe; the released model uses SVD-xt's VAE unchanged).
 
 Loss: L1 + MSE on pixels of short clips decoded by the temporal decoder, plus a small KL term
-that keeps the latent distribution usable for diffusion. Deterministic in (seed, step), and
+that keeps the latent distribution usable for diffusion. With ``decoder_only`` (and ``init``, a
+trained VAE) only the decoder trains, so the latents a UNet was trained on, and their scaling
+factor, stay exactly as they were. Deterministic in (seed, step), and
 resumable exactly: every ``checkpoint_every`` steps the folder ``out`` holds the VAE and
 ``training_state.pt`` (optimizer, schedule, step), each written atomically, and a rerun of the
 same command continues from there. ``metrics.jsonl`` records the loss curve and, with
@@ -56,26 +58,35 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
               batch: int = 2, size: int = 64, lr: float = 1e-3, kl_weight: float = 1e-6,
               seed: int = 0, down_blocks: int = 4, width: int | None = None,
               val_data: list[str] = (), val_clips: int = 8, checkpoint_every: int = 500,
+              init: str | Path | None = None, decoder_only: bool = False,
               progress: bool = True):
     """Train a :class:`FramerVAE` on clips from ``data``; saves to ``out`` (resuming from it when
     it holds a training state). ``down_blocks`` 4 gives the released ×8 spatial factor, 3 gives
-    ×4 (the pipeline reads the factor from the config)."""
+    ×4 (the pipeline reads the factor from the config). ``init``: start from this VAE (a VAE
+    folder or a model folder with ``vae/``; its architecture wins over ``down_blocks``/
+    ``width``); ``decoder_only``: freeze the encoder and keep its scaling factor."""
     from tqdm.auto import tqdm
 
     from ..models.vae import FramerVAE
 
     out = Path(out)
+    if decoder_only and init is None:
+        raise ValueError("--decoder-only needs --init: the trained VAE whose encoder to keep")
     dataset = _dataset(data, frames, size, seed)
     validation = {Path(v).name: _dataset([v], 9, size, seed) for v in val_data}
     torch.manual_seed(seed)
-    vae = _new_vae(size, down_blocks, width)
+    vae = _new_vae(size, down_blocks, width) if init is None else _load_init(init)
     state = torch.load(out / STATE, weights_only=False) if (out / STATE).exists() else None
     if state is not None:
         if state["steps"] != steps:
             raise ValueError(f"{out / STATE} is a {state['steps']}-step run; rerun with "
                              f"--steps {state['steps']} to resume, or choose a new --out")
         vae = FramerVAE.from_pretrained(out).train()  # from_pretrained returns eval mode
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    if decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    trainable = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
                                                    pct_start=0.05)
     start = 0
@@ -89,7 +100,8 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
                initial=start, total=steps)
     losses = []
     for step in bar:
-        loss = _step(vae, dataset, optimizer, step, seed, batch, frames, kl_weight)
+        loss = _step(vae, dataset, optimizer, step, seed, batch, frames, kl_weight,
+                     decoder_only)
         schedule.step()
         losses.append(loss)
         bar.set_postfix(loss=f"{loss:.4f}")
@@ -103,21 +115,34 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
             _log(out, row)
         if done % checkpoint_every == 0 and done < steps:
             _checkpoint(vae, optimizer, schedule, done, steps, out)
-    calibrate_scaling(vae, dataset)
+    if not decoder_only:  # a frozen encoder keeps the scale its UNet was trained at
+        calibrate_scaling(vae, dataset)
     _save(vae, out)  # the finished VAE (and its curve), without a training state
     return vae
 
 
-def _step(vae, dataset, optimizer, step, seed, batch, frames, kl_weight) -> float:
+def _load_init(init: str | Path):
+    from ..models.vae import FramerVAE
+
+    folder = Path(init) / "vae" if (Path(init) / "vae" / "config.json").exists() else Path(init)
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"no VAE in {init} (expected config.json there or in vae/)")
+    return FramerVAE.from_pretrained(folder).train()
+
+
+def _step(vae, dataset, optimizer, step, seed, batch, frames, kl_weight,
+          decoder_only=False) -> float:
     g = torch.Generator().manual_seed(stable_seed("vae", seed, step))
     idx = torch.randint(len(dataset), (batch,), generator=g).tolist()
     clips = torch.stack([dataset[(i, step)]["frames"] for i in idx])  # (B, F, 3, H, W)
     x = clips.flatten(0, 1).float() / 127.5 - 1
-    posterior = vae.encode(x).latent_dist
-    z = posterior.sample(generator=g)
+    with torch.set_grad_enabled(not decoder_only):
+        posterior = vae.encode(x).latent_dist
+        z = posterior.sample(generator=g)
     recon = vae.decode(z, num_frames=frames).sample
-    loss = ((recon - x).abs().mean() + ((recon - x) ** 2).mean()
-            + kl_weight * posterior.kl().mean())
+    loss = (recon - x).abs().mean() + ((recon - x) ** 2).mean()
+    if not decoder_only:
+        loss = loss + kl_weight * posterior.kl().mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
