@@ -81,7 +81,11 @@ def cpu_decode_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dt
     docs/performance.md). An explicit ``fp32`` keeps every part in fp32."""
     if dtype != "auto" or device.type != "cpu":
         return None
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    try:  # oneDNN's own check (AVX512-BF16 or AMX); private, so a torch without it means fp32
+        native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else None
 
 
 @dataclass
