@@ -207,7 +207,8 @@ def test_app_defaults_come_from_the_model(monkeypatch):
     assert main(["app"]) == 0
     assert seen == {"height": 64, "width": 64, "frames": 9, "steps": MICRO_SIZE.steps,
                     "sampler": "euler", "fps": 8, "motion_bucket": 100,
-                    "guidance": MICRO_SIZE.guidance, "keep_static": MICRO_SIZE.keep_static}
+                    "guidance": MICRO_SIZE.guidance, "keep_static": MICRO_SIZE.keep_static,
+                    "control_scale": MICRO_SIZE.control_scale}
     assert main(["app", "--sampler", "dpm++", "--height", "128", "--keep-static", "0"]) == 0
     assert (seen["height"], seen["sampler"], seen["steps"]) == (128, "dpm++", 12)
     assert seen["keep_static"] == 0.0
@@ -369,3 +370,62 @@ def test_distillation_teacher_guides_at_the_models_ramp():
     assert torch.allclose(weights, torch.full((9,), MICRO_SIZE.guidance[0]))
     teacher = turbo_info(cfg)["teacher"]
     assert (teacher["min_guidance"], teacher["max_guidance"]) == MICRO_SIZE.guidance
+
+
+def test_control_scale_comes_from_the_record_and_the_call_wins(micro_pipe, monkeypatch):
+    """Given tracks steer at the record's ControlNet strength (2 for the micro model, chosen on
+    tuning clips); a call's own scale wins; autopilot's SIFT tracks keep 1."""
+    from dataclasses import replace
+
+    from framerturbo.sampling import pipeline as P
+
+    seen = []
+
+    class Spy(P.FramerDenoiser):
+        def __call__(self, *args, **kwargs):
+            seen.append(kwargs["control_scale"])
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(P, "FramerDenoiser", Spy)
+    monkeypatch.setattr(micro_pipe, "record", replace(RELEASED, control_scale=2.5))
+    start, end = textured_image(64, 1), textured_image(64, 1, shift=(3, 2))
+    kw = dict(num_frames=5, height=64, width=64, num_inference_steps=1, output_type="np")
+    tracks = np.stack([np.linspace([10, 10], [50, 40], 5)], 1)
+    micro_pipe(start, end, tracks=tracks, **kw)
+    micro_pipe(start, end, tracks=tracks, control_scale=0.7, **kw)
+    micro_pipe(start, end, autopilot=True, **kw)
+    assert seen == [2.5, 0.7, 1.0]
+    with pytest.raises(ValueError, match="control_scale must be a number ≥ 0"):
+        micro_pipe(start, end, tracks=tracks, control_scale=-1, **kw)
+
+
+def test_records_carry_the_control_scale_and_new_model_writes_it(tmp_path, capsys):
+    assert read_record("micro").control_scale == MICRO_SIZE.control_scale == 2.0
+    assert RELEASED.control_scale == 1.0
+    doc = json.loads(MICRO_SIZE.to_json())
+    del doc["control_scale"]  # records written before the field: the ControlNet as trained
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / RECORD_FILE).write_text(json.dumps(doc))
+    assert read_record(folder).control_scale == 1.0
+    (folder / RECORD_FILE).write_text(json.dumps(doc | {"control_scale": "strong"}))
+    with pytest.raises(ValueError, match="framerturbo.json: control_scale must be a number"):
+        read_record(folder)
+    assert main(["new-model", "--out", str(tmp_path / "a"), "--control-scale", "1.5"]) == 0
+    assert read_record(tmp_path / "a").control_scale == 1.5
+    assert main(["new-model", "--out", str(tmp_path / "b"), "--control-scale", "-2"]) == 2
+    assert "--control-scale must be a number ≥ 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", [None, "0.5"])
+def test_hand_eval_steers_at_the_models_control_scale(tmp_path, monkeypatch, given):
+    from framerturbo.eval import hand_protocol
+
+    def spy(*args, **kwargs):
+        raise Captured(kwargs["control_scale"])
+
+    monkeypatch.setattr(hand_protocol, "evaluate_hand_transitions", spy)
+    flag = ["--control-scale", given] if given else []
+    with pytest.raises(Captured) as seen:
+        main(["hand-eval", "--n", "1", "--out", str(tmp_path / "h"), *flag])
+    assert seen.value.args[0] == (float(given) if given else MICRO_SIZE.control_scale)

@@ -14,6 +14,7 @@ from framerturbo.data.handpaths import (auto_transition_frames, end_velocity, ha
 from framerturbo.data.landmarks import (PALM, WRIST, ClipLandmarks, empty, from_signer_tracks,
                                         landmarks_for_video, GroundTruthSource)
 from framerturbo.data.synthetic import render_signer, write_dataset
+from framerturbo.models.record import read_record
 
 MODEL = ["--model", "micro", "--steps", "2"]
 
@@ -168,6 +169,7 @@ def test_stitch_with_hand_control_end_to_end(signer_lexicon, tmp_path, capsys):
                  "--landmarks", "ground-truth", "--transition-frames", "3", *MODEL]) == 0
     meta = json.loads(out.with_name("joined.mp4.json").read_text())
     assert meta["control"] == "hands" and meta["landmarks"] == "ground-truth"
+    assert meta["generated_at"]["control_scale"] == read_record(MODEL[1]).control_scale
     names = meta["transitions"][0]["hand_tracks"]
     assert {"left wrist (hand→hand)", "right wrist (hand→hand)"} <= set(names)
     assert meta["frames"] == 6 + 3 + 6

@@ -155,7 +155,7 @@ def build_app(runner: Runner, defaults: dict | None = None):
     from ..models.schedulers import SAMPLERS
 
     d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++",
-         "guidance": FRAMER_GUIDANCE, "keep_static": 0.0} | (defaults or {})
+         "guidance": FRAMER_GUIDANCE, "keep_static": 0.0, "control_scale": 1.0} | (defaults or {})
     with gr.Blocks(title="FramerTurbo") as app:
         gr.Markdown("## FramerTurbo — interactive frame interpolation\n"
                     "Upload a start and an end frame. Click the start image to place a point, "
@@ -182,7 +182,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
                                  label="guidance, first frame")
                 gmax = gr.Slider(1.0, 10.0, value=d["guidance"][1], step=0.1,
                                  label="guidance, last frame")
-                control_scale = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="control scale")
+                control_scale = gr.Slider(0.0, 4.0, value=d["control_scale"], step=0.05,
+                                          label="control scale")
                 keep_static = gr.Slider(0.0, 1.0, value=d["keep_static"], step=0.05,
                                         label="keep static pixels (τ; 0: off)")
             with gr.Row():
@@ -257,7 +258,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
 def launch(pipe, loras: dict[str, str], host: str = "127.0.0.1", port: int = 7860,
            max_upload_mb: int = 20, defaults: dict | None = None) -> None:
     """``defaults``: height, width, frames, steps, sampler, fps, motion_bucket, guidance,
-    keep_static (the model's), turbo_scale (when the pipeline carries a turbo LoRA)."""
+    keep_static, control_scale (the model's), turbo_scale (when the pipeline carries a turbo
+    LoRA)."""
     d = defaults or {}
     runner = Runner(pipe, loras, fps=d.get("fps", 7), motion_bucket=d.get("motion_bucket", 100),
                     turbo_scale=d.get("turbo_scale"))

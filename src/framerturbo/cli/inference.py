@@ -55,7 +55,9 @@ def _add_interpolate(sub) -> None:
                        help="tracks for the wrists, fingertips and elbows MediaPipe finds in "
                             "both images (matched by handedness; the [sign] extra)")
     p.add_argument("--control-scale", type=float,
-                   help="ControlNet strength (1.0 with --tracks, 0.5 with --autopilot)")
+                   help="ControlNet strength (default: the model's with --tracks or "
+                        "--tracks-from-hands, from its framerturbo.json: 1 for Framer, 2 for "
+                        "the micro model; 0.5 with --autopilot)")
     p.add_argument("--control-steps", type=float, nargs=2, metavar=("FROM", "TO"),
                    default=(0.0, 1.0), help="fraction of steps with control (0 1)")
     p.set_defaults(func=_run_interpolate, precheck=_check_interpolate_inputs)
@@ -81,7 +83,7 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
             print(f"warning: {path} is {img.size[0]}x{img.size[1]}; resized to "
                   f"{args.width}x{args.height}", file=sys.stderr)
     scale = args.control_scale if args.control_scale is not None else (
-        0.5 if args.autopilot else 1.0)
+        0.5 if args.autopilot else None)  # None: the model's (pipe.record)
     t0 = time.perf_counter()
     with warnings_to_stderr():
         result = pipe(start, end, num_frames=args.num_frames, height=args.height,
@@ -221,8 +223,9 @@ def add_stitch_options(p) -> None:
                    help="mean grey-level change per frame below which a frame counts as static")
     p.add_argument("--control", choices=["none", "hands"], default="none",
                    help="hands = steer each transition along the hands' paths (ControlNet)")
-    p.add_argument("--control-scale", type=float, default=1.0,
-                   help="ControlNet strength with --control hands (1.0)")
+    p.add_argument("--control-scale", type=float, default=None,
+                   help="ControlNet strength with --control hands (default: the model's, from "
+                        "its framerturbo.json: 1 for Framer, 2 for the micro model)")
     p.add_argument("--landmarks", choices=["mediapipe", "ground-truth", "synthetic"],
                    default="mediapipe",
                    help="landmark source for the hand options: mediapipe (the [sign] extra) or "
@@ -392,6 +395,7 @@ def _run_app(args) -> int:
                      "steps": args.steps or DEFAULT_STEPS[sampler], "sampler": sampler,
                      "fps": record.fps, "motion_bucket": record.motion_bucket,
                      "guidance": record.guidance,
-                     "keep_static": keep_static_choice(record, args.keep_static)}
+                     "keep_static": keep_static_choice(record, args.keep_static),
+                     "control_scale": record.control_scale}
            | ({"turbo_scale": turbo[1]} if turbo else {}))
     return 0

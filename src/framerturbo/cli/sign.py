@@ -108,15 +108,17 @@ def _add_hand_eval(sub) -> None:
     add_turbo_arg(p)
     add_guidance_arg(p)
     add_keep_static_arg(p)
-    p.add_argument("--control-scale", type=float, default=1.0)
+    p.add_argument("--control-scale", type=float, default=None,
+                   help="ControlNet strength of the control rows (default: the model's, from "
+                        "its framerturbo.json: 1 for Framer, 2 for the micro model)")
     p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
     p.set_defaults(func=_run_hand_eval)
 
 
 def _run_hand_eval(args) -> int:
     from ..eval.hand_protocol import evaluate_hand_transitions, markdown_table, write_report
-    from ..models.record import (guidance_choice, keep_static_choice, read_record,
-                                 sampling_choice)
+    from ..models.record import (control_scale_choice, guidance_choice, keep_static_choice,
+                                 read_record, sampling_choice)
     from ..models.schedulers import DEFAULT_STEPS, canonical_name
     from ..sampling.pipeline import FramerPipeline
 
@@ -132,6 +134,7 @@ def _run_hand_eval(args) -> int:
     args.steps = steps or DEFAULT_STEPS[canonical_name(args.sampler)]
     guidance = guidance_choice(record, args.guidance)
     keep_static = keep_static_choice(record, args.keep_static)
+    args.control_scale = control_scale_choice(record, args.control_scale)
     seeds = list(range(args.seed, args.seed + args.n))
     result = evaluate_hand_transitions(pipe, seeds, sampler=args.sampler, steps=args.steps,
                                        guidance=guidance, control_scale=args.control_scale,

@@ -61,6 +61,9 @@ def _add_new_model(sub) -> None:
     add_guidance_arg(p, help="its default per-frame CFG ramp, first frame to last (default: "
                              "the source model's)")
     add_keep_static_arg(p)
+    p.add_argument("--control-scale", type=float, default=None,
+                   help="its ControlNet strength for given tracks, written to its "
+                        "framerturbo.json (default: the source model's)")
     p.set_defaults(func=_run_new_model)
 
 
@@ -68,7 +71,7 @@ def _run_new_model(args) -> int:
     import torch
 
     from ..models.loading import load_components, random_micro_components, save_components
-    from ..models.record import MICRO_SIZE, check_guidance, read_record
+    from ..models.record import MICRO_SIZE, check_control_scale, check_guidance, read_record
 
     widths = args.unet_widths.split(",") if args.unet_widths else None
     if widths and not all(w.strip().isdigit() for w in widths):
@@ -91,6 +94,13 @@ def _run_new_model(args) -> int:
         record = replace(record, guidance=check_guidance(args.guidance, "--guidance"))
     if args.keep_static is not None:
         record = replace(record, keep_static=args.keep_static)
+    if args.control_scale is not None:
+        try:
+            record = replace(record, control_scale=check_control_scale(args.control_scale,
+                                                                       "--control-scale"))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if args.sampler:
         from ..models.schedulers import canonical_name
 

@@ -129,6 +129,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
                           "tracks": args.tracks,
                           "guidance": None if canonical_name(sampler) == TURBO else guidance,
                           "keep_static": keep_static}
+    if args.tracks:  # the ControlNet's strength the model's record gives its tracks
+        result.conditions["control_scale"] = record.control_scale
     if turbo is not None:  # every row carries the turbo LoRA (the pipeline loader adds it)
         result.conditions["turbo"] = turbo or "shipped with the model"
     hand_source = resolve_source(hands, [c.landmarks for c in clips]) if hands else None

@@ -30,6 +30,7 @@ class ModelRecord:
     steps: int | None = None  # None: the sampler's default
     guidance: tuple[float, float] = FRAMER_GUIDANCE  # the per-frame CFG ramp, first → last frame
     keep_static: float = 0.0  # τ of sampling/keep_static.py (0: off, the released pipeline's way)
+    control_scale: float = 1.0  # the ControlNet's strength for given tracks (autopilot: 0.5)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -41,10 +42,11 @@ RELEASED = ModelRecord(height=320, width=512, num_frames=14, fps=7, motion_bucke
 # sampler and guidance: of dpm++ 12 and euler 30, 15, 10 and 8, euler 10 was best or level-best
 # in all three training worlds on tuning clips from seeds no training or held-out set uses, and
 # at euler 10 a flat guidance of 1.5 beat Framer's 1 → 3 ramp there; keeping static pixels at
-# τ = 0.5 had the best SSIM of τ 0.1–0.7 there without losing any on moving pixels
-# (docs/micro-model.md)
+# τ = 0.5 had the best SSIM of τ 0.1–0.7 there without losing any on moving pixels, and its
+# ControlNet at scale 2 followed true tracks best of 1–3 (docs/micro-model.md)
 MICRO_SIZE = ModelRecord(height=64, width=64, num_frames=9, fps=8, motion_bucket=100,
-                         sampler="euler", steps=10, guidance=(1.5, 1.5), keep_static=0.5)
+                         sampler="euler", steps=10, guidance=(1.5, 1.5), keep_static=0.5,
+                         control_scale=2.0)
 
 
 def parse_record(path: Path) -> ModelRecord:
@@ -66,6 +68,7 @@ def parse_record(path: Path) -> ModelRecord:
         raise ValueError(f"{path}: fps must be a positive number, got {record.fps!r}")
     check_guidance(record.guidance, path)
     check_keep_static(record.keep_static, f"{path}: keep_static")
+    check_control_scale(record.control_scale, f"{path}: control_scale")
     return record
 
 
@@ -85,6 +88,14 @@ def check_keep_static(tau, where: str = "keep_static") -> float:
         raise ValueError(f"{where} must be a tolerance in [0, 1] on the 0–1 pixel scale "
                          f"(0 turns it off, e.g. 0.5), got {tau!r}")
     return float(tau)
+
+
+def check_control_scale(scale, where: str = "control_scale") -> float:
+    """The ControlNet's strength is a number ≥ 0 (0: tracks ignored); else one error."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 0.0:
+        raise ValueError(f"{where} must be a number ≥ 0 (1 is the ControlNet as trained, 0 "
+                         f"ignores the tracks), got {scale!r}")
+    return float(scale)
 
 
 def write_record(folder: str | os.PathLike, record: ModelRecord) -> None:
@@ -130,6 +141,11 @@ def guidance_choice(record: ModelRecord, guidance) -> tuple[float, float]:
 def keep_static_choice(record: ModelRecord, tau) -> float:
     """The static-pixel τ a command samples with: the user's, else the model's."""
     return record.keep_static if tau is None else float(tau)
+
+
+def control_scale_choice(record: ModelRecord, scale) -> float:
+    """The ControlNet strength a command steers with: the user's, else the model's."""
+    return record.control_scale if scale is None else float(scale)
 
 
 def sampling_choice(record: ModelRecord, sampler: str | None, steps: int | None,

@@ -23,7 +23,7 @@ import numpy as np
 from ..core.jsonout import strict_json
 from ..data.dataset import motion_score
 from ..media.video import probe, read_frames_at, resize_frames, unfit_frames
-from ..models.record import RELEASED, keep_static_choice
+from ..models.record import RELEASED, control_scale_choice, keep_static_choice
 from .stitch_report import Join, write_stitch_report
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,10 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
                              "fps_conditioning": float(sample_kwargs["fps"]),
                              "keep_static": keep_static_choice(
                                  getattr(pipe, "record", RELEASED),
-                                 sample_kwargs.get("keep_static"))},
+                                 sample_kwargs.get("keep_static"))}
+            | ({"control_scale": control_scale_choice(getattr(pipe, "record", RELEASED),
+                                                      sample_kwargs.get("control_scale"))}
+               if control == "hands" else {}),
             "segments": [asdict(s) for s in segments], "transitions": joins}
     if report:
         files = write_stitch_report(made, control, landmarks.name, out, fps)
