@@ -75,3 +75,12 @@ def test_decoder_only_keeps_the_encoder_and_its_scaling_factor(clips, tmp_path):
 def test_decoder_only_without_init_is_one_clear_error(clips, tmp_path):
     with pytest.raises(ValueError, match="--decoder-only needs --init"):
         _run(clips, tmp_path / "v", decoder_only=True)
+
+
+def test_a_twenty_step_run_trains(clips, tmp_path):
+    """5 % warm-up of 20 steps is one step, which OneCycleLR cannot divide by."""
+    vae = vae_training.train_vae([str(clips)], tmp_path / "v", steps=20, frames=3, batch=1,
+                                 down_blocks=3, checkpoint_every=50, progress=False)
+    assert (tmp_path / "v" / "config.json").exists() and vae.config.scaling_factor > 0
+    with pytest.raises(ValueError, match="--steps must be at least 2"):
+        vae_training.train_vae([str(clips)], tmp_path / "w", steps=1, progress=False)

@@ -70,6 +70,9 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
     from ..models.vae import FramerVAE
 
     out = Path(out)
+    if steps < 2:
+        raise ValueError(f"--steps must be at least 2 (the one-cycle schedule warms up, then "
+                         f"decays), got {steps}")
     if decoder_only and init is None:
         raise ValueError("--decoder-only needs --init: the trained VAE whose encoder to keep")
     dataset = _dataset(data, frames, size, seed)
@@ -87,8 +90,10 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
         vae.quant_conv.requires_grad_(False)
     trainable = [p for p in vae.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
+    # warm-up over 5 % of the steps, but at least two: OneCycleLR divides by the warm-up's
+    # length in steps minus one, so 20 steps at 5 % (one step) raised ZeroDivisionError
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
-                                                   pct_start=0.05)
+                                                   pct_start=max(0.05, 2 / steps))
     start = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])  # after the schedule set its first lr
