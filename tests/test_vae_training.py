@@ -77,9 +77,10 @@ def test_decoder_only_without_init_is_one_clear_error(clips, tmp_path):
         _run(clips, tmp_path / "v", decoder_only=True)
 
 
-def test_a_twenty_step_run_trains(clips, tmp_path):
-    """5 % warm-up of 20 steps is one step, which OneCycleLR cannot divide by."""
-    vae = vae_training.train_vae([str(clips)], tmp_path / "v", steps=20, frames=3, batch=1,
+@pytest.mark.parametrize("steps", [2, 3, 20])
+def test_short_runs_train(clips, tmp_path, steps):
+    """5 % warm-up of 20 steps has zero length, which OneCycleLR cannot divide by."""
+    vae = vae_training.train_vae([str(clips)], tmp_path / "v", steps=steps, frames=3, batch=1,
                                  down_blocks=3, checkpoint_every=50, progress=False)
     assert (tmp_path / "v" / "config.json").exists() and vae.config.scaling_factor > 0
     with pytest.raises(ValueError, match="--steps must be at least 2"):

@@ -90,10 +90,11 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
         vae.quant_conv.requires_grad_(False)
     trainable = [p for p in vae.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-    # warm-up over 5 % of the steps, but at least two: OneCycleLR divides by the warm-up's
-    # length in steps minus one, so 20 steps at 5 % (one step) raised ZeroDivisionError
+    # warm-up over 5 % of the steps, ending at least half a step in: OneCycleLR's phases end
+    # at pct·steps − 1 and steps − 1 and it divides by their lengths, so 20 steps at 5 % (a
+    # zero-length warm-up) raised ZeroDivisionError
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps,
-                                                   pct_start=max(0.05, 2 / steps))
+                                                   pct_start=max(0.05, 1.5 / steps))
     start = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])  # after the schedule set its first lr
