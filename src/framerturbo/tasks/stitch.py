@@ -161,6 +161,7 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
     result = np.concatenate(pieces)
     out = Path(out)
     write_frames(result, out, fps=fps)
+    record = getattr(pipe, "record", RELEASED)
     meta = {"fps": fps, "frames": int(len(result)),
             "transition_frames": transition_frames if not auto else [j["frames"] for j in joins],
             "trim": trim, "control": control,
@@ -168,10 +169,8 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
             "generated_at": {"height": height, "width": width,
                              "fps_conditioning": float(sample_kwargs["fps"]),
                              "keep_static": keep_static_choice(
-                                 getattr(pipe, "record", RELEASED),
-                                 sample_kwargs.get("keep_static"))}
-            | ({"control_scale": control_scale_choice(getattr(pipe, "record", RELEASED),
-                                                      sample_kwargs.get("control_scale"))}
+                                 record, sample_kwargs.get("keep_static"))}
+            | ({"control_scale": control_scale_choice(record, sample_kwargs.get("control_scale"))}
                if control == "hands" else {}),
             "segments": [asdict(s) for s in segments], "transitions": joins}
     if report:
