@@ -48,6 +48,9 @@ def main(argv=None) -> int:
                    help="signer-close training clips (seed 100, as the demo's; 64 = the demo's)")
     p.add_argument("--tuning-seed", type=int, default=300,
                    help="seed of the tuning clips (the demo holds out seed 200: not that)")
+    p.add_argument("--p-mean", type=float, default=None,
+                   help="every run's σ ~ LogNormal(p_mean, p_std) (the demo's config when left out)")
+    p.add_argument("--p-std", type=float, default=None)
     args = p.parse_args(argv)
     if args.tuning_seed == 200:
         p.error("seed 200 is the demo's held-out set; tune on another seed")
@@ -83,6 +86,10 @@ def main(argv=None) -> int:
                 train_clips, tune_clips, steps, sample_steps, lr))
             cfg.lora.preset, cfg.train.output_dir = preset, str(work / spec.replace(":", "_"))
             cfg.lora.rank = cfg.lora.alpha = rank
+            if args.p_mean is not None:
+                cfg.objective.p_mean = args.p_mean
+            if args.p_std is not None:
+                cfg.objective.p_std = args.p_std
             demo.cache_latents(cfg, pipe, work / "cache")
             start = time.perf_counter()
             run = train(cfg)
@@ -112,7 +119,8 @@ def main(argv=None) -> int:
     print_table(rows, ["run", "psnr", "ssim", "turbo_psnr", "turbo_ssim", "train_s"])
     record_results(args, "demo_lora", card, rows, {"tuning_seed": args.tuning_seed,
                                                    "train_clips": train_clips,
-                                                   "guidance": list(record.guidance)})
+                                                   "guidance": list(record.guidance),
+                                                   "p_mean": args.p_mean, "p_std": args.p_std})
     return 0
 
 

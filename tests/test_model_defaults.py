@@ -374,7 +374,8 @@ def test_distillation_teacher_guides_at_the_models_ramp():
 
 def test_control_scale_comes_from_the_record_and_the_call_wins(micro_pipe, monkeypatch):
     """Given tracks steer at the record's ControlNet strength (2 for the micro model, chosen on
-    tuning clips); a call's own scale wins; autopilot's SIFT tracks keep 1."""
+    tuning clips); a call's own scale wins; autopilot's SIFT tracks take Framer's 0.5 (the CLI's
+    and the API's alike)."""
     from dataclasses import replace
 
     from framerturbo.sampling import pipeline as P
@@ -394,7 +395,7 @@ def test_control_scale_comes_from_the_record_and_the_call_wins(micro_pipe, monke
     micro_pipe(start, end, tracks=tracks, **kw)
     micro_pipe(start, end, tracks=tracks, control_scale=0.7, **kw)
     micro_pipe(start, end, autopilot=True, **kw)
-    assert seen == [2.5, 0.7, 1.0]
+    assert seen == [2.5, 0.7, 0.5]
     with pytest.raises(ValueError, match="control_scale must be a number ≥ 0"):
         micro_pipe(start, end, tracks=tracks, control_scale=-1, **kw)
 

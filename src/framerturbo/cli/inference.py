@@ -82,13 +82,11 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
         if img.size != (args.width, args.height):
             print(f"warning: {path} is {img.size[0]}x{img.size[1]}; resized to "
                   f"{args.width}x{args.height}", file=sys.stderr)
-    scale = args.control_scale if args.control_scale is not None else (
-        0.5 if args.autopilot else None)  # None: the model's (pipe.record)
     t0 = time.perf_counter()
     with warnings_to_stderr():
         result = pipe(start, end, num_frames=args.num_frames, height=args.height,
                       width=args.width, tracks=tracks, autopilot=args.autopilot,
-                      control_scale=scale, control_step_range=tuple(args.control_steps),
+                      control_scale=args.control_scale, control_step_range=tuple(args.control_steps),
                       generator=torch.Generator(device="cpu").manual_seed(args.seed),
                       output_type="np", **sampling_kwargs(args))
     elapsed = time.perf_counter() - t0

@@ -36,6 +36,10 @@ class ModelRecord:
         return json.dumps(asdict(self), indent=1)
 
 
+# Framer's released app steers its SIFT autopilot tracks at half strength (app.py forces 0.5):
+# they are matched, not drawn, and may be wrong; a record's control_scale is for given tracks
+AUTOPILOT_CONTROL_SCALE = 0.5
+
 RELEASED = ModelRecord(height=320, width=512, num_frames=14, fps=7, motion_bucket=100,
                        sampler="euler", steps=30)
 # the micro architecture's own frame size (trained at 64×64×9 on 8 fps procedural clips),

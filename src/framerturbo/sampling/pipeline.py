@@ -29,8 +29,8 @@ from ..denoising.encoding import encode_endpoints, pixels_from_uint8
 from ..media.files import load_image
 from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD, size_step
-from ..models.record import (RELEASED, ModelRecord, check_control_scale, check_keep_static,
-                             read_record, sampling_choice)
+from ..models.record import (AUTOPILOT_CONTROL_SCALE, RELEASED, ModelRecord,
+                             check_control_scale, check_keep_static, read_record, sampling_choice)
 from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
 from .keep_static import keep_static as keep_static_pixels
@@ -230,7 +230,7 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         ``keep_static`` τ: pixels both endpoints show unchanged and the sample draws as
         background come back as the endpoints' cross-fade (``keep_static.py``; 0: off).
         ``control_scale``: the ControlNet's strength; None: the record's for given tracks
-        (1 for Framer, 2 for the micro model), 1 for autopilot's SIFT tracks.
+        (1 for Framer, 2 for the micro model), Framer's 0.5 for autopilot's SIFT tracks.
 
         Runs under ``torch.inference_mode`` (≈ 10 % faster than ``no_grad`` for the micro model on
         a CPU, where per-op overhead dominates); the returned tensors are ordinary ones.
@@ -249,7 +249,7 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         max_guidance_scale = given_or(max_guidance_scale, record.guidance[1])
         keep_static = check_keep_static(given_or(keep_static, record.keep_static))
         control_scale = check_control_scale(given_or(
-            control_scale, 1.0 if autopilot else record.control_scale))
+            control_scale, AUTOPILOT_CONTROL_SCALE if autopilot else record.control_scale))
         self.check_size(height, width)
         starts, ends = _as_batch(start), _as_batch(end)
         if len(starts) != len(ends):
