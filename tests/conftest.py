@@ -14,6 +14,10 @@ from safetensors.torch import save_file
 
 DATA = Path(__file__).parent / "data"
 
+# The busy-cores warning (cli/cpu_share.py) reads the whole machine; tests that assert on
+# stderr must not depend on what the other worker happens to run. Its own tests turn it on.
+os.environ["FRAMERTURBO_CPU_CHECK"] = "0"
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One worker per core (pytest -n): each runs its torch work, and every subprocess it starts,
     # on one thread, so two workers do not fight over the cores and a test's in-process and

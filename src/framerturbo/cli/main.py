@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         precheck = getattr(args, "precheck", None)
         if precheck is not None:  # inputs checked before the model libraries load (seconds)
             precheck(args)
+        if getattr(args, "device", None) or getattr(args, "torch_job", False):
+            from .cpu_share import warn_if_cores_busy
+
+            warn_if_cores_busy(getattr(args, "device", None) or "auto")
         _quiet_libraries()
         return args.func(args)
     except (ValueError, OSError, FloatingPointError) as e:  # ModelNotFoundError is an OSError
