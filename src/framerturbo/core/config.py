@@ -108,6 +108,9 @@ class ControlConfig:
     train: str = "none"  # none | lora | full
     min_tracks: int = 1
     max_tracks: int = 10
+    # the ControlNet's strength while training, validating and as the distillation teacher: 1,
+    # as trained. A model record's control_scale (micro: 2) is a sampling-time choice, made
+    # after training on tuning clips (docs/sign-language.md), not a training condition
     scale: float = 1.0
     # a model without controlnet/ gets a new one copied from its UNet's encoder (zero outputs),
     # with this heat-map embedding (the released layout's by default)
