@@ -207,6 +207,7 @@ def main(argv=None) -> int:
                     "guidance": list(record.guidance),
                     "keep_static": record.keep_static if args.keep_static is None
                     else args.keep_static,
+                    "control_scale": record.control_scale,  # of the tracks rows
                     "stride": args.stride, "max_clips": args.max_clips})
     return 0
 
