@@ -103,3 +103,12 @@ def test_batch_from_jsonl(tmp_path):
 def test_stitch_with_one_clip_is_one_line(tmp_path, capsys):
     assert main(["stitch", str(tmp_path / "a.mp4"), "-o", str(tmp_path / "x.mp4")]) == 2
     assert "stitch joins clips: give at least two, got 1" in capsys.readouterr().err
+
+
+def test_stitch_given_a_folder_says_to_list_its_clips(tmp_path, capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    assert main(["stitch", str(folder), "-o", str(tmp_path / "x.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder} is a folder: give its clips as files" in err and "*.mp4" in err
+    assert len(err.strip().splitlines()) == 1

@@ -252,6 +252,10 @@ def check_stitch_inputs(args, clips: list[str]) -> None:
     writable output: what :func:`run_stitch_clips` needs checked before it is called (`stitch`
     checks in its precheck, before the model libraries load; `sentence` once its glosses are
     resolved)."""
+    for clip in clips:
+        if Path(clip).is_dir():
+            raise ValueError(f"{clip} is a folder: give its clips as files, in order "
+                             f"(e.g. {Path(clip) / '*.mp4'})")
     if len(clips) < 2:
         raise ValueError(f"stitch joins clips: give at least two, got {len(clips)}")
     _, hands = _stitch_plan(args)
