@@ -320,3 +320,53 @@ def test_input_errors_come_before_the_model_libraries_load(argv, tmp_path):
                             text=True, cwd=tmp_path, timeout=120)
     assert result.stdout.split() == ["2", "False", "False", "False"], result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and "framerturbo: error:" in result.stderr
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["synth", "--domain", "signer", "--n", "0", "--out", "x"], "--n: must be >= 1"),
+    (["synth", "--domain", "signer", "--size", "0", "--out", "x"], "--size: must be >= 16"),
+    (["synth", "--domain", "signer", "--num-frames", "1", "--out", "x"], "--num-frames"),
+    (["check-data", "x", "--stride", "0"], "--stride: must be >= 1"),
+    (["evaluate", "--data", "x", "--max-clips", "0"], "--max-clips/--limit: must be >= 1"),
+    (["hand-eval", "--n", "0", "--out", "x"], "--n: must be >= 1"),
+    (["train-hand-finder", "--steps", "0", "--out", "x"], "--steps: must be >= 1"),
+    (["interpolate", "a.png", "b.png", "-o", "x.gif", "--motion-bucket", "-5"],
+     "--motion-bucket: must be >= 0"),
+])
+def test_counts_out_of_range_are_refused_by_their_flag(argv, flag, capsys):
+    """A zero count ended in a traceback (ZeroDivisionError, a failed reshape) or did nothing
+    with exit 0; now argparse names the flag before anything runs."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_a_device_this_torch_cannot_use_is_one_line(monkeypatch, capsys, tmp_path):
+    from framerturbo.models.loading import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="--device cuda: this PyTorch has no CUDA"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="--device cuda:x: not a device name"):
+        resolve_device("cuda:x")
+    with pytest.raises(ValueError, match="--device meta: not a device to run on"):
+        resolve_device("meta")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    img = tmp_path / "a.png"
+    Image.fromarray(textured_image(64, 1)).save(img)
+    one_line_error(capsys, ["interpolate", str(img), str(img), "-o", str(tmp_path / "o.gif"),
+                            "--model", "random-micro", "--device", "cuda:0"],
+                   "--device cuda:0: this PyTorch has no CUDA")
+
+
+def test_check_data_says_why_it_found_nothing(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["check-data", str(tmp_path / "empty"), "--json", str(tmp_path / "r.json")]) == 2
+    assert "no videos, frame folders or manifest entries found" in capsys.readouterr().err
+
+
+def test_stitch_auto_range_upside_down_is_one_line(tmp_path, capsys):
+    one_line_error(capsys, ["stitch", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), "-o",
+                            str(tmp_path / "x.mp4"), "--auto-range", "9", "4"],
+                   "--auto-range MIN MAX: MIN must not exceed MAX, got 9 4")

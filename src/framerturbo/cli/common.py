@@ -93,7 +93,7 @@ def add_sampling_args(p) -> None:
     add_size_args(p)
     p.add_argument("--fps", type=POSITIVE,
                    help=f"output fps; conditions the model as fps-1 {MODEL_DEFAULT}")
-    p.add_argument("--motion-bucket", type=int, help=f"motion bucket id {MODEL_DEFAULT}")
+    p.add_argument("--motion-bucket", type=at_least(0), help=f"motion bucket id {MODEL_DEFAULT}")
     p.add_argument("--noise-aug", type=float, default=0.02,
                    help="endpoint noise augmentation σ (0.02)")
     p.add_argument("--decode-chunk", type=STEPS, help="frames per VAE decode call (all)")

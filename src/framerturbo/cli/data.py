@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..core.jsonout import strict_json
-from .common import EXIT_USAGE
+from .common import EXIT_USAGE, FRAMES, POSITIVE, STEPS, at_least
 
 
 def register(sub) -> None:
@@ -21,18 +21,18 @@ def _add_check_data(sub) -> None:
     p.add_argument("--config", metavar="NAME|TOML",
                    help="cut clips as this training config does (its data.num_frames, stride, "
                         "target_fps and sampling), e.g. micro-lora; the flags below win")
-    p.add_argument("--num-frames", type=int, help="frames per clip (14, or the --config's)")
-    p.add_argument("--stride", type=int, help="frame step (4, or the --config's)")
+    p.add_argument("--num-frames", type=FRAMES, help="frames per clip (14, or the --config's)")
+    p.add_argument("--stride", type=STEPS, help="frame step (4, or the --config's)")
     p.add_argument("--target-fps", type=float, help="sample at this rate instead of a stride")
     p.add_argument("--sampling", choices=["random", "uniform", "every-window"])
-    p.add_argument("--min-side", type=int, default=64, help="smaller videos count as tiny")
+    p.add_argument("--min-side", type=STEPS, default=64, help="smaller videos count as tiny")
     p.add_argument("--static-threshold", type=float, default=0.5,
                    help="mean grey-level change per frame below which a clip is static")
     p.add_argument("--buckets", action="store_true",
                    help="report the (W, H, F) bucket each clip trains in (data.buckets)")
-    p.add_argument("--bucket-pixels", type=int, default=512 * 320,
+    p.add_argument("--bucket-pixels", type=STEPS, default=512 * 320,
                    help="area budget per frame (512×320's by default)")
-    p.add_argument("--bucket-multiple", type=int, default=64, help="sides are multiples of this")
+    p.add_argument("--bucket-multiple", type=STEPS, default=64, help="sides are multiples of this")
     p.add_argument("--bucket-frames", default="",
                    help="allowed clip lengths, e.g. 9,14 (default: --num-frames)")
     p.add_argument("--json", default="data_report.json", help="report file (data_report.json)")
@@ -80,7 +80,13 @@ def _run_check_data(args) -> int:
     with atomic_file(out) as tmp:
         tmp.write_text(strict_json(summary))
     print(f"report: {out}")
-    return 0 if summary["counts"]["usable"] else EXIT_USAGE
+    if summary["counts"]["usable"]:
+        return 0
+    where = " ".join(args.data)
+    print(f"framerturbo: error: {where}: " + ("no videos, frame folders or manifest entries "
+          "found" if not reports else f"none of the {len(reports)} clips is usable (the "
+          "table says why)"), file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _add_tracks(sub) -> None:
@@ -126,11 +132,11 @@ def _add_synth(sub) -> None:
                                    "'camera' need scikit-image.")
     p.add_argument("--domain", required=True,
                    choices=["shapes", "signer", "signer-close", "photos", "camera"])
-    p.add_argument("--n", type=int, default=16, help="number of clips (16)")
+    p.add_argument("--n", type=STEPS, default=16, help="number of clips (16)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--num-frames", type=int, default=9)
-    p.add_argument("--size", type=int, default=64, help="square frame size in pixels (64)")
-    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--num-frames", type=FRAMES, default=9)
+    p.add_argument("--size", type=at_least(16), default=64, help="square frame size in pixels (64)")
+    p.add_argument("--fps", type=POSITIVE, default=8.0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run_synth)
 

@@ -36,12 +36,12 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--out", default="metrics.json", help="JSON report (+ .md table beside it)")
     add_size_args(p, frames=True)
     p.add_argument("--resize", choices=RESIZE, help="crop (keep aspect) or squash frames")
-    p.add_argument("--stride", type=int, help="source frames between sampled frames")
+    p.add_argument("--stride", type=STEPS, help="source frames between sampled frames")
     p.add_argument("--target-fps", type=float, help="sample frames at this rate instead")
     p.add_argument("--fps", help="fps conditioning: 'data' (the sampled clip's rate) or a number")
     p.add_argument("--motion-bucket", help="'auto' (from each clip's motion) or a number")
     p.add_argument("--overlap", type=int, help="frames shared by consecutive windows (0)")
-    p.add_argument("--max-clips", "--limit", dest="max_clips", type=int,
+    p.add_argument("--max-clips", "--limit", dest="max_clips", type=STEPS,
                    help="evaluate at most this many windows (round-robin over the files)")
     p.add_argument("--tracks", action="store_true", help="steer with the clips' true tracks")
     p.add_argument("--sampler", help=f"euler, dpm++ or turbo {MODEL_DEFAULT}")

@@ -211,7 +211,7 @@ def add_stitch_options(p) -> None:
     p.add_argument("--transition-frames", type=_frames_or_auto, default=12,
                    help="new frames between consecutive clips (12), or 'auto': the hands' "
                         "travel over the signing speed, clamped to --auto-range")
-    p.add_argument("--auto-range", type=int, nargs=2, metavar=("MIN", "MAX"), default=(4, 24),
+    p.add_argument("--auto-range", type=STEPS, nargs=2, metavar=("MIN", "MAX"), default=(4, 24),
                    help="bounds of --transition-frames auto (4 24)")
     p.add_argument("--trim", choices=["none", "static", "hands"], default=None,
                    help="drop head/tail frames: static = motionless (grey level), hands = both "
@@ -242,6 +242,9 @@ def _stitch_plan(args) -> tuple[str, bool]:
     if args.trim_static and args.trim not in (None, "static"):
         raise ValueError("give --trim or --trim-static, not both")
     trim = "static" if args.trim_static and args.trim is None else (args.trim or "none")
+    low, high = args.auto_range
+    if low > high:
+        raise ValueError(f"--auto-range MIN MAX: MIN must not exceed MAX, got {low} {high}")
     hands = (trim == "hands" or args.control == "hands" or args.transition_frames == "auto"
              or args.report)
     return trim, hands

@@ -96,7 +96,7 @@ def _add_hand_eval(sub) -> None:
                        description="Cut transitions from continuous synthetic signer clips "
                                    "(seeds SEED … SEED+N−1) and score every row's hands: "
                                    "keypoint error, DTW-MJE, detection rate, jerk.")
-    p.add_argument("--n", type=int, default=8, help="transitions (8)")
+    p.add_argument("--n", type=STEPS, default=8, help="transitions (8)")
     p.add_argument("--seed", type=int, default=9_000_000,
                    help="first seed (9000000: never used to train the micro model)")
     p.add_argument("--model", default="micro")
@@ -162,10 +162,10 @@ def _add_train_hand_finder(sub) -> None:
                                    f"package ships one in {DEFAULT_DIR.parent.name}/"
                                    f"{DEFAULT_DIR.name}/.")
     p.add_argument("--out", required=True, help="folder for hand_finder.safetensors + config.json")
-    p.add_argument("--steps", type=int, default=3000,
+    p.add_argument("--steps", type=STEPS, default=3000,
                    help="optimizer steps (3000: ≈ 9 min on 2 cores)")
-    p.add_argument("--clips", type=int, default=600, help="renderer clips of 9 frames (600)")
-    p.add_argument("--batch", type=int, default=32, help="frames per step (32)")
+    p.add_argument("--clips", type=STEPS, default=600, help="renderer clips of 9 frames (600)")
+    p.add_argument("--batch", type=STEPS, default=32, help="frames per step (32)")
     p.add_argument("--seed", type=int, default=TRAIN_SEED,
                    help=f"first clip seed, and the seed of the draws ({TRAIN_SEED})")
     p.set_defaults(func=_run_train_hand_finder, torch_job=True)

@@ -54,9 +54,33 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA when there is one, else the CPU; a named device must exist here (one line
+    saying so, not a traceback from deep inside the first tensor move)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device}: not a device name; use auto, cpu, cuda or "
+                         "cuda:N") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "the CPU build" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"--device {device}: this PyTorch has no CUDA ({build}) — install "
+                             "a CUDA build of torch (pytorch.org) or use --device cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: there are {torch.cuda.device_count()} CUDA "
+                             f"devices (cuda:0 … cuda:{torch.cuda.device_count() - 1})")
+    elif resolved.type not in ("cpu", "mps", "xpu"):
+        raise ValueError(f"--device {device}: not a device to run on; use auto, cpu, cuda or "
+                         "cuda:N")
+    elif resolved.type != "cpu":
+        try:
+            torch.empty(0, device=resolved)
+        except (RuntimeError, AssertionError):
+            raise ValueError(f"--device {device}: this PyTorch cannot use it here; use auto, "
+                             "cpu or cuda") from None
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None):
