@@ -364,6 +364,8 @@ def test_check_data_says_why_it_found_nothing(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["check-data", str(tmp_path / "empty"), "--json", str(tmp_path / "r.json")]) == 2
     assert "no videos, frame folders or manifest entries found" in capsys.readouterr().err
+    one_line_error(capsys, ["tracks", str(tmp_path / "empty")],
+                   "no videos, frame folders or manifest entries found")  # it said 0 clips, exit 0
 
 
 def test_stitch_auto_range_upside_down_is_one_line(tmp_path, capsys):

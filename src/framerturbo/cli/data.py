@@ -104,10 +104,15 @@ def _run_tracks(args) -> int:
     from ..data.tracking import load_tracker, track_video
 
     tracker = load_tracker(args.tracker)
-    done = failed = 0
-    for src in tqdm(discover(args.data), desc="tracks", unit="clip"):
+    sources = discover(args.data)
+    if not sources:
+        raise ValueError(f"{' '.join(args.data)}: no videos, frame folders or manifest entries "
+                         "found")
+    done = failed = kept = 0
+    for src in tqdm(sources, desc="tracks", unit="clip"):
         out = src.tracks or default_tracks_path(src.path)
         if out.exists() and not args.overwrite:
+            kept += 1
             continue
         try:
             track_video(src.path, out, tracker)
@@ -115,8 +120,9 @@ def _run_tracks(args) -> int:
         except ValueError as e:
             print(f"warning: {e}", file=sys.stderr)
             failed += 1
-    print(f"tracks written for {done} clips ({failed} failed)")
-    return 0
+    print(f"tracks written for {done} clips ({failed} failed"
+          + (f", {kept} kept: they had tracks; --overwrite recomputes them)" if kept else ")"))
+    return 0 if done or kept else EXIT_USAGE
 
 
 def _add_synth(sub) -> None:
