@@ -139,10 +139,19 @@ def test_tensor_and_resized_inputs(micro_pipe):
     (dict(tracks=np.zeros((3, 1, 2))), "num_frames=5"),
     (dict(tracks=np.zeros((5, 1, 2)), autopilot=True), "either tracks or autopilot"),
     (dict(num_frames=2), "at least 3"),
+    (dict(tracks=np.full((5, 1, 2), np.nan)), "finite pixel positions"),  # ran before
+    (dict(fps=0), "fps must be > 0"),  # conditioned the model on fps − 1 = −1 before
+    (dict(motion_bucket_id=-5), "motion_bucket_id >= 0"),
 ])
 def test_bad_arguments(micro_pipe, kw, match):
     with pytest.raises(ValueError, match=match):
         run(micro_pipe, **kw)
+
+
+def test_a_generator_list_must_match_the_batch(micro_pipe):
+    """Three generators for one video ran (two were ignored); now it is one clear error."""
+    with pytest.raises(ValueError, match="3 generators for a batch of 1"):
+        micro_pipe(START, END, generator=[torch.Generator()] * 3, **RUN)
 
 
 def test_guidance_ramps():

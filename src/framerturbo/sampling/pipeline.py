@@ -255,6 +255,12 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         if len(starts) != len(ends):
             raise ValueError(f"got {len(starts)} start frames but {len(ends)} end frames")
         batch = len(starts)
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"got {len(generator)} generators for a batch of {batch} videos: "
+                             "give one generator, or one per video")
+        if not fps > 0 or motion_bucket_id < 0:
+            raise ValueError(f"fps must be > 0 and motion_bucket_id >= 0, got {fps} and "
+                             f"{motion_bucket_id}")
         device = self._execution_device
         start_px = torch.stack([_to_pixels(s, height, width) for s in starts]).to(device)
         end_px = torch.stack([_to_pixels(e, height, width) for e in ends]).to(device)
@@ -359,6 +365,9 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
                 if arr.ndim != 3 or arr.shape[0] != num_frames or arr.shape[2] != 2:
                     raise ValueError(f"track arrays must be (num_frames={num_frames}, K, 2), "
                                      f"got {arr.shape}")
+                if not np.isfinite(arr).all():
+                    raise ValueError("track arrays must hold finite pixel positions, got NaN "
+                                     "or inf")
             out.append(arr if arr.shape[1] else None)
         return out
 
