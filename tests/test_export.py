@@ -128,3 +128,27 @@ def test_stacking_two_loras_equals_merging_them(base_and_loras):
 def test_export_errors(tmp_path):
     assert main(["export", str(tmp_path), "--format", "merged", "-o", str(tmp_path / "x"),
                  "--model", "random-micro"]) == 2
+
+
+def test_exports_never_replace_what_a_user_made(base_and_loras, tmp_path, capsys):
+    """A folder export lands by replacing its folder whole: `--out photo.png` replaced the photo
+    with a folder, and `--out` a folder of the user's would have replaced the folder. Both are now
+    refused before any work; an earlier export of the same kind is replaced as before."""
+    base, (lora, _) = base_and_loras
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"mine")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for out, fmt in ((photo, "merged"), (mine, "merged"), (mine, "peft")):
+        capsys.readouterr()
+        assert main(["export", str(lora), "--format", fmt, "--out", str(out),
+                     "--model", str(base)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(out) in err
+    assert photo.read_bytes() == b"mine" and (mine / "notes.txt").read_text() == "mine"
+    for fmt in ("peft", "merged"):
+        again = tmp_path / fmt
+        for _ in range(2):  # the second run replaces the first's folder
+            assert main(["export", str(lora), "--format", fmt, "--out", str(again),
+                         "--model", str(base)]) == 0

@@ -372,3 +372,34 @@ def test_stitch_auto_range_upside_down_is_one_line(tmp_path, capsys):
     one_line_error(capsys, ["stitch", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), "-o",
                             str(tmp_path / "x.mp4"), "--auto-range", "9", "4"],
                    "--auto-range MIN MAX: MIN must not exceed MAX, got 9 4")
+
+
+def test_frame_folders_and_vae_runs_never_replace_a_users_folder(tmp_path, capsys):
+    """`interpolate -o FOLDER` writes PNG frames by replacing FOLDER whole: given a folder of the
+    user's it now refuses (one line, before the model loads) instead of deleting it; a folder of
+    an earlier run's frames is replaced. `train-vae --out` refuses such a folder before a step."""
+    from framerturbo.core.atomic import ReplaceRefused, atomic_dir, check_replaceable
+    from framerturbo.train.vae import train_vae
+
+    img = tmp_path / "a.png"
+    Image.fromarray(textured_image(64, 1)).save(img)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"mine")
+    argv = ["interpolate", str(img), str(img), "--model", "random-micro", "--num-frames", "3",
+            "--steps", "1", "--height", "64", "--width", "64", "-o"]
+    one_line_error(capsys, argv + [str(mine)], "this folder holds other things")
+    assert (mine / "holiday.jpg").read_bytes() == b"mine"
+    frames = tmp_path / "frames"
+    for _ in range(2):
+        assert main(argv + [str(frames)]) == 0
+    assert sorted(p.name for p in frames.iterdir()) == [f"frame_{i:04d}.png" for i in range(3)]
+    with pytest.raises(ReplaceRefused, match="exists and is not a folder"):
+        with atomic_dir(img):
+            pass
+    check_replaceable(tmp_path / "new")  # missing: fine
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty")  # empty: fine
+    with pytest.raises(ReplaceRefused, match="holds other things"):
+        train_vae([str(tmp_path)], mine, steps=2)
+    assert sorted(p.name for p in mine.iterdir()) == ["holiday.jpg"]

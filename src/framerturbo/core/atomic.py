@@ -71,10 +71,37 @@ def atomic_file(path: str | Path):
         tmp.unlink(missing_ok=True)
 
 
-@contextmanager
-def atomic_dir(path: str | Path):
-    """``with atomic_dir(p) as tmp: fill(tmp)`` — the folder ``p`` is replaced only on success."""
+class ReplaceRefused(FileExistsError):
+    """The output would replace something a user made (a file, or a folder of other things)."""
+
+
+def check_replaceable(path: str | Path, replace_if=None) -> None:
+    """Raise :class:`ReplaceRefused` unless ``path`` is missing, an empty folder, or a folder
+    ``replace_if(path)`` recognises as this writer's own earlier output. A folder output lands by
+    replacing its folder whole, so without this ``-o ~/Desktop`` would replace the desktop and
+    ``export --out photo.png`` the photo. Callers run it before long work, too."""
     path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise ReplaceRefused(f"{path}: exists and is not a folder — give a new folder name")
+    if any(path.iterdir()) and not (replace_if is not None and replace_if(path)):
+        raise ReplaceRefused(f"{path}: this folder holds other things, and the output would "
+                             "replace it whole — give a new or empty folder")
+
+
+def anything(folder: Path) -> bool:
+    """``replace_if`` for folders only this program writes (a run's own checkpoints)."""
+    return True
+
+
+@contextmanager
+def atomic_dir(path: str | Path, replace_if=None):
+    """``with atomic_dir(p) as tmp: fill(tmp)`` — the folder ``p`` is replaced only on success,
+    and only when :func:`check_replaceable` allows it (``replace_if``: what this writer may
+    replace besides an empty folder)."""
+    path = Path(path)
+    check_replaceable(path, replace_if)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

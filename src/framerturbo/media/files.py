@@ -7,13 +7,14 @@ never leaves a half-written output behind.
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..core.atomic import atomic_dir, atomic_file
+from ..core.atomic import ReplaceRefused, atomic_dir, atomic_file, check_replaceable
 
 VIDEO_SUFFIXES = {".mp4", ".gif"}
 
@@ -111,8 +112,13 @@ def write_gif(frames: np.ndarray, path: Path, fps: float | Fraction) -> None:
                        duration=max(int(round(1000 / float(as_rate(fps)))), 20), loop=0)
 
 
+def holds_only_frames(folder: Path) -> bool:
+    """A PNG-frames output of an earlier run (what a new one may replace)."""
+    return all(re.fullmatch(r"frame_\d{4,}\.png", p.name) for p in folder.iterdir())
+
+
 def write_png_folder(frames: np.ndarray, path: Path) -> None:
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, replace_if=holds_only_frames) as tmp:
         for i, frame in enumerate(to_uint8(frames)):
             Image.fromarray(frame).save(tmp / f"frame_{i:04d}.png")
 
@@ -127,6 +133,8 @@ def check_writable(path: str | Path) -> None:
                          "writable folder") from None
     if not os.access(parent, os.W_OK):
         raise InputError(f"{path}: the folder is not writable — choose a writable folder")
+    if Path(path).suffix == "":  # PNG frames: the folder is replaced whole
+        check_replaceable(path, holds_only_frames)
 
 
 def write_frames(frames, path: str | Path, fps: float | Fraction = 7.0) -> Path:
@@ -141,6 +149,8 @@ def write_frames(frames, path: str | Path, fps: float | Fraction = 7.0) -> Path:
                          "folder name (PNG frames)")
     try:
         writers[suffix]()
+    except ReplaceRefused:
+        raise
     except OSError as e:
         raise InputError(f"{path}: cannot write the output ({e.strerror or e}) — choose a "
                          "writable folder with free space") from None

@@ -98,6 +98,11 @@ def add_lora(model, rank: int, alpha: float, dropout: float, regex: str,
     return params
 
 
+def is_lora_folder(folder: Path) -> bool:
+    """A LoRA folder this program wrote (what a new save of one may replace)."""
+    return (folder / LORA_WEIGHTS).is_file()
+
+
 def save_lora(model, folder: str | Path, adapter_name: str = "default",
               extra: dict[str, str] | None = None) -> Path:
     """Write the adapter as a diffusers LoRA folder, atomically, with ``extra`` text files
@@ -105,7 +110,7 @@ def save_lora(model, folder: str | Path, adapter_name: str = "default",
     from ..core.atomic import atomic_dir
 
     folder = Path(folder)
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, replace_if=is_lora_folder) as tmp:
         model.save_lora_adapter(tmp, adapter_name=adapter_name, safe_serialization=True)
         for name, text in (extra or {}).items():
             (tmp / name).write_text(text)
@@ -129,7 +134,7 @@ def copy_lora(source: str | Path, folder: str | Path, dtype: torch.dtype | None 
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open API)
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, replace_if=is_lora_folder) as tmp:
         save_file(tensors, tmp / LORA_WEIGHTS, metadata=metadata)
         for extra in source.iterdir():
             if extra.name != LORA_WEIGHTS and extra.is_file():

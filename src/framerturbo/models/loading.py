@@ -309,13 +309,19 @@ def random_micro_components(controlnet: bool = True, seed: int = 0,
     }
 
 
+def is_model_folder(folder: Path) -> bool:
+    """A self-contained model folder (what a new save of one may replace)."""
+    return any((folder / name).exists()
+               for name in ("framerturbo.json", "model_index.json", "unet"))
+
+
 def save_components(parts: dict, folder: str | os.PathLike,
                     dtype: torch.dtype | None = None, record=None) -> Path:
     """Write a self-contained folder in the released layout, atomically (all or nothing);
     ``dtype`` stores the weights in that precision (the embedded micro model uses fp16);
     ``record`` (a :class:`~.record.ModelRecord`) says what the model is made for."""
     folder = Path(folder)
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, replace_if=is_model_folder) as tmp:
         write_components(parts, tmp, dtype, record)
     return folder
 

@@ -20,14 +20,18 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from ..core.atomic import atomic_dir, atomic_file
+from ..core.atomic import atomic_dir, atomic_file, check_replaceable
 from ..models.adapters import find_lora_dir, load_loras, shipped_turbo_dir
 from ..models.card import CARD_FILE, MARKER, write_card
-from ..models.loading import load_components, resolve_model, write_components
+from ..models.loading import (is_model_folder, load_components, resolve_model,
+                              write_components)
 from ..models.record import read_record
 from ..train.run_card import read_facts
 
 FORMATS = ("peft", "merged", "comfyui")
+# what an export may replace: an earlier export of the same kind
+FOLDER_KINDS = {"peft": lambda folder: (folder / "adapter_config.json").is_file(),
+                "merged": is_model_folder}
 
 
 def merged_unet(model: str, svd: str | None, lora: Path, scale: float = 1.0):
@@ -45,6 +49,8 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     lora, out = find_lora_dir(run_or_lora), Path(out)
+    if fmt != "comfyui":  # a folder, replaced whole: refuse one the user made before any work
+        check_replaceable(out, FOLDER_KINDS[fmt])
     facts = export_facts(lora, out, model, svd, scale)
     if fmt == "peft":
         return _export_peft(lora, out, model, svd, facts)
@@ -89,7 +95,7 @@ def _export_peft(lora: Path, out: Path, model: str, svd: str | None, facts: dict
     config = unet.peft_config[name]
     state = get_peft_model_state_dict(unet, adapter_name=name)
 
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace_if=FOLDER_KINDS["peft"]) as tmp:
         config.save_pretrained(tmp)
         save_file({f"base_model.model.{k}": v.contiguous() for k, v in state.items()},
                   tmp / "adapter_model.safetensors")
@@ -112,7 +118,7 @@ def _write_folder(out: Path, parts: dict, facts: dict, base: str) -> Path:
     record (without one a micro-sized merge would run at the released 512×320 × 14, euler 30)
     and, when the base ships one, its turbo LoRA (so ``--turbo`` finds it)."""
     turbo = shipped_turbo_dir(base)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace_if=FOLDER_KINDS["merged"]) as tmp:
         write_components(parts, tmp, record=read_record(base))
         if turbo is not None and turbo.is_dir():
             shutil.copytree(turbo, tmp / turbo.name)

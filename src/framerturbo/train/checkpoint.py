@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..core.atomic import atomic_dir, remove_stale
+from ..core.atomic import anything, atomic_dir, remove_stale
 from ..core.config import Config
 from ..models import adapters
 
@@ -60,7 +60,7 @@ def save_checkpoint(run_dir: Path, step: int, trainable: dict[str, torch.Tensor]
     for stale in root.glob(f".{ENGINE}-*"):
         if stale != engine_dir:
             shutil.rmtree(stale, ignore_errors=True)
-    with atomic_dir(final) as tmp:
+    with atomic_dir(final, replace_if=anything) as tmp:
         if engine_dir is not None:
             os.replace(engine_dir, tmp / ENGINE)
         save_file({k: v.contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.atomic import atomic_dir, atomic_file
+from ..core.atomic import atomic_dir, atomic_file, check_replaceable
 from ..core.seeding import stable_seed
 from ..data.dataset import ClipDataset, ClipSettings
 from ..data.sources import discover
@@ -70,6 +70,7 @@ def train_vae(data: list[str], out: str | Path, *, steps: int = 3000, frames: in
     from ..models.vae import FramerVAE
 
     out = Path(out)
+    check_replaceable(out, _vae_run_folder)  # before a step runs, not at the first save
     if steps < 2:
         raise ValueError(f"--steps must be at least 2 (the one-cycle schedule warms up, then "
                          f"decays), got {steps}")
@@ -161,9 +162,14 @@ def _checkpoint(vae, optimizer, schedule, step, steps, out: Path) -> None:
                      "step": step, "steps": steps})
 
 
+def _vae_run_folder(folder: Path) -> bool:
+    """A folder this trainer wrote (its VAE, curve or state): what a new save may replace."""
+    return any((folder / name).is_file() for name in ("config.json", LOG, STATE))
+
+
 def _save(vae, out: Path, state: dict | None = None) -> None:
     """The VAE, its curve and (while training) its state, as one atomic folder replacement."""
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace_if=_vae_run_folder) as tmp:
         vae.save_pretrained(tmp)
         if state is not None:
             torch.save(state, tmp / STATE)
