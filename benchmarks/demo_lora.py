@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     p.add_argument("--p-mean", type=float, default=None,
                    help="every run's σ ~ LogNormal(p_mean, p_std) (the demo's config when left out)")
     p.add_argument("--p-std", type=float, default=None)
+    p.add_argument("--loss-frames", choices=["all", "middle"], default=None,
+                   help="every run's objective.loss_frames (the demo's config when left out)")
     args = p.parse_args(argv)
     if args.tuning_seed == 200:
         p.error("seed 200 is the demo's held-out set; tune on another seed")
@@ -90,6 +92,8 @@ def main(argv=None) -> int:
                 cfg.objective.p_mean = args.p_mean
             if args.p_std is not None:
                 cfg.objective.p_std = args.p_std
+            if args.loss_frames is not None:
+                cfg.objective.loss_frames = args.loss_frames
             demo.cache_latents(cfg, pipe, work / "cache")
             start = time.perf_counter()
             run = train(cfg)
@@ -120,7 +124,8 @@ def main(argv=None) -> int:
     record_results(args, "demo_lora", card, rows, {"tuning_seed": args.tuning_seed,
                                                    "train_clips": train_clips,
                                                    "guidance": list(record.guidance),
-                                                   "p_mean": args.p_mean, "p_std": args.p_std})
+                                                   "p_mean": args.p_mean, "p_std": args.p_std,
+                                                   "loss_frames": args.loss_frames})
     return 0
 
 
