@@ -75,12 +75,15 @@ def test_batch_pairs_resume_and_bad_pair(tmp_path, capsys):
     argv = ["interpolate", "--pairs", str(pairs), "-o", str(out), "--num-frames", "5", *MODEL]
     assert main(argv) == 2  # the bad pair is reported, the others are done
     captured = capsys.readouterr()
-    assert "2 written, 0 already there, 1 failed" in captured.out
+    assert "2 written, 0 already there, 1 failed, 1 not understood" in captured.out
     assert "failed: bad:" in captured.err and "lonely: no lonely_end" in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
     stamp = (out / "a.mp4").stat().st_mtime_ns
     (pairs / "bad_start.png").unlink()
     (pairs / "bad_end.png").unlink()
+    assert main(argv) == 2  # the lonely image is still a pair that was not made
+    (pairs / "lonely_start.png").unlink()
+    capsys.readouterr()
     assert main(argv) == 0
     assert "0 written, 2 already there, 0 failed" in capsys.readouterr().out
     assert (out / "a.mp4").stat().st_mtime_ns == stamp

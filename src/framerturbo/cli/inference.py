@@ -179,8 +179,9 @@ def _run_batch(args) -> int:
         pairs, args.output, args.format)
     for pid, reason in summary.failed.items():
         print(f"failed: {pid}: {reason}", file=sys.stderr)
-    print(summary.line())
-    return EXIT_USAGE if summary.failed else 0
+    print(summary.line() + (f", {len(problems)} not understood (the warnings above)"
+                            if problems else ""))
+    return EXIT_USAGE if summary.failed or problems else 0
 
 
 def _add_stitch(sub) -> None:
