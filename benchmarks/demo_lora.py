@@ -49,7 +49,8 @@ def main(argv=None) -> int:
     p.add_argument("--tuning-seed", type=int, default=300,
                    help="seed of the tuning clips (the demo holds out seed 200: not that)")
     p.add_argument("--p-mean", type=float, default=None,
-                   help="every run's σ ~ LogNormal(p_mean, p_std) (the demo's config when left out)")
+                   help="every run's σ ~ LogNormal(p_mean, p_std) (the demo's config when "
+                        "left out)")
     p.add_argument("--p-std", type=float, default=None)
     p.add_argument("--loss-frames", choices=["all", "middle"], default=None,
                    help="every run's objective.loss_frames (the demo's config when left out)")

@@ -86,7 +86,8 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
     with warnings_to_stderr():
         result = pipe(start, end, num_frames=args.num_frames, height=args.height,
                       width=args.width, tracks=tracks, autopilot=args.autopilot,
-                      control_scale=args.control_scale, control_step_range=tuple(args.control_steps),
+                      control_scale=args.control_scale,
+                      control_step_range=tuple(args.control_steps),
                       generator=torch.Generator(device="cpu").manual_seed(args.seed),
                       output_type="np", **sampling_kwargs(args))
     elapsed = time.perf_counter() - t0
