@@ -21,27 +21,37 @@ import time
 from pathlib import Path
 
 
-def busy_threads_elsewhere(samples: int = 5, interval: float = 0.02) -> int | None:
-    """Threads of other processes ready to run, the least over ``samples`` looks; None where
-    ``/proc`` cannot say (not Linux)."""
-    proc, me = Path("/proc"), os.getpid()
+def runnable_threads(skip_pid: int | None = None) -> dict[int, int] | None:
+    """Process id → how many of its threads are ready to run right now (``/proc``), leaving out
+    ``skip_pid``; None where ``/proc`` cannot say (not Linux)."""
+    proc = Path("/proc")
     if not (proc / "self" / "task").is_dir():
         return None
+    counts: dict[int, int] = {}
+    for stat in proc.glob("[0-9]*/task/*/stat"):
+        pid = int(stat.parts[2])
+        if pid == skip_pid:
+            continue
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended while we looked
+            continue
+        if text[text.rfind(")") + 2:text.rfind(")") + 3] == "R":  # the state after "(name) "
+            counts[pid] = counts.get(pid, 0) + 1
+    return counts
+
+
+def busy_threads_elsewhere(samples: int = 5, interval: float = 0.02) -> int | None:
+    """Threads of other processes ready to run, the least over ``samples`` looks; None where
+    ``/proc`` cannot say."""
     least = None
     for i in range(samples):
         if i:
             time.sleep(interval)
-        count = 0
-        for stat in proc.glob("[0-9]*/task/*/stat"):
-            if stat.parts[2] == str(me):
-                continue
-            try:
-                text = stat.read_text()
-            except OSError:  # the thread ended while we looked
-                continue
-            state = text[text.rfind(")") + 2:text.rfind(")") + 3]  # after "(name) "
-            count += state == "R"
-        least = count if least is None else min(least, count)
+        counts = runnable_threads(skip_pid=os.getpid())
+        if counts is None:
+            return None
+        least = sum(counts.values()) if least is None else min(least, sum(counts.values()))
     return least
 
 
