@@ -166,6 +166,8 @@ def test_training_with_tracks_feeds_the_controlnet(tmp_path):
     (["objective.still_clips=1"], r"objective.still_clips must be in \[0, 1\)"),
     (["objective.kind=consistency", "objective.still_clips=0.2"], "does not use it"),
     (["objective.kind=consistency", "distill.max_guidance=3"], "set both"),
+    (["train.lr=-1"], "train.lr must be > 0, got -1"),  # torch's error, after the models loaded
+    (["train.lr=0"], "train.lr must be > 0, got 0"),
 ])
 def test_config_errors_are_one_clear_message(overrides, match):
     with pytest.raises(ConfigError, match=match) as err:

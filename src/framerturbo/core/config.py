@@ -360,6 +360,8 @@ def validate(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be >= 1, got {value}")
+    if not t.lr > 0:  # torch said "Invalid learning rate" only once the models had loaded
+        raise ConfigError(f"train.lr must be > 0, got {t.lr}")
     if not 0 <= cfg.objective.conditioning_dropout <= 1 / 3:
         raise ConfigError("objective.conditioning_dropout must be in [0, 1/3]")
     if not 0 <= cfg.objective.still_clips < 1:
