@@ -80,13 +80,16 @@ def _run_check_data(args) -> int:
     with atomic_file(out) as tmp:
         tmp.write_text(strict_json(summary))
     print(f"report: {out}")
-    if summary["counts"]["usable"]:
-        return 0
-    where = " ".join(args.data)
-    print(f"framerturbo: error: {where}: " + ("no videos, frame folders or manifest entries "
-          "found" if not reports else f"none of the {len(reports)} clips is usable (the "
-          "table says why)"), file=sys.stderr)
-    return EXIT_USAGE
+    if not reports:
+        raise ValueError(_nothing_found(args.data))
+    if not summary["counts"]["usable"]:
+        raise ValueError(f"{' '.join(args.data)}: none of the {len(reports)} clips is usable "
+                         "(the table says why)")
+    return 0
+
+
+def _nothing_found(paths: list[str]) -> str:
+    return f"{' '.join(paths)}: no videos, frame folders or manifest entries found"
 
 
 def _add_tracks(sub) -> None:
@@ -106,8 +109,7 @@ def _run_tracks(args) -> int:
     tracker = load_tracker(args.tracker)
     sources = discover(args.data)
     if not sources:
-        raise ValueError(f"{' '.join(args.data)}: no videos, frame folders or manifest entries "
-                         "found")
+        raise ValueError(_nothing_found(args.data))
     done = failed = kept = 0
     for src in tqdm(sources, desc="tracks", unit="clip"):
         out = src.tracks or default_tracks_path(src.path)

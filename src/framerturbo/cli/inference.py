@@ -338,7 +338,7 @@ def _add_demo(sub) -> None:
     p.add_argument("--out", default="demo-out", help="output folder (demo-out)")
     p.add_argument("--quick", action="store_true", help="a tiny version (under a minute)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_run_demo, torch_job=True)
+    p.set_defaults(func=_run_demo, runs_on="cpu")
 
 
 def _run_demo(args) -> int:

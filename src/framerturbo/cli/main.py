@@ -42,10 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         precheck = getattr(args, "precheck", None)
         if precheck is not None:  # inputs checked before the model libraries load (seconds)
             precheck(args)
-        if getattr(args, "device", None) or getattr(args, "torch_job", False):
+        # where a command runs its networks: its --device, else what it declares (runs_on)
+        device = getattr(args, "device", None) or getattr(args, "runs_on", None)
+        if device:
             from .cpu_share import warn_if_cores_busy
 
-            warn_if_cores_busy(getattr(args, "device", None) or "auto")
+            warn_if_cores_busy(device)
         _quiet_libraries()
         return args.func(args)
     except (ValueError, OSError, FloatingPointError) as e:  # ModelNotFoundError is an OSError

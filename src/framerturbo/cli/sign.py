@@ -112,7 +112,7 @@ def _add_hand_eval(sub) -> None:
                    help="ControlNet strength of the control rows (default: the model's, from "
                         "its framerturbo.json: 1 for Framer, 2 for the micro model)")
     p.add_argument("--out", required=True, help="folder for metrics.json and report.html")
-    p.set_defaults(func=_run_hand_eval, device="cpu")  # the CPU: its figures are fp32 ones
+    p.set_defaults(func=_run_hand_eval, runs_on="cpu")
 
 
 def _run_hand_eval(args) -> int:
@@ -168,7 +168,7 @@ def _add_train_hand_finder(sub) -> None:
     p.add_argument("--batch", type=STEPS, default=32, help="frames per step (32)")
     p.add_argument("--seed", type=int, default=TRAIN_SEED,
                    help=f"first clip seed, and the seed of the draws ({TRAIN_SEED})")
-    p.set_defaults(func=_run_train_hand_finder, torch_job=True)
+    p.set_defaults(func=_run_train_hand_finder, runs_on="cpu")
 
 
 def _run_train_hand_finder(args) -> int:

@@ -141,7 +141,7 @@ def _add_train(sub) -> None:
                        description="Train with the EDM objective on the sampler's conditioning. "
                                    "Also runs under `accelerate launch -m framerturbo train`.")
     _add_run_args(p)
-    p.set_defaults(func=_run_train, torch_job=True)
+    p.set_defaults(func=_run_train, runs_on="auto")
 
 
 def _add_run_args(p) -> None:
@@ -172,7 +172,7 @@ def _add_distill(sub) -> None:
                                    "docs/turbo.md). The same data, cache, checkpoints and resume "
                                    "as `train`; the result is RUN/lora/ with a turbo.json.")
     _add_run_args(p)
-    p.set_defaults(func=_run_distill, torch_job=True)
+    p.set_defaults(func=_run_distill, runs_on="auto")
 
 
 def _run_distill(args) -> int:
@@ -184,7 +184,7 @@ def _add_cache(sub) -> None:
     p = sub.add_parser("cache", help="precompute latents + CLIP tokens for training",
                        description="Build (or verify and complete) the latent cache for a config.")
     add_config_args(p)
-    p.set_defaults(func=_run_cache, torch_job=True)
+    p.set_defaults(func=_run_cache, runs_on="auto")
 
 
 def _run_cache(args) -> int:
@@ -232,7 +232,7 @@ def _add_train_vae(sub) -> None:
     p.add_argument("--decoder-only", action="store_true",
                    help="train only the decoder (needs --init): the latents, and the scaling "
                         "factor a UNet was trained with, stay as they are")
-    p.set_defaults(func=_run_train_vae, torch_job=True)
+    p.set_defaults(func=_run_train_vae, runs_on="cpu")
 
 
 def _run_train_vae(args) -> int:
