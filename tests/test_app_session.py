@@ -4,6 +4,7 @@ on several) and turns into tracks in start-image pixels."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from framerturbo.cli.app import Session, draw
@@ -45,3 +46,16 @@ def test_draw_marks_points_without_touching_the_original():
     marked = draw(img, s, "start")
     assert np.asarray(marked).std() > 0 and np.asarray(img).std() == 0
     assert draw(None, s, "end") is None
+
+
+def test_autopilot_moves_the_control_slider_to_its_scale():
+    """Ticking autopilot sets the control slider to Framer's autopilot strength (the CLI and the
+    API give SIFT tracks 0.5); unticking it gives drawn points the model's strength back.
+    Before, the slider stayed at the model's 2 and autopilot ran at 2 in the app only."""
+    pytest.importorskip("gradio")
+    from framerturbo.cli.app import Runner, build_app
+    from framerturbo.models.record import AUTOPILOT_CONTROL_SCALE
+
+    app = build_app(Runner(pipe=None, loras={}), {"control_scale": 2.0})
+    (fn,) = [f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == "on_autopilot"]
+    assert fn(True) == AUTOPILOT_CONTROL_SCALE and fn(False) == 2.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from framerturbo.models.norms import set_norm_groups
 from framerturbo.models.adapters import add_lora, load_loras, save_lora, target_regex
@@ -140,14 +140,19 @@ def test_exports_never_replace_what_a_user_made(base_and_loras, tmp_path, capsys
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    for out, fmt in ((photo, "merged"), (mine, "merged"), (mine, "peft")):
+    weights = tmp_path / "weights.safetensors"  # someone's file of the comfyui export's name
+    save_file({"w": torch.ones(2)}, weights)
+    before = weights.read_bytes()
+    for out, fmt in ((photo, "merged"), (mine, "merged"), (mine, "peft"), (photo, "comfyui"),
+                     (weights, "comfyui"), (mine, "comfyui")):
         capsys.readouterr()
         assert main(["export", str(lora), "--format", fmt, "--out", str(out),
                      "--model", str(base)]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and str(out) in err
     assert photo.read_bytes() == b"mine" and (mine / "notes.txt").read_text() == "mine"
-    for fmt in ("peft", "merged"):
+    assert weights.read_bytes() == before
+    for fmt in ("peft", "merged", "comfyui"):
         again = tmp_path / fmt
         for _ in range(2):  # the second run replaces the first's folder
             assert main(["export", str(lora), "--format", fmt, "--out", str(again),

@@ -194,6 +194,11 @@ def test_sentence_lists_every_unknown_gloss(signer_lexicon, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "unknown glosses FOO, BAR" in err[0]
+    code = main(["sentence", "HELLO", "--lexicon", str(folder), "-o", str(tmp_path / "s.mp4"),
+                 *MODEL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "HELLO" in err[0] and "two glosses" in err[0]
+    assert not (tmp_path / "s.mp4").exists()
 
 
 def test_sentence_from_folder_and_jsonl(signer_lexicon, tmp_path):

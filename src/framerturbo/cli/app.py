@@ -151,7 +151,7 @@ class Runner:
 def build_app(runner: Runner, defaults: dict | None = None):
     import gradio as gr
 
-    from ..models.record import FRAMER_GUIDANCE
+    from ..models.record import AUTOPILOT_CONTROL_SCALE, FRAMER_GUIDANCE
     from ..models.schedulers import SAMPLERS
 
     d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++",
@@ -250,6 +250,12 @@ def build_app(runner: Runner, defaults: dict | None = None):
             except ValueError as e:
                 raise gr.Error(str(e)) from None
 
+        def on_autopilot(on: bool) -> float:
+            """Autopilot's SIFT tracks steer at Framer's 0.5 (as in the CLI and the API), drawn
+            points at the model's strength: the slider shows the scale the run will use."""
+            return AUTOPILOT_CONTROL_SCALE if on else d["control_scale"]
+
+        autopilot.change(on_autopilot, [autopilot], [control_scale])
         run.click(on_run, [state, autopilot, sampler, steps, seed, gmin, gmax, frames, height,
                            width, lora, lora_scale, control_scale, keep_static], [video, gif])
     return app

@@ -83,7 +83,8 @@ def _run_sentence(args) -> int:
     clips = resolve_glosses(args.glosses, args.lexicon)
     print("clips: " + " ".join(str(c) for c in clips))
     if len(clips) == 1:
-        raise ValueError("a sentence needs at least two glosses")
+        raise ValueError(f"a sentence needs at least two glosses — {args.glosses.strip()} alone "
+                         f"is {clips[0]}, nothing to join")
     clips = [str(c) for c in clips]
     check_stitch_inputs(args, clips)
     return run_stitch_clips(args, clips)

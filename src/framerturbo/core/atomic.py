@@ -90,6 +90,20 @@ def check_replaceable(path: str | Path, replace_if=None) -> None:
                              "replace it whole — give a new or empty folder")
 
 
+def check_replaceable_file(path: str | Path, replace_if) -> None:
+    """Raise :class:`ReplaceRefused` unless ``path`` is missing or a file ``replace_if(path)``
+    recognises as this writer's own earlier output (a one-file export must not replace a
+    user's photo or checkpoint of the same name)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir():
+        raise ReplaceRefused(f"{path}: is a folder — give a file name for the output")
+    if not replace_if(path):
+        raise ReplaceRefused(f"{path}: exists and is not an earlier output of this command — "
+                             "give a new file name")
+
+
 def anything(folder: Path) -> bool:
     """``replace_if`` for folders only this program writes (a run's own checkpoints)."""
     return True

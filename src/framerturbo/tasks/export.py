@@ -18,9 +18,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..core.atomic import atomic_dir, atomic_file, check_replaceable
+from ..core.atomic import (atomic_dir, atomic_file, check_replaceable,
+                           check_replaceable_file)
 from ..models.adapters import find_lora_dir, load_loras, shipped_turbo_dir
 from ..models.card import CARD_FILE, MARKER, write_card
 from ..models.loading import (is_model_folder, load_components, resolve_model,
@@ -29,6 +31,7 @@ from ..models.record import read_record
 from ..train.run_card import read_facts
 
 FORMATS = ("peft", "merged", "comfyui")
+COMFYUI_SOURCE = "framerturbo merged Framer UNet"  # in the file's metadata: ours to replace
 # what an export may replace: an earlier export of the same kind
 FOLDER_KINDS = {"peft": lambda folder: (folder / "adapter_config.json").is_file(),
                 "merged": is_model_folder}
@@ -49,7 +52,9 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     lora, out = find_lora_dir(run_or_lora), Path(out)
-    if fmt != "comfyui":  # a folder, replaced whole: refuse one the user made before any work
+    if fmt == "comfyui":  # refuse to replace what the user made, before any work
+        check_replaceable_file(out, is_comfyui_export)
+    else:  # a folder, replaced whole
         check_replaceable(out, FOLDER_KINDS[fmt])
     facts = export_facts(lora, out, model, svd, scale)
     if fmt == "peft":
@@ -58,13 +63,22 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
     if fmt == "comfyui":
         with atomic_file(out) as tmp:
             save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, tmp,
-                      metadata={"format": "pt", "source": "framerturbo merged Framer UNet"})
+                      metadata={"format": "pt", "source": COMFYUI_SOURCE})
         card = out.parent / CARD_FILE
         if card.exists() and MARKER not in card.read_text(errors="replace"):
             card = out.with_name(out.stem + ".README.md")  # never overwrite someone's README
         write_card(card, facts, "comfyui", out.name)
         return out
     return _write_folder(out, merged_parts(model, unet, parts), facts, model)
+
+
+def is_comfyui_export(path: Path) -> bool:
+    """Whether ``path`` is a safetensors file an earlier ``comfyui`` export wrote."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return (f.metadata() or {}).get("source") == COMFYUI_SOURCE
+    except Exception:  # not a safetensors file at all (safetensors raises its own errors)
+        return False
 
 
 def trained_on(run_or_lora: str | Path, svd: str | None = None) -> tuple[str, str | None]:
