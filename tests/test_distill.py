@@ -21,11 +21,11 @@ from framerturbo.denoising import conditioning as C
 from framerturbo.denoising.denoiser import FramerDenoiser
 from framerturbo.denoising.encoding import EncodedBatch
 from framerturbo.models import adapters
+from framerturbo.models.adapters import adapters_off
 from framerturbo.models.loading import random_micro_components
 from framerturbo.train.consistency import (
     ConsistencyDraw,
     ConsistencyObjective,
-    adapters_off,
     sigma_grid,
     teacher_step,
 )

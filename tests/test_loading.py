@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import textured_image
-from framerturbo.models.loading import (ModelNotFoundError, cpu_decode_dtype, load_components,
-                                        save_components)
+from framerturbo.models.loading import cpu_decode_dtype, load_components, save_components
+from framerturbo.models.names import ModelNotFoundError
 from framerturbo.sampling.pipeline import FramerPipeline
 
 RUN = dict(num_frames=5, height=64, width=64, num_inference_steps=2, output_type="np")

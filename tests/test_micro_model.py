@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from framerturbo.models.loading import MICRO, MICRO_PATH, load_components, resolve_model
+from framerturbo.models.configs import MICRO_PATH
+from framerturbo.models.loading import load_components
+from framerturbo.models.names import MICRO, resolve_model
 from framerturbo.sampling.pipeline import FramerPipeline
 from framerturbo.media.files import read_video_frames
 

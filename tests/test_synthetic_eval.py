@@ -123,7 +123,7 @@ def test_demo_quick_writes_metrics_and_report(tmp_path):
 
 def _base_alone(demo_out) -> float:
     from framerturbo.eval.evaluate import load_eval_clips, score_model
-    from framerturbo.models.loading import MICRO
+    from framerturbo.models.names import MICRO
     from framerturbo.models.record import read_record
     from framerturbo.sampling.pipeline import FramerPipeline
     from framerturbo.tasks.demo import DemoPlan, demo_config

@@ -158,7 +158,8 @@ def apply_model_defaults(args, record=None):
 
 def model_notice(model: str) -> str | None:
     """What to tell a user of the embedded micro model, once per command."""
-    from ..models.loading import MICRO_PATH, resolve_model
+    from ..models.configs import MICRO_PATH
+    from ..models.names import resolve_model
 
     try:
         is_micro = resolve_model(model) == str(MICRO_PATH)
@@ -242,7 +243,7 @@ def load_pipeline(args, controlnet: bool, notice: bool = False, fuse: bool = Fal
     check_args_early(args)
     from ..models import levers
     from ..models.adapters import find_lora_dir, load_loras, parse_lora_spec
-    from ..models.loading import RANDOM_MICRO
+    from ..models.names import RANDOM_MICRO
     from ..models.schedulers import canonical_name
     from ..sampling.pipeline import FramerPipeline
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..media.files import to_uint8
-from .synthetic import SyntheticClip, _path, _visibility
+from .scene import SyntheticClip, bezier_path, visibility
 
 # Licences from each function's docstring in skimage/data/_fetchers.py (scikit-image 0.26);
 # moon (no licence stated) and horse (clip-art silhouette, not a photograph) are not used.
@@ -96,10 +96,10 @@ class _Camera:
         u = size / 64.0
         self.size = size
         zoom = rng.uniform(1.5, 2.2)  # photo pixels per frame pixel (working copy)
-        self.z = zoom * np.exp(_path(rng, num_frames, -0.12, 0.12))
-        self.theta = rng.uniform(-0.08, 0.08) + _path(rng, num_frames, -0.06, 0.06)
-        pan = np.stack([_path(rng, num_frames, -6 * u, 6 * u),
-                        _path(rng, num_frames, -6 * u, 6 * u)], axis=1) * zoom
+        self.z = zoom * np.exp(bezier_path(rng, num_frames, -0.12, 0.12))
+        self.theta = rng.uniform(-0.08, 0.08) + bezier_path(rng, num_frames, -0.06, 0.06)
+        pan = np.stack([bezier_path(rng, num_frames, -6 * u, 6 * u),
+                        bezier_path(rng, num_frames, -6 * u, 6 * u)], axis=1) * zoom
         half = size / 2
         corners = np.array([[-half, -half], [half, -half], [-half, half], [half, half]])
         reach = np.stack([pan[t] + self.z[t] * corners @ _rot(self.theta[t]).T
@@ -138,7 +138,7 @@ def _downsample(img: np.ndarray, size: int) -> np.ndarray:
 
 def _lighting(rng, num_frames):
     """Per-frame contrast and brightness: a smooth global exposure change."""
-    return _path(rng, num_frames, 0.8, 1.15), _path(rng, num_frames, -0.07, 0.07)
+    return bezier_path(rng, num_frames, 0.8, 1.15), bezier_path(rng, num_frames, -0.07, 0.07)
 
 
 # ------------------------------------------------------------------------------------- cut-outs
@@ -177,10 +177,10 @@ class _Cutout:
         self.sd = _outline(rng)
         self.soft = rng.uniform(0.08, 0.3) if rng.random() < 0.5 else 0.0
         start = rng.uniform(0.25 * size, 0.75 * size, 2)
-        self.xy = start + np.stack([_path(rng, num_frames, -9 * u, 9 * u),
-                                    _path(rng, num_frames, -9 * u, 9 * u)], axis=1)
-        self.angle = rng.uniform(-np.pi, np.pi) + _path(rng, num_frames, -0.5, 0.5)
-        self.scale = self.radius * _path(rng, num_frames, 0.85, 1.15)
+        self.xy = start + np.stack([bezier_path(rng, num_frames, -9 * u, 9 * u),
+                                    bezier_path(rng, num_frames, -9 * u, 9 * u)], axis=1)
+        self.angle = rng.uniform(-np.pi, np.pi) + bezier_path(rng, num_frames, -0.5, 0.5)
+        self.scale = self.radius * bezier_path(rng, num_frames, 0.85, 1.15)
         k = self.radius * rng.uniform(1.2, 2.0)  # photo pixels per unit of the outline
         self.tex = k * _rot(rng.uniform(-np.pi, np.pi))
         h, w = photo.shape[:2]
@@ -264,7 +264,7 @@ def render_photos(seed: int, num_frames: int = 9, size: int = 64, ss: int = 2,
         frames.append(frame)
         masks.append(mask[ss // 2::ss, ss // 2::ss])
     masks = np.stack(masks)
-    visible = _visibility(tracks, owner, masks, size)
+    visible = visibility(tracks, owner, masks, size)
     return SyntheticClip(to_uint8(np.stack(frames)), tracks, visible, masks)
 
 
@@ -282,5 +282,11 @@ def camera_clip(image: np.ndarray, seed: int, num_frames: int = 9, size: int = 6
               for t in range(num_frames)]
     tracks = np.stack([camera.to_frame(t, anchor) for t in range(num_frames)])
     masks = np.zeros((num_frames, size, size), np.int32)
-    visible = _visibility(tracks, np.zeros(BG_POINTS, int), masks, size)
+    visible = visibility(tracks, np.zeros(BG_POINTS, int), masks, size)
     return SyntheticClip(to_uint8(np.stack(frames)), tracks, visible, masks)
+
+
+def render_camera(seed: int, num_frames: int = 9, size: int = 64) -> SyntheticClip:
+    """The ``camera`` world: :func:`camera_clip` over one of the ``HELD_OUT_PHOTOS`` by seed."""
+    photo = load_photo(HELD_OUT_PHOTOS[seed % len(HELD_OUT_PHOTOS)])
+    return camera_clip(photo, seed, num_frames, size)

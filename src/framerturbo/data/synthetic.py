@@ -25,16 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ..media.files import to_uint8, write_mp4
+from .photos import render_camera, render_photos
+from .scene import SyntheticClip, bezier_path, visibility
 
 DOMAINS = ("shapes", "signer", "signer-close", "photos", "camera")
-
-
-@dataclass
-class SyntheticClip:
-    frames: np.ndarray  # (F, H, W, 3) uint8
-    tracks: np.ndarray  # (F, K, 2) float, pixels
-    visible: np.ndarray  # (F, K) bool
-    masks: np.ndarray  # (F, H, W) int: moving-part id, 0 = background
 
 
 def _smooth_texture(rng, h, w, colors=3, blobs=24) -> np.ndarray:
@@ -51,13 +45,6 @@ def _smooth_texture(rng, h, w, colors=3, blobs=24) -> np.ndarray:
 def _downsample(img: np.ndarray, factor: int) -> np.ndarray:
     h, w = img.shape[0] // factor, img.shape[1] // factor
     return img[:h * factor, :w * factor].reshape(h, factor, w, factor, -1).mean(axis=(1, 3))
-
-
-def _path(rng, num_frames, lo, hi):
-    """A smooth 1-D trajectory: a random quadratic Bézier between bounds."""
-    p = rng.uniform(lo, hi, 3)
-    t = np.linspace(0, 1, num_frames)
-    return (1 - t) ** 2 * p[0] + 2 * (1 - t) * t * p[1] + t**2 * p[2]
 
 
 # ------------------------------------------------------------------------------------- shapes
@@ -96,10 +83,10 @@ def render_shapes(seed: int, num_frames: int = 9, size: int = 64, num_shapes: in
         radius = rng.uniform(0.12, 0.22) * size
         shapes.append(dict(
             kind=rng.choice(["disc", "square", "triangle"]), colour=_shape_texture(rng),
-            x=_path(rng, num_frames, 0.2 * size, 0.8 * size),
-            y=_path(rng, num_frames, 0.2 * size, 0.8 * size),
-            angle=_path(rng, num_frames, -1.2, 1.2),
-            scale=radius * _path(rng, num_frames, 0.8, 1.25),
+            x=bezier_path(rng, num_frames, 0.2 * size, 0.8 * size),
+            y=bezier_path(rng, num_frames, 0.2 * size, 0.8 * size),
+            angle=bezier_path(rng, num_frames, -1.2, 1.2),
+            scale=radius * bezier_path(rng, num_frames, 0.8, 1.25),
             anchors=_sample_inside(rng, points_per_shape)))
     frames, masks = [], []
     tracks = np.zeros((num_frames, num_shapes * points_per_shape, 2))
@@ -120,23 +107,13 @@ def render_shapes(seed: int, num_frames: int = 9, size: int = 64, num_shapes: in
         frames.append(_downsample(img, ss))
         masks.append(mask[ss // 2::ss, ss // 2::ss])
     masks = np.stack(masks)
-    visible = _visibility(tracks, owner, masks, size)
+    visible = visibility(tracks, owner, masks, size)
     return SyntheticClip(to_uint8(np.stack(frames)), tracks, visible, masks)
 
 
 def _sample_inside(rng, n):
     """Anchor points in the core that lies inside every shape kind (|u| ≤ 0.4, v ∈ [−0.1, 0.7])."""
     return np.stack([rng.uniform(-0.4, 0.4, n), rng.uniform(-0.1, 0.7, n)], axis=1)
-
-
-def _visibility(tracks, owner, masks, size):
-    f, k = tracks.shape[:2]
-    xi = np.clip(np.floor(tracks[..., 0]).astype(int), 0, size - 1)
-    yi = np.clip(np.floor(tracks[..., 1]).astype(int), 0, size - 1)
-    inside = ((tracks[..., 0] >= 0) & (tracks[..., 0] < size)
-              & (tracks[..., 1] >= 0) & (tracks[..., 1] < size))
-    on_owner = masks[np.arange(f)[:, None], yi, xi] == owner[None]
-    return inside & on_owner
 
 
 # ------------------------------------------------------------------------------------- signer
@@ -231,7 +208,7 @@ def render_signer(seed: int, num_frames: int = 9, size: int = 64, ss: int = 2,
     tracks = np.stack(tracks)
     masks = np.stack(masks)
     owner = np.array([2] + [3] * 5 + [4] * 5)
-    visible = _visibility(tracks, owner, masks, size)
+    visible = visibility(tracks, owner, masks, size)
     return SyntheticClip(to_uint8(np.stack(frames)), tracks, visible, masks)
 
 
@@ -243,14 +220,9 @@ def render(domain: str, seed: int, num_frames: int = 9, size: int = 64) -> Synth
     if domain == "signer-close":
         return render_signer(seed, num_frames, size, style=CLOSE)
     if domain == "photos":
-        from .photos import render_photos  # it builds on this module's helpers
-
         return render_photos(seed, num_frames, size)
     if domain == "camera":
-        from .photos import HELD_OUT_PHOTOS, camera_clip, load_photo
-
-        photo = load_photo(HELD_OUT_PHOTOS[seed % len(HELD_OUT_PHOTOS)])
-        return camera_clip(photo, seed, num_frames, size)
+        return render_camera(seed, num_frames, size)
     raise ValueError(f"unknown domain {domain!r}; choose one of: {', '.join(DOMAINS)}")
 
 

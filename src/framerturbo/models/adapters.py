@@ -26,6 +26,7 @@ scale, and its ``scheduler_config.json`` (if any) says on which Karras grid it w
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -235,11 +236,22 @@ def set_weights(target, weights: dict[str, float]) -> None:
         target.set_adapters(names, weights=scales)
 
 
+@contextmanager
+def adapters_off(unet):
+    """The base model: every LoRA layer of ``unet`` skipped (PEFT's disable flag), restored —
+    requires_grad included — on exit."""
+    unet.disable_adapters()
+    try:
+        yield unet
+    finally:
+        unet.enable_adapters()
+
+
 def shipped_turbo_dir(model: str | Path | None) -> Path | None:
     """Where a model keeps its own turbo LoRA: ``<model>/turbo/`` (``new-model --turbo`` puts
     it there; the embedded micro model's is the package's ``assets/micro/turbo/``)."""
     from .configs import MICRO_PATH
-    from .loading import MICRO, RANDOM_MICRO
+    from .names import MICRO, RANDOM_MICRO
 
     if model is None or str(model) == RANDOM_MICRO:
         return None

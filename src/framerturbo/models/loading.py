@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 
 from ..core.atomic import atomic_dir
-from .configs import CLIP_MEAN, CLIP_STD, MICRO_PATH, SVD_SCHEDULER, config
+from .configs import CLIP_MEAN, CLIP_STD, SVD_SCHEDULER, config
 from .controlnet import FramerControlNet
+from .names import RANDOM_MICRO, ModelNotFoundError, resolve_model
 from .unet import FramerUNet
 from .vae import FramerVAE
 
@@ -34,25 +35,6 @@ logger = logging.getLogger(__name__)
 REQUIRED = ("unet", "vae", "image_encoder")
 OPTIONAL = ("controlnet", "feature_extractor", "scheduler")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-RANDOM_MICRO = "random-micro"
-MICRO = "micro"  # the trained micro Framer shipped inside the package
-
-
-def resolve_model(model: str | os.PathLike) -> str:
-    """Named models → folders: ``micro`` is the package's embedded micro Framer."""
-    if str(model) == MICRO:
-        if not (MICRO_PATH / "unet").is_dir():
-            raise ModelNotFoundError(
-                f"the embedded micro model is missing from {MICRO_PATH} — rebuild it "
-                "(docs/micro-model.md) or use --model random-micro")
-        return str(MICRO_PATH)
-    return str(model)
-
-
-class ModelNotFoundError(FileNotFoundError):
-    """A model folder or one of its parts is missing; the message says what and where."""
-
-
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto``: CUDA when there is one, else the CPU; a named device must exist here (one line
     saying so, not a traceback from deep inside the first tensor move)."""

@@ -108,7 +108,7 @@ def write_record(folder: str | os.PathLike, record: ModelRecord) -> None:
 
 def read_record(model: str | os.PathLike) -> ModelRecord:
     """The record of a model name, folder or Hub id (Hub ids: the released defaults)."""
-    from .loading import RANDOM_MICRO, resolve_model
+    from .names import RANDOM_MICRO, resolve_model
 
     if str(model) == RANDOM_MICRO:
         return MICRO_SIZE

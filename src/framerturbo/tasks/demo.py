@@ -22,7 +22,8 @@ import numpy as np
 from ..core.atomic import atomic_file
 from ..core.config import Config
 from ..core.jsonout import strict_json
-from ..models.loading import MICRO, MICRO_PATH, RANDOM_MICRO
+from ..models.configs import MICRO_PATH
+from ..models.names import MICRO, RANDOM_MICRO
 from ..models.record import FRAMER_GUIDANCE, read_record
 
 logger = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from ..core.atomic import (atomic_dir, atomic_file, check_replaceable,
                            check_replaceable_file)
 from ..models.adapters import find_lora_dir, load_loras, shipped_turbo_dir
 from ..models.card import CARD_FILE, MARKER, write_card
-from ..models.loading import (is_model_folder, load_components, resolve_model,
-                              write_components)
+from ..models.loading import is_model_folder, load_components, write_components
+from ..models.names import resolve_model
 from ..models.record import read_record
 from ..train.run_card import read_facts
 

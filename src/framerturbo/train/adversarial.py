@@ -32,6 +32,7 @@ from torch import nn
 
 from ..core import edm
 from ..denoising import conditioning as C
+from ..models.adapters import adapters_off
 from ..models.encoder import prepare_encoder_inputs, run_down_path, run_mid_block
 
 WEIGHTS = "discriminator.safetensors"  # in a checkpoint folder, next to target.safetensors
@@ -164,8 +165,6 @@ class Adversary:
 
     def features(self, x0: torch.Tensor, draw: AdversarialDraw, cond, extra=None):
         """φ at x0 + σ_d·ε_d (+ ``extra``), on the frozen base model (every LoRA layer off)."""
-        from .consistency import adapters_off
-
         x = edm.add_noise(x0 if extra is None else x0 + extra, draw.noise, draw.sigma)
         with adapters_off(self.unet):
             return level_features(self.unet, x, draw.sigma, cond, self.dtype)

@@ -32,6 +32,7 @@ from ..core.config import Config, DistillConfig
 from ..denoising import conditioning as C
 from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch
+from ..models.adapters import adapters_off
 from .adversarial import Adversary, AdversarialDraw
 from .objective import frame_weights
 from .setup import teacher_guidance
@@ -61,17 +62,6 @@ class ConsistencyDraw:
         tracks = bool(torch.rand((), generator=generator) < track_fraction)
         adversarial = adversary.draw(latents, generator) if adversary is not None else None
         return cls(index.to(latents.device), noise.to(latents.device), tracks, adversarial)
-
-
-@contextmanager
-def adapters_off(unet):
-    """The base model: every LoRA layer of ``unet`` skipped (PEFT's disable flag), restored —
-    requires_grad included — on exit."""
-    unet.disable_adapters()
-    try:
-        yield unet
-    finally:
-        unet.enable_adapters()
 
 
 @contextmanager

@@ -33,7 +33,7 @@ def resolve_heatmap_size(cfg: Config) -> None:
     from pathlib import Path
 
     from ..core.tracks import HEATMAP_RADIUS, HEATMAP_SIGMA
-    from ..models.loading import resolve_model
+    from ..models.names import resolve_model
 
     c = cfg.control
     if c.heatmap_sigma > 0:
