@@ -66,3 +66,21 @@ def test_full_runs_record_their_rows(tmp_path):
     data = json.loads(path.read_text())
     assert data["data"]["rows"] == [{"speedup": 5.0}] and data["data"]["keyint"] == 250
     assert data["card"] == "cpu-test" and "torch" in data["versions"]
+
+
+def test_gpu_suite_smoke_runs_every_step_and_records_nothing():
+    """The one command a lent GPU machine runs (benchmarks/gpu_suite.sh), in its CPU --tiny mode:
+    each benchmark step runs to exit 0 under its own limit and nothing lands in results/."""
+    import os
+
+    results = BENCH / "results"
+    before = _snapshot(results)
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    env["PYTHON"] = sys.executable
+    result = subprocess.run(["bash", str(BENCH / "gpu_suite.sh"), "--tiny"], capture_output=True,
+                            text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    ran = [line for line in result.stdout.splitlines() if line.startswith("== exit")]
+    assert ran == ["== exit 0", "== exit 0"]  # sample.py and train_step.py (--micro: GPU only)
+    assert result.stdout.count("not recorded (--tiny smoke run)") == 2
+    assert _snapshot(results) == before
