@@ -35,7 +35,7 @@ def test_writes_mp4_gif_and_png_folder(endpoints, tmp_path, capsys, released_lay
     video = read_video_frames(tmp_path / "o.mp4")
     assert video.shape == (5, 64, 64, 3)
     err = capsys.readouterr().err
-    assert "RANDOM weights" in err and "resized to 64x64" in err
+    assert "RANDOM weights" in err and "resized to the start's size" in err
 
     framer, svd = released_layout
     assert interpolate(endpoints, tmp_path / "o.gif",
@@ -47,6 +47,37 @@ def test_writes_mp4_gif_and_png_folder(endpoints, tmp_path, capsys, released_lay
     pngs = sorted((tmp_path / "frames").glob("*.png"))
     assert len(pngs) == 5 and Image.open(pngs[0]).size == (64, 64)
     assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+@pytest.mark.parametrize("mode,canvas,shift,out_hw", [
+    ("pad", (96, 96), (0, 24), (32, 64)),  # letterboxed; the bars cut off the output
+    ("crop", (48, 48), (-24, 0), (64, 64)),  # the centre square
+    ("squash", (48, 96), (0, 0), (64, 64)),  # stretched, as Framer's own app does
+])
+def test_other_aspects_are_letterboxed_cropped_or_squashed(mode, canvas, shift, out_hw, tmp_path,
+                                                           monkeypatch):
+    """A 96×48 pair on a 64×64 model: the pipeline gets the picture on a canvas of the model's
+    aspect (so its resize scales evenly), the tracks move with the picture, and with pad the
+    output keeps the picture's 2:1 aspect. Before, every pair was stretched to the model's size."""
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    wide = textured_image(96, 2)[24:72]  # (48, 96, 3)
+    Image.fromarray(wide).save(tmp_path / "a.png")
+    Image.fromarray(np.roll(wide, 3, axis=1)).save(tmp_path / "b.png")
+    (tmp_path / "t.json").write_text(json.dumps({"tracks": [{"points": [[10, 20], [40, 30]]}]}))
+    seen = {}
+    call = FramerPipeline.__call__
+    monkeypatch.setattr(FramerPipeline, "__call__", lambda self, start, end, **kw: (
+        seen.update(start=start, end=end, tracks=kw["tracks"]), call(self, start, end, **kw))[1])
+    assert interpolate((tmp_path / "a.png", tmp_path / "b.png"), tmp_path / "o", "--tracks",
+                       str(tmp_path / "t.json"), "--resize", mode) == 0
+    assert seen["start"].shape == seen["end"].shape == (*canvas, 3)
+    assert seen["tracks"].image_size == canvas[::-1]
+    assert seen["tracks"].tracks[0].points[0] == pytest.approx(np.add([10, 20], shift))
+    if mode == "pad":  # the picture sits whole between black bars
+        assert np.array_equal(seen["start"][24:72], wide) and not seen["start"][:24].any()
+    pngs = sorted((tmp_path / "o").glob("*.png"))
+    assert len(pngs) == 5 and np.asarray(Image.open(pngs[2])).shape[:2] == out_hw
 
 
 def test_seed_reproducible_and_tracks_accepted(endpoints, tmp_path):

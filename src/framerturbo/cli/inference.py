@@ -60,15 +60,21 @@ def _add_interpolate(sub) -> None:
                         "the micro model; 0.5 with --autopilot)")
     p.add_argument("--control-steps", type=float, nargs=2, metavar=("FROM", "TO"),
                    default=(0.0, 1.0), help="fraction of steps with control (0 1)")
+    p.add_argument("--resize", choices=["pad", "crop", "squash"], default="pad",
+                   help="images of another aspect than the model's size: pad = letterboxed "
+                        "and the padding cut off the output (its aspect kept, as stitch does), "
+                        "crop = centre-cropped to the model's aspect, squash = stretched (pad)")
     p.set_defaults(func=_run_interpolate, precheck=_check_interpolate_inputs)
 
 
-def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) -> float:
-    """One pair → ``out``; returns the sampling time."""
+def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path):
+    """One pair → ``out``; returns the sampling time and the output's (height, width)."""
+    import numpy as np
     import torch
 
-    from ..core.tracks import load_tracks
+    from ..core.tracks import load_tracks, moved_to_canvas
     from ..media.files import load_image, write_frames
+    from ..media.video import canvas_for, resize_frames
 
     start, end = load_image(start_path), load_image(end_path)
     tracks = None
@@ -78,14 +84,27 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
         tracks = load_tracks(tracks_path)
         if tracks.image_size is None:
             tracks.image_size = start.size  # points are in start-image pixels
-    for path, img in ((start_path, start), (end_path, end)):
-        if img.size != (args.width, args.height):
-            print(f"warning: {path} is {img.size[0]}x{img.size[1]}; resized to "
-                  f"{args.width}x{args.height}", file=sys.stderr)
+    start_px, end_px = (np.asarray(img.convert("RGB")) for img in (start, end))
+    if end.size != start.size:  # one frame for both: the end image takes the start's
+        same_aspect = end.size[0] * start.size[1] == end.size[1] * start.size[0]
+        print(f"note: {end_path} is {end.size[0]}x{end.size[1]}, {start_path} "
+              f"{start.size[0]}x{start.size[1]}: the end image is "
+              f"{'' if same_aspect else 'centre-cropped and '}resized to the start's size",
+              file=sys.stderr)
+        end_px = resize_frames(end_px[None], start.size[1], start.size[0], "crop")[0]
+    canvas = canvas_for(start.size[1], start.size[0], args.height, args.width, args.resize)
+    if start.size != (args.width, args.height):
+        how = {"pad": "letterboxed into", "crop": "centre-cropped to the aspect of",
+               "squash": "stretched to"}[args.resize]
+        print(f"note: {start_path} is {start.size[0]}x{start.size[1]}: {how} the model's "
+              f"{args.width}x{args.height} (--resize {args.resize})", file=sys.stderr)
+    if tracks is not None:
+        tracks = moved_to_canvas(tracks, start.size, canvas.shift, canvas.canvas_hw[::-1])
     t0 = time.perf_counter()
     with warnings_to_stderr():
-        result = pipe(start, end, num_frames=args.num_frames, height=args.height,
-                      width=args.width, tracks=tracks, autopilot=args.autopilot,
+        result = pipe(canvas.place(start_px), canvas.place(end_px), num_frames=args.num_frames,
+                      height=args.height, width=args.width, tracks=tracks,
+                      autopilot=args.autopilot,
                       control_scale=args.control_scale,
                       control_step_range=tuple(args.control_steps),
                       generator=torch.Generator(device="cpu").manual_seed(args.seed),
@@ -94,8 +113,9 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path) 
     if args.autopilot and result.tracks[0] is not None:
         print(f"note: autopilot steered by {result.tracks[0].shape[1]} tracks from SIFT "
               "matches", file=sys.stderr)
-    write_frames(result.frames[0], out, fps=args.fps)
-    return elapsed
+    frames = canvas.content(result.frames[0])
+    write_frames(frames, out, fps=args.fps)
+    return elapsed, frames.shape[1:3]
 
 
 def _tracks_from_hands(start, end, num_frames: int):
@@ -156,8 +176,9 @@ def _run_interpolate(args) -> int:
     pipe = load_pipeline(args, controlnet=bool(args.tracks or args.autopilot
                                                or args.tracks_from_hands), notice=True, fuse=True)
     t_load = time.perf_counter() - t0
-    t_sample = _interpolate_pair(pipe, args, args.start, args.end, args.tracks, out)
-    print(f"wrote {out} ({args.num_frames} frames, {args.width}x{args.height}); "
+    t_sample, (height, width) = _interpolate_pair(pipe, args, args.start, args.end, args.tracks,
+                                                  out)
+    print(f"wrote {out} ({args.num_frames} frames, {width}x{height}); "
           f"load {t_load:.1f}s, sampling {t_sample:.1f}s")
     return 0
 

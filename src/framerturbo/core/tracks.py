@@ -131,6 +131,16 @@ def rescale_points(points: np.ndarray, src_size: tuple[int, int],
     return points * scale
 
 
+def moved_to_canvas(track_set: TrackSet, picture_size: tuple[int, int],
+                    shift: tuple[int, int], canvas_size: tuple[int, int]) -> TrackSet:
+    """Tracks in a picture's pixels (its ``image_size`` frame, else ``picture_size`` (W, H))
+    → the same points on a canvas the picture was placed on at ``shift`` (dx, dy)."""
+    src = track_set.image_size or picture_size
+    moved = [Track(rescale_points(t.points, src, picture_size) + np.asarray(shift, float),
+                   t.times) for t in track_set.tracks]
+    return TrackSet(moved, tuple(canvas_size))
+
+
 def rasterize_heatmaps(tracks, height: int, width: int, sigma: float = HEATMAP_SIGMA,
                        radius: float = HEATMAP_RADIUS, chunk: int = 16) -> torch.Tensor:
     """Heat-map video (F, 3, H, W) uint8 from tracks (F, K, 2) in generation pixels."""

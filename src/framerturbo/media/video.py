@@ -302,6 +302,58 @@ def fit(h: int, w: int, height: int, width: int, mode: str = "crop") -> Fit:
     return Fit(nh, nw, (nh - height) // 2, (nw - width) // 2)
 
 
+@dataclass
+class Canvas:
+    """A picture placed on a canvas of the frame's aspect at the picture's own resolution (so a
+    plain resize to the frame scales it evenly): ``pad`` puts the picture at (top, left) of a
+    larger canvas, ``crop`` cuts the canvas from the picture at (top, left); ``squash`` is the
+    picture itself."""
+
+    picture_hw: tuple[int, int]
+    canvas_hw: tuple[int, int]
+    top: int
+    left: int
+    mode: str
+
+    @property
+    def shift(self) -> tuple[int, int]:
+        """(dx, dy) to add to a picture pixel position to get its canvas position."""
+        sign = 1 if self.mode == "pad" else -1
+        return sign * self.left, sign * self.top
+
+    def place(self, picture: np.ndarray) -> np.ndarray:
+        """(h, w, 3) picture → (canvas h, canvas w, 3): padded with black or cropped."""
+        (ch, cw), (h, w) = self.canvas_hw, self.picture_hw
+        if self.mode == "pad":
+            canvas = np.zeros((ch, cw, *picture.shape[2:]), picture.dtype)
+            canvas[self.top:self.top + h, self.left:self.left + w] = picture
+            return canvas
+        return np.ascontiguousarray(picture[self.top:self.top + ch, self.left:self.left + cw])
+
+    def content(self, frames: np.ndarray) -> np.ndarray:
+        """(F, height, width, 3) frames made from the canvas → the part that shows the picture
+        (``pad``: the padding cut off; otherwise the frames as they are)."""
+        if self.mode != "pad":
+            return frames
+        (ch, cw), (h, w) = self.canvas_hw, self.picture_hw
+        height, width = frames.shape[1:3]
+        top, left = round(self.top * height / ch), round(self.left * width / cw)
+        nh, nw = max(1, round(h * height / ch)), max(1, round(w * width / cw))
+        return np.ascontiguousarray(frames[:, top:top + nh, left:left + nw])
+
+
+def canvas_for(h: int, w: int, height: int, width: int, mode: str = "pad") -> Canvas:
+    """The :class:`Canvas` that maps a (h, w) picture onto a (height, width) frame by ``mode``
+    without squashing it (``squash``: the picture as it is)."""
+    fit(h, w, height, width, mode)  # the mode check
+    if mode == "squash":
+        return Canvas((h, w), (h, w), 0, 0, mode)
+    scale = (min if mode == "pad" else max)(height / h, width / w)
+    ch, cw = round(height / scale), round(width / scale)
+    ch, cw = (max(ch, h), max(cw, w)) if mode == "pad" else (min(ch, h), min(cw, w))
+    return Canvas((h, w), (ch, cw), abs(ch - h) // 2, abs(cw - w) // 2, mode)
+
+
 def _resize(frames: np.ndarray, nh: int, nw: int) -> np.ndarray:
     import cv2
 
