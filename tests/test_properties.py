@@ -102,3 +102,29 @@ def test_clip_indices_are_never_out_of_range_or_empty(fps, frames, num, stride, 
         assert 0 <= idx[0] and idx[-1] <= frames - 1
         assert all(b > a for a, b in zip(idx, idx[1:])) or step * fps < 1.5
         assert not math.isnan(times[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(8, 3000), st.integers(8, 3000), st.sampled_from([(64, 64), (320, 512),
+                                                                     (576, 576), (96, 160)]),
+       st.sampled_from(["pad", "crop"]))
+def test_a_canvas_has_the_frames_aspect_and_holds_or_cuts_the_picture(h, w, frame, mode):
+    """interpolate's framing: the canvas scales evenly onto the frame (its aspect within a
+    pixel's rounding), pad holds the whole picture, crop lies inside it, and pad's content box
+    keeps the picture's aspect and stays inside the frame."""
+    from framerturbo.media.video import canvas_for
+
+    height, width = frame
+    c = canvas_for(h, w, height, width, mode)
+    ch, cw = c.canvas_hw
+    assert abs(ch * width - cw * height) <= (height + width) / 2  # each side rounded once
+    if mode == "pad":
+        assert ch >= h and cw >= w and c.top + h <= ch and c.left + w <= cw
+        picture = np.full((h, w, 1), 255, np.uint8)
+        assert c.place(picture).sum() == picture.sum()
+        box = c.content(np.zeros((1, height, width, 1)))
+        bh, bw = box.shape[1:3]
+        assert 1 <= bh <= height and 1 <= bw <= width
+        assert abs(bh * w - bw * h) <= 2 * (h + w)  # the picture's aspect, to a pixel or so
+    else:
+        assert ch <= h and cw <= w and c.top + ch <= h and c.left + cw <= w

@@ -72,9 +72,9 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path):
     import numpy as np
     import torch
 
-    from ..core.tracks import load_tracks, moved_to_canvas
+    from ..core.tracks import load_tracks
     from ..media.files import load_image, write_frames
-    from ..media.video import canvas_for, resize_frames
+    from ..sampling.framing import frame_pair
 
     start, end = load_image(start_path), load_image(end_path)
     tracks = None
@@ -84,26 +84,14 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path):
         tracks = load_tracks(tracks_path)
         if tracks.image_size is None:
             tracks.image_size = start.size  # points are in start-image pixels
-    start_px, end_px = (np.asarray(img.convert("RGB")) for img in (start, end))
-    if end.size != start.size:  # one frame for both: the end image takes the start's
-        same_aspect = end.size[0] * start.size[1] == end.size[1] * start.size[0]
-        print(f"note: {end_path} is {end.size[0]}x{end.size[1]}, {start_path} "
-              f"{start.size[0]}x{start.size[1]}: the end image is "
-              f"{'' if same_aspect else 'centre-cropped and '}resized to the start's size",
-              file=sys.stderr)
-        end_px = resize_frames(end_px[None], start.size[1], start.size[0], "crop")[0]
-    canvas = canvas_for(start.size[1], start.size[0], args.height, args.width, args.resize)
-    if start.size != (args.width, args.height):
-        how = {"pad": "letterboxed into", "crop": "centre-cropped to the aspect of",
-               "squash": "stretched to"}[args.resize]
-        print(f"note: {start_path} is {start.size[0]}x{start.size[1]}: {how} the model's "
-              f"{args.width}x{args.height} (--resize {args.resize})", file=sys.stderr)
-    if tracks is not None:
-        tracks = moved_to_canvas(tracks, start.size, canvas.shift, canvas.canvas_hw[::-1])
+    framed = frame_pair(np.asarray(start.convert("RGB")), np.asarray(end.convert("RGB")),
+                        tracks, args.height, args.width, args.resize)
+    for note in framed.notes:
+        print(f"note: {start_path}: {note}", file=sys.stderr)
     t0 = time.perf_counter()
     with warnings_to_stderr():
-        result = pipe(canvas.place(start_px), canvas.place(end_px), num_frames=args.num_frames,
-                      height=args.height, width=args.width, tracks=tracks,
+        result = pipe(framed.start, framed.end, num_frames=args.num_frames,
+                      height=args.height, width=args.width, tracks=framed.tracks,
                       autopilot=args.autopilot,
                       control_scale=args.control_scale,
                       control_step_range=tuple(args.control_steps),
@@ -113,7 +101,7 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path):
     if args.autopilot and result.tracks[0] is not None:
         print(f"note: autopilot steered by {result.tracks[0].shape[1]} tracks from SIFT "
               "matches", file=sys.stderr)
-    frames = canvas.content(result.frames[0])
+    frames = framed.canvas.content(result.frames[0])
     write_frames(frames, out, fps=args.fps)
     return elapsed, frames.shape[1:3]
 

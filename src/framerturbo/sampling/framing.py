@@ -1,0 +1,46 @@
+"""A still pair framed for the model: both images on one canvas of the model's aspect (pad,
+crop or squash; ``media/video.Canvas``), the tracks moved with the picture, and the part of the
+generated frames that shows the picture. ``interpolate`` and the app frame their pairs so;
+``stitch`` letterboxes its clips' frames itself (``tasks/stitch.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.tracks import TrackSet, moved_to_canvas
+from ..media.video import Canvas, canvas_for, resize_frames
+
+HOW = {"pad": "letterboxed into", "crop": "centre-cropped to the aspect of",
+       "squash": "stretched to"}
+
+
+@dataclass
+class FramedPair:
+    start: np.ndarray  # (canvas h, canvas w, 3) uint8
+    end: np.ndarray
+    tracks: TrackSet | None
+    canvas: Canvas
+    notes: list[str]  # what was done to the images, for the user
+
+
+def frame_pair(start: np.ndarray, end: np.ndarray, tracks: TrackSet | None, height: int,
+               width: int, mode: str = "pad") -> FramedPair:
+    """(h, w, 3) uint8 endpoints and tracks in start pixels (or their ``image_size`` frame) →
+    the pipeline's inputs. An end image of another size takes the start's (centre-cropped when
+    its aspect differs): one canvas serves both."""
+    (h, w), (eh, ew) = start.shape[:2], end.shape[:2]
+    notes = []
+    if (eh, ew) != (h, w):
+        same_aspect = eh * w == ew * h
+        notes.append(f"the end image is {ew}x{eh} and the start {w}x{h}: the end image is "
+                     f"{'' if same_aspect else 'centre-cropped and '}resized to the start's size")
+        end = resize_frames(end[None], h, w, "crop")[0]
+    canvas = canvas_for(h, w, height, width, mode)
+    if (h, w) != (height, width):
+        notes.append(f"the images are {w}x{h}: {HOW[mode]} the model's {width}x{height} "
+                     f"(--resize {mode})")
+    if tracks is not None:
+        tracks = moved_to_canvas(tracks, (w, h), canvas.shift, canvas.canvas_hw[::-1])
+    return FramedPair(canvas.place(start), canvas.place(end), tracks, canvas, notes)
