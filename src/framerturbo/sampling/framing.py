@@ -39,8 +39,9 @@ def frame_pair(start: np.ndarray, end: np.ndarray, tracks: TrackSet | None, heig
         end = resize_frames(end[None], h, w, "crop")[0]
     canvas = canvas_for(h, w, height, width, mode)
     if (h, w) != (height, width):
-        notes.append(f"the images are {w}x{h}: {HOW[mode]} the model's {width}x{height} "
-                     f"(--resize {mode})")
+        how = "resized to" if h * width == w * height else HOW[mode]
+        notes.append(f"the images are {w}x{h}: {how} the model's {width}x{height}"
+                     + ("" if how == "resized to" else f" (--resize {mode})"))
     if tracks is not None:
         tracks = moved_to_canvas(tracks, (w, h), canvas.shift, canvas.canvas_hw[::-1])
     return FramedPair(canvas.place(start), canvas.place(end), tracks, canvas, notes)
