@@ -233,3 +233,31 @@ def test_signer_joint_path_refuses_a_joint_the_signer_lacks():
     tracks = np.zeros((3, 11, 2))
     with pytest.raises(ValueError, match="tip12"):
         signer_joint_path(tracks, 0, "tip12")
+
+
+@pytest.mark.system
+def test_hand_eval_scores_a_signers_lora(tmp_path):
+    """`hand-eval --lora` puts a LoRA under both Framer rows: at scale 0 they are the base's to the
+    bit, at scale 1 they change; the conditions name it."""
+    import torch
+
+    from framerturbo.models.adapters import add_lora, save_lora, target_regex
+    from framerturbo.models.loading import load_components
+
+    unet = load_components("micro", device="cpu", controlnet=False)["unet"]
+    torch.manual_seed(0)
+    for p in add_lora(unet, 4, 4, 0.0, target_regex("attn")):
+        torch.nn.init.normal_(p, std=0.2)
+    lora = save_lora(unet, tmp_path / "signer-lora")
+
+    def framer_rows(*extra):
+        out = tmp_path / f"h{len(list(tmp_path.iterdir()))}"
+        assert main(["hand-eval", "--n", "1", "--steps", "2", "--out", str(out), *extra]) == 0
+        doc = json.loads((out / "metrics.json").read_text())
+        return {k: v for k, v in doc["rows"].items() if k.startswith("framer")}, doc["conditions"]
+
+    base, _ = framer_rows()
+    off, conditions = framer_rows("--lora", f"{lora}:0")
+    on, _ = framer_rows("--lora", str(lora))
+    assert off == base and on != base
+    assert conditions["lora"] == [f"{lora}:0"]

@@ -102,6 +102,9 @@ def _add_hand_eval(sub) -> None:
                    help="first seed (9000000: never used to train the micro model)")
     p.add_argument("--model", default="micro")
     p.add_argument("--svd")
+    p.add_argument("--lora", action="append", default=[], metavar="DIR[:SCALE]",
+                   help="a LoRA for the Framer rows (your signer's, from `framerturbo train`); "
+                        "repeat to stack; stacks with --turbo")
     p.add_argument("--steps", type=STEPS,
                    help="denoising steps (the model's; another sampler: its own, e.g. dpm++ 12)")
     p.add_argument("--sampler", help="euler, dpm++ or turbo (default: the model's own, from its "
@@ -118,6 +121,7 @@ def _add_hand_eval(sub) -> None:
 
 def _run_hand_eval(args) -> int:
     from ..eval.hand_protocol import evaluate_hand_transitions, markdown_table, write_report
+    from ..models.adapters import find_lora_dir, load_loras, parse_lora_spec
     from ..models.record import (control_scale_choice, guidance_choice, keep_static_choice,
                                  read_record, sampling_choice)
     from ..models.schedulers import DEFAULT_STEPS, canonical_name
@@ -126,9 +130,13 @@ def _run_hand_eval(args) -> int:
     pipe = FramerPipeline.from_framer(args.model, args.svd, device="cpu", dtype="fp32",
                                       controlnet=True)
     pipe.set_progress_bar_config(disable=True)
+    loras = [parse_lora_spec(x) for x in args.lora]
+    if loras:
+        load_loras(pipe, [(str(find_lora_dir(path)), scale) for path, scale in loras])
     turbo = args.turbo is not None
     if turbo:  # both Framer rows at the fast path; control is heat-maps, not adapters
         pipe.load_turbo(*parse_turbo_spec(args.turbo))
+    if loras or turbo:
         pipe.fuse_adapters()
     record = read_record(args.model)
     args.sampler, steps = sampling_choice(record, args.sampler, args.steps, turbo=turbo)
@@ -145,7 +153,7 @@ def _run_hand_eval(args) -> int:
                             "guidance": None if canonical_name(args.sampler) == "turbo"
                             else guidance,
                             "control_scale": args.control_scale, "keep_static": keep_static,
-                            "turbo": args.turbo if turbo else None}
+                            "turbo": args.turbo if turbo else None, "lora": args.lora}
     metrics, page = write_report(result, args.out)
     print(markdown_table(result))
     print(f"wrote {metrics} and {page}")
