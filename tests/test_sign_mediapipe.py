@@ -63,3 +63,44 @@ def test_pose_finds_the_astronaut_and_no_hands_is_not_an_error():
     assert shoulders[0, 0] > shoulders[1, 0] + 100
     assert ((shoulders > 0) & (shoulders < 512)).all()
     assert 180 < shoulders[:, 1].mean() < 330
+
+
+@needs_mediapipe
+def test_hands_and_pose_run_side_by_side_with_the_results_of_one_thread(monkeypatch):
+    """extract() runs the hands and the pose graph in two threads (1.8× the frames per second
+    with hands in view on 2 cores); every landmark equals a one-thread run, in both modes, on
+    frames where MediaPipe finds both hands."""
+    from concurrent.futures import Future
+    from pathlib import Path
+
+    import framerturbo.data.landmarks as landmarks
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from landmarks import signer_hands_frames
+
+    class OneThread:  # submit() runs the call at once, in the caller's thread
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args):
+            done = Future()
+            done.set_result(fn(*args))
+            return done
+
+    frames = signer_hands_frames(512, 6)
+    source = landmarks.MediaPipeSource()
+    for video in (True, False):
+        both = source.extract(frames, video=video)
+        with monkeypatch.context() as m:
+            m.setattr(landmarks, "ThreadPoolExecutor", OneThread)
+            alone = source.extract(frames, video=video)
+        assert (both.hand_conf > 0).any()  # the hand model ran
+        for a, b in ((both.hands, alone.hands), (both.hand_conf, alone.hand_conf),
+                     (both.pose, alone.pose), (both.pose_conf, alone.pose_conf)):
+            assert np.array_equal(a, b, equal_nan=True)
