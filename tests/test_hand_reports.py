@@ -128,10 +128,16 @@ def test_evaluate_hand_metrics_end_to_end(signer_clips, tmp_path, capsys):
     real = doc["hands"]["real frames"]
     assert real["n_transitions"] == 2 and 0.5 <= real["hand_detection_rate"] <= 1.0
     assert real["hand_mje_px"] < 1.5  # the hand net reads real frames to about a pixel
-    for label in ("base (micro)", "crossfade", "flow"):
+    # the issue's rows: hard cut, cross-fade, flow, Framer without and with hand control
+    assert set(doc["rows"]) == {"base (micro)", "base (micro) + hand control", "hard cut",
+                                "crossfade", "flow"}
+    for label in doc["rows"]:
         row = doc["rows"][label]
         assert 0.0 <= row["hand_detection_rate"] <= 1.0
         assert {"hand_mje_px", "hand_dtw_mje_px", "hand_jerk"} <= set(row)
+    assert doc["rows"]["base (micro) + hand control"]["control"] == "hands"
+    assert doc["rows"]["hard cut"]["kind"] == "baseline"
+    assert doc["conditions"]["control_scale"] == 2.0  # the micro record's
     printed = capsys.readouterr().out
     assert "hands found" in printed and "| real frames |" in printed
     assert "hands found" in out.with_suffix(".html").read_text()
@@ -261,3 +267,29 @@ def test_hand_eval_scores_a_signers_lora(tmp_path):
     on, _ = framer_rows("--lora", str(lora))
     assert off == base and on != base
     assert conditions["lora"] == [f"{lora}:0"]
+
+
+def test_evaluate_steers_hand_control_by_the_endpoints_hands_alone(signer_clips):
+    """The hand-control row's tracks run from the hands of a clip's first frame to those of its
+    last (still ends) and know nothing of the frames between (the truth being scored)."""
+    from framerturbo.core.settings import DataConfig
+    from framerturbo.data.landmarks import WRIST
+    from framerturbo.eval.evaluate import load_eval_clips
+    from framerturbo.eval.hands import endpoint_hand_tracks
+
+    settings = DataConfig(height=64, width=64, num_frames=5, target_fps=8.0)  # the clips' rate
+    clips, _ = load_eval_clips([str(signer_clips)], settings, 2, hands="synthetic")
+    plans = endpoint_hand_tracks(clips, "synthetic")
+    for clip, plan in zip(clips, plans):
+        assert plan.shape[0] == 5
+        marks = clip.landmarks
+        wrists = [marks.wrist(hand)[0] for hand in range(2)]
+        both = [w for w in wrists if np.isfinite(w[[0, 4]]).all()]  # seen at both ends
+        assert both
+        for w in both:  # its wrist track runs from the first frame's wrist to the last's
+            starts = np.isclose(plan[0], w[0], atol=1e-6).all(axis=1)
+            assert np.allclose(plan[-1][starts], w[4], atol=1e-6) and starts.any()
+        marks.hands[1:4] += 7.0  # the middle of the clip moves: the plan does not
+        marks.pose[1:4] += 7.0
+    assert all(np.array_equal(a, b) for a, b in zip(plans, endpoint_hand_tracks(clips,
+                                                                                "synthetic")))

@@ -97,7 +97,7 @@ def _run_evaluate(args) -> int:
     def load(model, settings):
         return load_pipeline(argparse.Namespace(**vars(args) | {
             "model": model, "lora": [], "height": settings.height, "width": settings.width}),
-            controlnet=args.tracks)
+            controlnet=args.tracks or bool(args.hand_metrics))  # hand control rows
 
     args.data = args.data or args.data_path
     result = run_comparison(args, load)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core.settings import DataConfig
 from .evaluate import EvalResult, load_eval_clips, score_baselines, score_model, write_report
-from .hands import REAL, hand_rows, resolve_source
+from .hands import REAL, endpoint_hand_tracks, hand_rows, resolve_source
 from .networks import MetricNetworks, learned_metrics
 
 
@@ -137,6 +137,16 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
     nets = MetricNetworks.load(getattr(args, "lpips_weights", None),
                                getattr(args, "inception", None), getattr(args, "i3d", None),
                                device=getattr(args, "metrics_device", "cpu"))
+    # with hand metrics, each model row is also run steered by its clips' endpoint hands (the
+    # hand-control row of the issue's table); not beside --tracks, which steers every row
+    hand_plans = (endpoint_hand_tracks(clips, hand_source)
+                  if hand_source and not args.tracks else None)
+    if hand_plans is not None:
+        result.conditions["hand control"] = "tracks between the endpoints' hands (still ends)"
+        result.conditions["control_scale"] = record.control_scale
+    sampling = dict(sampler=sampler, steps=steps, guidance=guidance, seed=args.seed,
+                    keep_static=keep_static,
+                    size=(settings.height, settings.width) if protocol else None)
     pipes: dict[str, object] = {}
     for row in plan_rows(args.model, args.lora, args.compare):
         if row.model not in pipes:
@@ -145,16 +155,20 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
         pipe = pipes[row.model]
         names = load_loras(pipe.unet, [(row.lora, row.scale)]) if row.lora else []
         try:
-            scored = score_model(pipe, clips, row.label, use_tracks=args.tracks,
-                                 sampler=sampler, steps=steps, guidance=guidance,
-                                 seed=args.seed, keep_static=keep_static,
-                                 size=(settings.height, settings.width) if protocol else None)
+            scored = score_model(pipe, clips, row.label, use_tracks=args.tracks, **sampling)
+            scored.metrics[row.label] |= row.describe()
+            result.merge(scored)
+            if hand_plans is not None and pipe.controlnet is None:
+                result.notes.append(f"{row.model}: no ControlNet, so no hand-control row")
+            elif hand_plans is not None:
+                label = f"{row.label} + hand control"
+                steered = score_model(pipe, clips, label, tracks=hand_plans, **sampling)
+                steered.metrics[label] |= row.describe() | {"control": "hands"}
+                result.merge(steered)
         finally:
             if names:
                 pipe.unet.delete_adapters(names)
-        scored.metrics[row.label] |= row.describe()
-        result.merge(scored)
-    baselines = score_baselines(clips)
+    baselines = score_baselines(clips, with_hard_cut=hand_source is not None)
     for label in baselines.metrics:
         baselines.metrics[label]["kind"] = "baseline"
     result.merge(baselines)

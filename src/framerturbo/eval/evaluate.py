@@ -24,7 +24,7 @@ from ..data.sources import discover
 from ..media.video import TooShortError, UnreadableError
 from ..models.record import FRAMER_GUIDANCE
 from . import tables
-from .baselines import BASELINES
+from .baselines import BASELINES, hard_cut
 from .hands import HAND_COLUMNS, REAL
 from .metrics import frame_metrics
 
@@ -134,11 +134,12 @@ def _signer_truth(dataset: ClipDataset, index: int, times, frames: np.ndarray, r
 def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = False,
                 sampler: str = "euler", steps: int | None = None, seed: int = 0,
                 guidance=FRAMER_GUIDANCE, size: tuple[int, int] | None = None,
-                keep_static: float | None = None) -> EvalResult:
+                keep_static: float | None = None, tracks: list | None = None) -> EvalResult:
     """One row: ``pipe`` on every clip, conditioned as training conditions the clip. With
     ``size`` (H, W) the model generates at that size and the frames are resized back to the
     clip's for scoring (a benchmark's size is not the model's). ``keep_static``: the
-    pipeline's τ (None: the model record's)."""
+    pipeline's τ (None: the model record's). ``tracks``: per clip, tracks to steer it with
+    instead of its own (``use_tracks``) or none."""
     from ..media.files import to_uint8
     from ..media.video import resize_frames
 
@@ -150,7 +151,8 @@ def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = F
                    num_inference_steps=steps, sampler=sampler,
                    min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
                    fps=clip.fps, motion_bucket_id=clip.motion_bucket,
-                   tracks=clip.tracks if use_tracks else None, keep_static=keep_static,
+                   tracks=tracks[i] if tracks is not None else
+                   clip.tracks if use_tracks else None, keep_static=keep_static,
                    generator=torch.Generator().manual_seed(seed + i), output_type="np").frames[0]
         videos.append(to_uint8(out) if (gh, gw) == (h, w) else
                       resize_frames(to_uint8(out), h, w, "squash"))
@@ -158,9 +160,11 @@ def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = F
     return _result(label, videos, scores)
 
 
-def score_baselines(clips: list[EvalClip]) -> EvalResult:
+def score_baselines(clips: list[EvalClip], with_hard_cut: bool = False) -> EvalResult:
+    """Cross-fade and flow (and, for hand metrics, the hard cut: no transition at all)."""
     result = EvalResult()
-    for name, fn in BASELINES.items():
+    baselines = BASELINES | ({"hard cut": hard_cut} if with_hard_cut else {})
+    for name, fn in baselines.items():
         videos = [fn(c.frames[0], c.frames[-1], len(c.frames)) for c in clips]
         result.merge(_result(name, videos, [frame_metrics(v[1:-1], c.frames[1:-1])
                                             for v, c in zip(videos, clips)]))

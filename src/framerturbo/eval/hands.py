@@ -96,6 +96,27 @@ def is_ground_truth(source: str) -> bool:
     return source in SIGNER_TRUTH
 
 
+def endpoint_hand_tracks(clips, source: str) -> list[np.ndarray | None]:
+    """Per clip, the tracks hand control steers it with knowing only its two endpoints (as
+    ``interpolate --tracks-from-hands`` does for two photos: still ends, zero velocities): the
+    Hermite plan between the hands of its first and its last frame, (F, K, 2) in the clip's
+    pixels, or None where no hand is found at both ends. The endpoints' hands come from the
+    signer world's ground truth (``synthetic``) or from MediaPipe."""
+    from ..data.handpaths import hand_tracks
+
+    mediapipe = None if is_ground_truth(source) else MediaPipeSource()
+    plans = []
+    for clip in clips:
+        last = len(clip.frames) - 1
+        if mediapipe is None:
+            a, b = clip.landmarks.slice(0, 1), clip.landmarks.slice(last, last + 1)
+        else:
+            a, b = (mediapipe.extract(clip.frames[[k]], video=False) for k in (0, last))
+        plan = hand_tracks(a, b, last - 1).tracks.tracks
+        plans.append(np.stack([t.points for t in plan], 1) if plan else None)
+    return plans
+
+
 def hand_finder(source: str, mediapipe=None):
     """The detector for generated frames: the learned signer hand finder for the synthetic
     ground truth, else MediaPipe (``mediapipe``, if given)."""
