@@ -154,10 +154,19 @@ def test_stitch_report_end_to_end(signer_clips, tmp_path, capsys):
     doc = json.loads(out.with_name("j.mp4.metrics.json").read_text())
     assert doc["method"] == "framer (no control)" and doc["landmarks"] == "ground-truth"
     [t] = doc["transitions"]
+    # the video's transition without control and, for the report only, the same with control
     assert t["frames"] == 3 and set(t["rows"]) == {
-        "framer (no control)", "hard cut", "crossfade", "flow", "clips' own frames"}
+        "framer (no control)", "framer + hand control", "hard cut", "crossfade", "flow",
+        "clips' own frames"}
     assert all(0 <= r["hand_detection_rate"] <= 1 for r in t["rows"].values())
     assert "| clips' own frames |" in capsys.readouterr().out
+    assert main(["stitch", str(a), str(b), "-o", str(out), "--report", "--landmarks",
+                 "ground-truth", "--transition-frames", "3", "--control", "hands", *MICRO]) == 0
+    doc = json.loads(out.with_name("j.mp4.metrics.json").read_text())
+    assert doc["method"] == "framer + hand control"
+    assert {"framer (no control)", "framer + hand control"} <= set(doc["rows"])
+    rows = doc["transitions"][0]["rows"]
+    assert rows["framer (no control)"] != rows["framer + hand control"]
 
 
 @pytest.mark.parametrize("argv", [

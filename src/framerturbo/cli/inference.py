@@ -242,8 +242,9 @@ def add_stitch_options(p) -> None:
     p.add_argument("--report", action="store_true",
                    help="also write OUTPUT.metrics.json and OUTPUT.report.html: per transition, "
                         "hands found in it vs in the clips and the jerk of the hand paths "
-                        "through it, for this stitch and hard cut/cross-fade/flow (uses "
-                        "--landmarks)")
+                        "through it, for this stitch, Framer with/without hand control (the "
+                        "other one generated for the report) and hard cut/cross-fade/flow "
+                        "(uses --landmarks)")
     add_model_args(p)
     add_sampling_args(p)
 
@@ -298,7 +299,9 @@ def run_stitch_clips(args, clips: list[str]) -> int:
         source = get_source(args.landmarks)
     fps = args.fps  # unset: transitions are conditioned on the clips' own rate
     apply_model_defaults(args)
-    pipe = load_pipeline(args, controlnet=args.control == "hands", notice=True, fuse=True)
+    # the report shows Framer with and without hand control: both need the ControlNet
+    pipe = load_pipeline(args, controlnet=args.control == "hands" or args.report, notice=True,
+                         fuse=True)
     kwargs = sampling_kwargs(args) | {"seed": args.seed, "fps": fps}
     if args.control == "hands":
         kwargs["control_scale"] = args.control_scale

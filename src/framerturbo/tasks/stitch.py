@@ -131,6 +131,7 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
 
         speed = signing_speed([m for m in marks if m is not None])
 
+    steerable = getattr(pipe, "controlnet", None) is not None
     pieces, segments, joins, made, cursor = [], [], [], [], 0
     for i, (video, (h, t)) in enumerate(zip(videos, trims)):
         segments.append(Segment("clip", str(clips[i]), cursor, cursor + len(video) - 1, h, t))
@@ -143,19 +144,30 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
 
                 n, join["length"] = auto_transition_frames(marks[i], marks[i + 1], speed,
                                                            *auto_range)
-            tracks = None
-            if control == "hands":
-                tracks, join["hand_tracks"], notes = _hand_control(
+            tracks, notes = None, []
+            if control == "hands" or (report and steerable):  # the report shows both rows
+                tracks, names, notes = _hand_control(
                     marks[i], marks[i + 1], n, video.shape[1:3], height, width)
+            if control == "hands":
+                join["hand_tracks"] = names
                 for note in notes:
                     warnings.warn(f"transition {i + 1}: {note}", stacklevel=2)
+            steered = tracks if control == "hands" else None
             middle = generate_transition(pipe, video[-1], videos[i + 1][0], n,
-                                         height, width, sample_kwargs, tracks=tracks)
+                                         height, width, sample_kwargs, tracks=steered)
             segments.append(Segment("transition", "generated", cursor, cursor + n - 1))
             joins.append({"frames": n, **join})
-            if report:
+            if report:  # the other Framer row, made for the report only
+                other = None  # without a ControlNet there is no hand-control row
+                if steered is not None:
+                    other = generate_transition(pipe, video[-1], videos[i + 1][0], n, height,
+                                                width, sample_kwargs)
+                elif steerable:  # no hand matched at both ends: the same as no control
+                    other = middle if tracks is None else generate_transition(
+                        pipe, video[-1], videos[i + 1][0], n, height, width, sample_kwargs,
+                        tracks=tracks)
                 made.append(Join(video, videos[i + 1], marks[i], marks[i + 1], middle,
-                                 (str(clips[i]), str(clips[i + 1]))))
+                                 (str(clips[i]), str(clips[i + 1])), other))
             pieces.append(middle)
             cursor += n
     result = np.concatenate(pieces)

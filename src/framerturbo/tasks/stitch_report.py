@@ -1,7 +1,8 @@
 """``stitch --report``: hand metrics of every generated transition, beside the joined video.
 
-Per transition, for the method the stitch ran (Framer, with or without hand control) and, on the
-very same endpoints, hard cut, cross-fade and optical flow (cheap, no model): the share of
+Per transition, for the method the stitch ran (Framer, with or without hand control), the other
+one (the same transition generated again for the report, so both Framer rows sit side by side)
+and, on the very same endpoints, hard cut, cross-fade and optical flow (cheap, no model): the share of
 (frame, hand) slots in which a hand is found in the transition's frames — next to the same share
 in the clips' own frames — and the jerk of the hand paths through the transition with
 :data:`CONTEXT` real frames of each clip around it. Hands in generated frames are found by the
@@ -37,19 +38,28 @@ class Join:
     marks_b: ClipLandmarks
     middle: np.ndarray  # the generated frames between A's last and B's first
     names: tuple[str, str] = ("", "")  # the two clips
+    other: np.ndarray | None = None  # the same transition by the other Framer row (report only)
 
 
 def method_label(control: str) -> str:
     return "framer + hand control" if control == "hands" else "framer (no control)"
 
 
+def other_label(control: str) -> str:
+    """The Framer row the stitch did not put in the video, generated for the comparison."""
+    return method_label("none" if control == "hands" else "hands")
+
+
 def score_join(join: Join, method: str, source: str, fps: float = 8.0,
-               mediapipe=None) -> dict[str, dict]:
-    """The scores of one transition: the stitch's ``method``, the baselines on its endpoints
-    and the clips' own frames (:data:`OWN`)."""
+               mediapipe=None, other: str | None = None) -> dict[str, dict]:
+    """The scores of one transition: the stitch's ``method`` (and the ``other`` Framer row,
+    when the join carries it), the baselines on its endpoints and the clips' own frames
+    (:data:`OWN`)."""
     start, end = join.a[-1], join.b[0]
     n = len(join.middle)
-    videos = {method: join.middle, "hard cut": hard_cut(start, end, n + 2)[1:-1],
+    videos = {method: join.middle} | (
+        {other: join.other} if other and join.other is not None else {})
+    videos |= {"hard cut": hard_cut(start, end, n + 2)[1:-1],
               "crossfade": crossfade(start, end, n + 2)[1:-1],
               "flow": flow_interpolate(start, end, n + 2)[1:-1]}
     finder = hand_finder(source, mediapipe)
@@ -73,7 +83,8 @@ def write_stitch_report(joins: list[Join], control: str, source: str, out: str |
 
     method = method_label(control)
     mediapipe = None if is_ground_truth(source) else MediaPipeHands()
-    scores = [score_join(j, method, source, fps, mediapipe) for j in joins]
+    scores = [score_join(j, method, source, fps, mediapipe, other_label(control))
+              for j in joins]
     labels = list(scores[0]) if scores else []
     per_join = [{label: summarise([s[label]]) for label in labels} for s in scores]
     means = {label: summarise([s[label] for s in scores]) for label in labels}
