@@ -159,7 +159,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
             scored.metrics[row.label] |= row.describe()
             result.merge(scored)
             if hand_plans is not None and pipe.controlnet is None:
-                result.notes.append(f"{row.model}: no ControlNet, so no hand-control row")
+                note = f"{row.model}: no ControlNet, so no hand-control row"
+                result.notes += [note] if note not in result.notes else []
             elif hand_plans is not None:
                 label = f"{row.label} + hand control"
                 steered = score_model(pipe, clips, label, tracks=hand_plans, **sampling)
