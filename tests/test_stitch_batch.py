@@ -62,6 +62,26 @@ def test_stitch_conforms_sizes_and_rates(tmp_path, capsys):
     assert json.loads(out.with_name("c.mp4.json").read_text())["frames"] == 6 + 2 + 12
 
 
+def test_stitch_letterboxes_clips_of_another_aspect_with_fit_pad(tmp_path, capsys):
+    """A 2:1 clip after a square one: centre-cropped by default (its sides cut off), letterboxed
+    whole with --fit pad (black bars above and below, nothing cut: a signer's hands low in the
+    frame stay in view)."""
+    a = write_video(tmp_path / "a.mp4", moving_square_frames(6, seed=1), fps=8)
+    square = moving_square_frames(6, seed=2)
+    wide = np.concatenate([square, np.full_like(square, 255)], axis=2)  # (6, 64, 128, 3)
+    b = write_video(tmp_path / "b.mp4", wide, fps=8)
+    tops = {}
+    for fit in ("crop", "pad"):
+        out = tmp_path / f"{fit}.mp4"
+        assert main(["stitch", str(a), str(b), "-o", str(out), "--transition-frames", "2",
+                     "--fit", fit, *MODEL]) == 0
+        assert ("letterboxed" if fit == "pad" else "centre-cropped") in capsys.readouterr().err
+        frames = read_video_frames(out)
+        assert frames.shape == (6 + 2 + 6, 64, 64, 3)
+        tops[fit] = frames[-1, :12].mean()  # B's last frame, top rows
+    assert tops["pad"] < 20 < tops["crop"]
+
+
 def test_batch_pairs_resume_and_bad_pair(tmp_path, capsys):
     pairs = tmp_path / "pairs"
     pairs.mkdir()

@@ -239,6 +239,10 @@ def add_stitch_options(p) -> None:
                    default="mediapipe",
                    help="landmark source for the hand options: mediapipe (the [sign] extra) or "
                         "ground-truth (= synthetic: synthetic signer clips' .tracks.npz)")
+    p.add_argument("--fit", choices=["crop", "pad"], default="crop",
+                   help="clips of another aspect than the first: crop = centre-cropped to its "
+                        "aspect (crop), pad = letterboxed whole (nothing cut off: hands low in "
+                        "the frame stay in view)")
     p.add_argument("--report", action="store_true",
                    help="also write OUTPUT.metrics.json and OUTPUT.report.html: per transition, "
                         "hands found in it vs in the clips and the jerk of the hand paths "
@@ -311,7 +315,7 @@ def run_stitch_clips(args, clips: list[str]) -> int:
                           trim_threshold=args.trim_threshold, control=args.control,
                           landmarks=source, auto_range=tuple(args.auto_range),
                           height=args.height, width=args.width, sample_kwargs=kwargs,
-                          report=args.report)
+                          report=args.report, fit=args.fit)
     frames = segments[-1].end_frame + 1
     joins = len(clips) - 1
     print(f"wrote {args.output} ({frames} frames: {len(clips)} clips, {joins} "

@@ -71,14 +71,16 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
            transition_frames: int | str = 12, trim: bool | str = False,
            trim_threshold: float = 0.5, control: str = "none", landmarks=None,
            auto_range: tuple[int, int] = (4, 24), height: int = 320, width: int = 512,
-           sample_kwargs: dict | None = None, report: bool = False) -> list[Segment]:
+           sample_kwargs: dict | None = None, report: bool = False,
+           fit: str = "crop") -> list[Segment]:
     """Write the joined video to ``out`` (+ ``out``.json); returns the segments.
 
     ``trim``: False/"none", True/"static" (grey-level change) or "hands" (rest frames by the
     hands); ``control="hands"`` steers each transition with hand tracks; ``transition_frames``
     "auto" sizes each join by the hands' travel; ``report`` writes the transitions' hand
     metrics (``stitch_report.py``). The hand options need a ``landmarks`` source
-    (``data/landmarks.py``)."""
+    (``data/landmarks.py``). ``fit``: how clips of another aspect than the first take its size
+    (``crop`` or ``pad``)."""
     from ..core.atomic import atomic_file
     from ..media.files import write_frames
 
@@ -87,6 +89,8 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
         raise ValueError(f"unknown trim mode {trim!r} — use none, static or hands")
     if control not in ("none", "hands"):
         raise ValueError(f"unknown control {control!r} — use none or hands")
+    if fit not in ("crop", "pad"):
+        raise ValueError(f"unknown fit {fit!r} — use crop or pad")
     auto = transition_frames == "auto"
     if len(clips) < 2:
         raise ValueError("stitch needs at least two clips")
@@ -105,9 +109,12 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
             warnings.warn(f"{path}: {info.fps:g} fps resampled to {fps:g}", stacklevel=2)
         frames, _ = read_clip(Path(path), fps)
         if frames.shape[1:3] != size:
-            warnings.warn(f"{path}: {frames.shape[2]}x{frames.shape[1]} resized to "
-                          f"{size[1]}x{size[0]}", stacklevel=2)
-            frames = resize_frames(frames, size[0], size[1], "crop")
+            same_aspect = frames.shape[1] * size[1] == frames.shape[2] * size[0]
+            how = "resized" if same_aspect else {"crop": "centre-cropped and resized",
+                                                 "pad": "letterboxed"}[fit]
+            warnings.warn(f"{path}: {frames.shape[2]}x{frames.shape[1]} {how} to "
+                          f"{size[1]}x{size[0]} (--fit {fit})", stacklevel=2)
+            frames = resize_frames(frames, size[0], size[1], fit)
         videos.append(frames)
 
     sample_kwargs = dict(sample_kwargs or {})
