@@ -113,3 +113,20 @@ def test_sift_no_match_is_empty():
     flat = np.full((64, 64, 3), 128, np.uint8)
     p0, p1 = match_sift(flat, flat)
     assert p0.shape == (0, 2) and p1.shape == (0, 2)
+
+
+def test_tracks_move_with_a_picture_placed_on_a_canvas():
+    """interpolate --resize: points given in their own image_size frame are scaled to the
+    picture, then shifted by where the picture sits on the canvas; times are kept."""
+    from framerturbo.core.tracks import Track, TrackSet, moved_to_canvas
+
+    given = TrackSet([Track(np.array([[100.0, 50.0], [20.0, 10.0]]), np.array([0.0, 1.0]))],
+                     image_size=(200, 100))
+    moved = moved_to_canvas(given, (96, 48), (0, 24), (96, 96))
+    assert moved.image_size == (96, 96)
+    assert moved.tracks[0].points.tolist() == [[48.0, 48.0], [9.6, 28.8]]
+    assert moved.tracks[0].times.tolist() == [0.0, 1.0]
+    assert given.tracks[0].points.tolist() == [[100.0, 50.0], [20.0, 10.0]]  # not changed
+    unsized = TrackSet([Track(np.array([[10.0, 20.0]]))])  # points in the picture's pixels
+    assert moved_to_canvas(unsized, (96, 48), (-24, 0), (48, 48)).tracks[0].points.tolist() == [
+        [-14.0, 20.0]]
