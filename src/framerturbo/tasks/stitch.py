@@ -164,15 +164,9 @@ def stitch(pipe, clips: list[str | Path], out: str | Path, *,
                                          height, width, sample_kwargs, tracks=steered)
             segments.append(Segment("transition", "generated", cursor, cursor + n - 1))
             joins.append({"frames": n, **join})
-            if report:  # the other Framer row, made for the report only
-                other = None  # without a ControlNet there is no hand-control row
-                if steered is not None:
-                    other = generate_transition(pipe, video[-1], videos[i + 1][0], n, height,
-                                                width, sample_kwargs)
-                elif steerable:  # no hand matched at both ends: the same as no control
-                    other = middle if tracks is None else generate_transition(
-                        pipe, video[-1], videos[i + 1][0], n, height, width, sample_kwargs,
-                        tracks=tracks)
+            if report:
+                other = _other_framer_row(pipe, video[-1], videos[i + 1][0], n, height, width,
+                                          sample_kwargs, middle, steered, tracks, steerable)
                 made.append(Join(video, videos[i + 1], marks[i], marks[i + 1], middle,
                                  (str(clips[i]), str(clips[i + 1])), other))
             pieces.append(middle)
@@ -213,6 +207,20 @@ def _hand_control(a, b, n: int, clip_hw, height: int, width: int):
     sx, sy, ox, oy = crop_transform(*clip_hw, height, width, "pad")
     points = points * np.array([sx, sy]) - np.array([ox, oy])
     return points, plan.names, plan.notes
+
+
+def _other_framer_row(pipe, last, first, n: int, height: int, width: int, sample_kwargs: dict,
+                      middle: np.ndarray, steered, tracks, steerable: bool):
+    """For the report only: the transition the video does not hold — without control when the
+    stitch steered it, with hand control when it did not (the same frames when no hand was
+    matched at both ends; None without a ControlNet)."""
+    if steered is not None:
+        return generate_transition(pipe, last, first, n, height, width, sample_kwargs)
+    if not steerable:
+        return None
+    if tracks is None:
+        return middle
+    return generate_transition(pipe, last, first, n, height, width, sample_kwargs, tracks=tracks)
 
 
 def generate_transition(pipe, last: np.ndarray, first: np.ndarray, n: int, height: int,
