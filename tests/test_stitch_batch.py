@@ -82,6 +82,23 @@ def test_stitch_letterboxes_clips_of_another_aspect_with_fit_pad(tmp_path, capsy
     assert tops["pad"] < 20 < tops["crop"]
 
 
+def test_batch_says_each_framing_note_once(tmp_path, capsys):
+    """Three wide pairs are letterboxed alike: the note is printed once for the batch, not once
+    per pair, and every output keeps the 2:1 aspect."""
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for pid in ("a", "b", "c"):
+        wide = textured_image(96, ord(pid))[24:72]
+        Image.fromarray(wide).save(pairs / f"{pid}_start.png")
+        Image.fromarray(np.roll(wide, 2, axis=1)).save(pairs / f"{pid}_end.png")
+    assert main(["interpolate", "--pairs", str(pairs), "-o", str(tmp_path / "out"),
+                 "--format", "gif", "--num-frames", "3", *MODEL]) == 0
+    assert capsys.readouterr().err.count("letterboxed into the model's 64x64") == 1
+    for pid in ("a", "b", "c"):
+        with Image.open(tmp_path / "out" / f"{pid}.gif") as gif:
+            assert gif.size == (64, 32)
+
+
 def test_batch_pairs_resume_and_bad_pair(tmp_path, capsys):
     pairs = tmp_path / "pairs"
     pairs.mkdir()

@@ -67,8 +67,10 @@ def _add_interpolate(sub) -> None:
     p.set_defaults(func=_run_interpolate, precheck=_check_interpolate_inputs)
 
 
-def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path):
-    """One pair → ``out``; returns the sampling time and the output's (height, width)."""
+def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path,
+                      said: set | None = None):
+    """One pair → ``out``; returns the sampling time and the output's (height, width).
+    ``said``: notes already printed (a batch says each kind once, not once per pair)."""
     import numpy as np
     import torch
 
@@ -87,7 +89,11 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path):
     framed = frame_pair(np.asarray(start.convert("RGB")), np.asarray(end.convert("RGB")),
                         tracks, args.height, args.width, args.resize)
     for note in framed.notes:
-        print(f"note: {start_path}: {note}", file=sys.stderr)
+        if said is None or note not in said:
+            print(f"note: {start_path}: {note}" + (" (said once for the batch)"
+                                                   if said is not None else ""), file=sys.stderr)
+        if said is not None:
+            said.add(note)
     t0 = time.perf_counter()
     with warnings_to_stderr():
         result = pipe(framed.start, framed.end, num_frames=args.num_frames,
@@ -183,9 +189,10 @@ def _run_batch(args) -> int:
                   or any(p.tracks for p in pairs))
     pipe = load_pipeline(args, controlnet=bool(any_tracks), notice=True, fuse=True)
     pipe.set_progress_bar_config(disable=True)
+    said: set[str] = set()
     summary = run_batch(
         lambda pair, out: _interpolate_pair(pipe, args, pair.start, pair.end,
-                                            pair.tracks or args.tracks, out),
+                                            pair.tracks or args.tracks, out, said),
         pairs, args.output, args.format)
     for pid, reason in summary.failed.items():
         print(f"failed: {pid}: {reason}", file=sys.stderr)
