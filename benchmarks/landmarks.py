@@ -37,21 +37,28 @@ def frames_of(size: int, count: int) -> np.ndarray:
     return np.stack([big[k // 2:k // 2 + size, k:k + size] for k in range(count)])
 
 
-SIGNER_FRAME = (122, 5)  # a signer seed and frame whose right hand MediaPipe finds at 512×512
+SIGNER_FRAME = (122, 9, 5)  # a signer seed, clip length and frame: MediaPipe finds its right
+#                            hand at 512×512
+
+
+def both_hands_frame() -> np.ndarray:
+    """A synthetic signer frame (512×512) whose right half is mirrored onto its left: MediaPipe
+    finds the drawn hand and its mirror image, of the other handedness. It reads the cartoon
+    hands of most frames poorly; this one, chosen for that alone, it finds at 0.98 / 0.96 as a
+    photo."""
+    from framerturbo.data.synthetic import render_signer
+
+    seed, length, index = SIGNER_FRAME
+    frame = render_signer(seed, length, 512).frames[index]
+    return np.concatenate([frame[:, 256:][:, ::-1], frame[:, 256:]], axis=1)
 
 
 def signer_hands_frames(size: int, count: int) -> np.ndarray:
-    """Both hands in view: a synthetic signer frame whose right half is mirrored onto its left
-    (MediaPipe finds the drawn hand and its mirror image, of the other handedness), shifted by up
-    to ±10 px from frame to frame. MediaPipe reads the cartoon hands of most frames poorly; this
-    one, chosen for that alone, it finds at 0.98 / 0.96 as a photo."""
+    """Both hands in view: :func:`both_hands_frame` shifted by up to ±10 px from frame to
+    frame."""
     import cv2
 
-    from framerturbo.data.synthetic import render_signer
-
-    seed, index = SIGNER_FRAME
-    frame = render_signer(seed, index + 1, 512).frames[index]
-    both = np.concatenate([frame[:, 256:][:, ::-1], frame[:, 256:]], axis=1)
+    both = both_hands_frame()
     if size != 512:
         both = cv2.resize(both, (size, size), interpolation=cv2.INTER_AREA)
     shifts = [((k % 20) - 10, ((k // 2) % 10) - 5) for k in range(count)]

@@ -67,7 +67,7 @@ def test_pose_finds_the_astronaut_and_no_hands_is_not_an_error():
 
 @needs_mediapipe
 def test_hands_and_pose_run_side_by_side_with_the_results_of_one_thread(monkeypatch):
-    """extract() runs the hands and the pose graph in two threads (1.8× the frames per second
+    """extract() runs the hands and the pose graph in two threads (1.5× the frames per second
     with hands in view on 2 cores); every landmark equals a one-thread run, in both modes, on
     frames where MediaPipe finds both hands."""
     from concurrent.futures import Future
@@ -104,3 +104,28 @@ def test_hands_and_pose_run_side_by_side_with_the_results_of_one_thread(monkeypa
         for a, b in ((both.hands, alone.hands), (both.hand_conf, alone.hand_conf),
                      (both.pose, alone.pose), (both.pose_conf, alone.pose_conf)):
             assert np.array_equal(a, b, equal_nan=True)
+
+
+@needs_mediapipe
+def test_evaluates_hand_control_row_reads_mediapipes_hands_at_the_two_ends():
+    """evaluate --hand-metrics mediapipe: the hand-control tracks start at the wrists MediaPipe
+    finds in a clip's first frame and end at those of its last, and run still (both ends equal
+    here: a clip that does not move gets tracks that do not move)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from framerturbo.data.landmarks import MediaPipeSource
+    from framerturbo.eval.hands import endpoint_hand_tracks
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from landmarks import both_hands_frame
+
+    frame = both_hands_frame()
+    clip = SimpleNamespace(frames=np.stack([frame] * 5), landmarks=None)
+    [plan] = endpoint_hand_tracks([clip], "mediapipe")
+    wrists = MediaPipeSource().extract(frame[None], video=False).hands[0, :, 0]  # (2, 2)
+    found = wrists[np.isfinite(wrists).all(axis=1)]
+    assert len(found) == 2 and plan.shape[0] == 5
+    for w in found:
+        assert np.isclose(plan[0], w, atol=1e-6).all(axis=1).any()
+    assert np.allclose(plan, plan[:1])

@@ -163,7 +163,7 @@ class MediaPipeSource(LandmarkSource):
                                        min_detection_confidence=self.min_confidence,
                                        min_tracking_confidence=self.min_confidence) as pose:
             # the two graphs are independent and release the GIL: one thread each keeps both
-            # cores busy (hands + pose at 512×512 with hands in view: 22.8 → 40.6 frames/s on
+            # cores busy (hands + pose at 512×512 with hands in view: 20.6 → 31.1 frames/s on
             # 2 cores, docs/sign-language.md); each still sees every frame in order
             with ThreadPoolExecutor(2, thread_name_prefix="mediapipe") as pool:
                 for f, frame in enumerate(frames):

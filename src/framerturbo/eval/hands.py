@@ -110,8 +110,9 @@ def endpoint_hand_tracks(clips, source: str) -> list[np.ndarray | None]:
         last = len(clip.frames) - 1
         if mediapipe is None:
             a, b = clip.landmarks.slice(0, 1), clip.landmarks.slice(last, last + 1)
-        else:
-            a, b = (mediapipe.extract(clip.frames[[k]], video=False) for k in (0, last))
+        else:  # both endpoints in one call (one pair of graphs), each read as a photo
+            ends = mediapipe.extract(clip.frames[[0, last]], video=False)
+            a, b = ends.slice(0, 1), ends.slice(1, 2)
         plan = hand_tracks(a, b, last - 1).tracks.tracks
         plans.append(np.stack([t.points for t in plan], 1) if plan else None)
     return plans
