@@ -88,3 +88,9 @@ def test_the_app_letterboxes_a_wide_pair_and_moves_its_points(tmp_path):
     assert seen["tracks"].image_size == (80, 80)
     assert seen["tracks"].tracks[0].points.tolist() == [[10.0, 40.0], [30.0, 45.0]]
     assert read_video_frames(mp4).shape[1:3] == (32, 64)
+    mp4, _ = Runner(pipe, {}).generate(  # the settings' "squash": Framer's own stretch
+        session, autopilot=False, sampler="euler", steps=2, seed=0, gmin=1.0, gmax=1.0,
+        frames=5, height=64, width=64, lora="none", lora_scale=1.0, control_scale=1.0,
+        fit="squash")
+    assert seen["start"].shape == (40, 80, 3) and seen["tracks"].image_size == (80, 40)
+    assert read_video_frames(mp4).shape[1:3] == (64, 64)

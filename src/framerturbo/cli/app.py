@@ -121,7 +121,7 @@ class Runner:
     def generate(self, session: Session, *, autopilot: bool, sampler: str, steps: int,
                  seed: int, gmin: float, gmax: float, frames: int, height: int, width: int,
                  lora: str, lora_scale: float, control_scale: float,
-                 keep_static: float | None = None):
+                 keep_static: float | None = None, fit: str = "pad"):
         import torch
 
         from ..media.files import to_uint8, write_gif, write_mp4
@@ -132,7 +132,7 @@ class Runner:
         tracks = None if autopilot else session.track_set(session.start.size)
         has_control = self.pipe.controlnet is not None
         framed = frame_pair(np.asarray(session.start), np.asarray(session.end), tracks,
-                            int(height), int(width), "pad")  # letterboxed, as interpolate does
+                            int(height), int(width), fit)  # as interpolate --resize
         with self.lock:
             self._use_lora(lora, lora_scale, sampler)
             result = self.pipe(
@@ -194,6 +194,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
                 frames = gr.Slider(3, 25, value=d["frames"], step=1, label="frames")
                 height = gr.Dropdown(SIZES, value=d["height"], label="height")
                 width = gr.Dropdown(SIZES, value=d["width"], label="width")
+                fit = gr.Dropdown(["pad", "crop", "squash"], value="pad",
+                                  label="another aspect: pad (letterbox) / crop / squash")
             with gr.Row():
                 lora = gr.Dropdown(["none", *runner.loras], value="none", label="LoRA")
                 lora_scale = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="LoRA scale")
@@ -245,12 +247,13 @@ def build_app(runner: Runner, defaults: dict | None = None):
         undo.click(edit("undo"), [state], views)
         clear.click(edit("clear"), [state], views)
 
-        def on_run(s, ap, smp, st, sd, g0, g1, nf, h, w, lo, ls, cs, ks,
+        def on_run(s, ap, smp, st, sd, g0, g1, nf, h, w, lo, ls, cs, ks, ft,
                    progress=gr.Progress(track_tqdm=True)):
             try:
-                return runner.generate(s or Session(), autopilot=ap, sampler=smp, steps=st, seed=sd, gmin=g0,
-                                       gmax=g1, frames=nf, height=h, width=w, lora=lo,
-                                       lora_scale=ls, control_scale=cs, keep_static=ks)
+                return runner.generate(s or Session(), autopilot=ap, sampler=smp, steps=st,
+                                       seed=sd, gmin=g0, gmax=g1, frames=nf, height=h, width=w,
+                                       lora=lo, lora_scale=ls, control_scale=cs, keep_static=ks,
+                                       fit=ft)
             except ValueError as e:
                 raise gr.Error(str(e)) from None
 
@@ -261,7 +264,8 @@ def build_app(runner: Runner, defaults: dict | None = None):
 
         autopilot.change(on_autopilot, [autopilot], [control_scale])
         run.click(on_run, [state, autopilot, sampler, steps, seed, gmin, gmax, frames, height,
-                           width, lora, lora_scale, control_scale, keep_static], [video, gif])
+                           width, lora, lora_scale, control_scale, keep_static, fit],
+                  [video, gif])
     return app
 
 
