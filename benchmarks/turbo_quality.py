@@ -54,10 +54,11 @@ ROWS = [("teacher euler-30 + CFG", "euler", 30, False, False),
 def score(pipe, clips, label, sampler, steps, tracks, seed, guidance, keep_static=None):
     """One row; ``guidance``: the model's CFG ramp (the turbo sampler has no CFG);
     ``keep_static``: the pipeline's static-pixel τ (None: the model's)."""
-    from framerturbo.eval.evaluate import score_model
+    from framerturbo.eval.evaluate import own_tracks, score_model
 
     start = time.perf_counter()
-    result = score_model(pipe, clips, label, use_tracks=tracks, sampler=sampler, steps=steps,
+    result = score_model(pipe, clips, label, tracks=own_tracks(clips) if tracks else None,
+                         sampler=sampler, steps=steps,
                          guidance=guidance, seed=seed, keep_static=keep_static)
     seconds = (time.perf_counter() - start) / len(clips)
     row = result.metrics[label]

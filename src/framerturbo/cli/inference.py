@@ -86,13 +86,13 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path,
         tracks = load_tracks(tracks_path)
         if tracks.image_size is None:
             tracks.image_size = start.size  # points are in start-image pixels
-    framed = frame_pair(np.asarray(start.convert("RGB")), np.asarray(end.convert("RGB")),
-                        tracks, args.height, args.width, args.resize)
-    for note in framed.notes:
-        if said is None or note not in said:
-            print(f"note: {start_path}: {note}" + (" (said once for the batch)"
-                                                   if said is not None else ""), file=sys.stderr)
-        if said is not None:
+    framed = frame_pair(np.asarray(start), np.asarray(end), tracks, args.height, args.width,
+                        args.resize)  # load_image gives RGB
+    batch = said is not None
+    for note in [n for n in framed.notes if not batch or n not in said]:
+        print(f"note: {start_path}: {note}" + (" (said once for the batch)" if batch else ""),
+              file=sys.stderr)
+        if batch:
             said.add(note)
     t0 = time.perf_counter()
     with warnings_to_stderr():

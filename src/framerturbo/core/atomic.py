@@ -75,33 +75,27 @@ class ReplaceRefused(FileExistsError):
     """The output would replace something a user made (a file, or a folder of other things)."""
 
 
-def check_replaceable(path: str | Path, replace_if=None) -> None:
-    """Raise :class:`ReplaceRefused` unless ``path`` is missing, an empty folder, or a folder
-    ``replace_if(path)`` recognises as this writer's own earlier output. A folder output lands by
-    replacing its folder whole, so without this ``-o ~/Desktop`` would replace the desktop and
-    ``export --out photo.png`` the photo. Callers run it before long work, too."""
+def check_replaceable(path: str | Path, replace_if=None, *, file: bool = False) -> None:
+    """Raise :class:`ReplaceRefused` unless ``path`` is missing or ``replace_if(path)``
+    recognises it as this writer's own earlier output — or, for a folder output, an empty
+    folder. A folder output lands by replacing its folder whole, so without this ``-o
+    ~/Desktop`` would replace the desktop and ``export --out photo.png`` the photo; a one-file
+    output (``file``) must not replace a user's photo or checkpoint of the same name. Callers
+    run it before long work, too."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return
-    if not path.is_dir():
-        raise ReplaceRefused(f"{path}: exists and is not a folder — give a new folder name")
-    if any(path.iterdir()) and not (replace_if is not None and replace_if(path)):
-        raise ReplaceRefused(f"{path}: this folder holds other things, and the output would "
-                             "replace it whole — give a new or empty folder")
-
-
-def check_replaceable_file(path: str | Path, replace_if) -> None:
-    """Raise :class:`ReplaceRefused` unless ``path`` is missing or a file ``replace_if(path)``
-    recognises as this writer's own earlier output (a one-file export must not replace a
-    user's photo or checkpoint of the same name)."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        return
-    if path.is_dir():
+    if file and path.is_dir():
         raise ReplaceRefused(f"{path}: is a folder — give a file name for the output")
-    if not replace_if(path):
+    if not file and not path.is_dir():
+        raise ReplaceRefused(f"{path}: exists and is not a folder — give a new folder name")
+    if not file and not any(path.iterdir()):
+        return  # an empty folder
+    if replace_if is None or not replace_if(path):
         raise ReplaceRefused(f"{path}: exists and is not an earlier output of this command — "
-                             "give a new file name")
+                             "give a new file name" if file else
+                             f"{path}: this folder holds other things, and the output would "
+                             "replace it whole — give a new or empty folder")
 
 
 def anything(folder: Path) -> bool:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.settings import DataConfig
-from .evaluate import EvalResult, load_eval_clips, score_baselines, score_model, write_report
+from .evaluate import (EvalResult, load_eval_clips, own_tracks, score_baselines, score_model,
+                       write_report)
 from .hands import REAL, endpoint_hand_tracks, hand_rows, resolve_source
 from .networks import MetricNetworks, learned_metrics
 
@@ -155,7 +156,8 @@ def run_comparison(args: argparse.Namespace, load_pipe) -> EvalResult:
         pipe = pipes[row.model]
         names = load_loras(pipe.unet, [(row.lora, row.scale)]) if row.lora else []
         try:
-            scored = score_model(pipe, clips, row.label, use_tracks=args.tracks, **sampling)
+            scored = score_model(pipe, clips, row.label,
+                                 tracks=own_tracks(clips) if args.tracks else None, **sampling)
             scored.metrics[row.label] |= row.describe()
             result.merge(scored)
             if hand_plans is not None and pipe.controlnet is None:

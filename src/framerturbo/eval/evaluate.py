@@ -131,15 +131,15 @@ def _signer_truth(dataset: ClipDataset, index: int, times, frames: np.ndarray, r
                                effective_fps(ref.step))
 
 
-def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = False,
+def score_model(pipe, clips: list[EvalClip], label: str, *, tracks: list | None = None,
                 sampler: str = "euler", steps: int | None = None, seed: int = 0,
                 guidance=FRAMER_GUIDANCE, size: tuple[int, int] | None = None,
-                keep_static: float | None = None, tracks: list | None = None) -> EvalResult:
+                keep_static: float | None = None) -> EvalResult:
     """One row: ``pipe`` on every clip, conditioned as training conditions the clip. With
     ``size`` (H, W) the model generates at that size and the frames are resized back to the
     clip's for scoring (a benchmark's size is not the model's). ``keep_static``: the
-    pipeline's τ (None: the model record's). ``tracks``: per clip, tracks to steer it with
-    instead of its own (``use_tracks``) or none."""
+    pipeline's τ (None: the model record's). ``tracks``: per clip, the tracks to steer it with
+    (:func:`own_tracks`: the clips' own), or None for no control."""
     from ..media.files import to_uint8
     from ..media.video import resize_frames
 
@@ -151,13 +151,17 @@ def score_model(pipe, clips: list[EvalClip], label: str, *, use_tracks: bool = F
                    num_inference_steps=steps, sampler=sampler,
                    min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
                    fps=clip.fps, motion_bucket_id=clip.motion_bucket,
-                   tracks=tracks[i] if tracks is not None else
-                   clip.tracks if use_tracks else None, keep_static=keep_static,
+                   tracks=None if tracks is None else tracks[i], keep_static=keep_static,
                    generator=torch.Generator().manual_seed(seed + i), output_type="np").frames[0]
         videos.append(to_uint8(out) if (gh, gw) == (h, w) else
                       resize_frames(to_uint8(out), h, w, "squash"))
         scores.append(frame_metrics(videos[-1][1:-1], clip.frames[1:-1]))
     return _result(label, videos, scores)
+
+
+def own_tracks(clips: list[EvalClip]) -> list:
+    """Each clip's own tracks (``evaluate --tracks``), for :func:`score_model`."""
+    return [clip.tracks for clip in clips]
 
 
 def score_baselines(clips: list[EvalClip], with_hard_cut: bool = False) -> EvalResult:

@@ -21,8 +21,7 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..core.atomic import (atomic_dir, atomic_file, check_replaceable,
-                           check_replaceable_file)
+from ..core.atomic import atomic_dir, atomic_file, check_replaceable
 from ..models.adapters import find_lora_dir, load_loras, shipped_turbo_dir
 from ..models.card import CARD_FILE, MARKER, write_card
 from ..models.loading import is_model_folder, load_components, write_components
@@ -53,7 +52,7 @@ def export(run_or_lora: str | Path, fmt: str, out: str | Path, model: str,
         raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     lora, out = find_lora_dir(run_or_lora), Path(out)
     if fmt == "comfyui":  # refuse to replace what the user made, before any work
-        check_replaceable_file(out, is_comfyui_export)
+        check_replaceable(out, is_comfyui_export, file=True)
     else:  # a folder, replaced whole
         check_replaceable(out, FOLDER_KINDS[fmt])
     facts = export_facts(lora, out, model, svd, scale)
