@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import arg_parser, device_and_name, print_table, record  # noqa: E402
 
-from framerturbo.data.landmarks import MediaPipeSource  # noqa: E402
+from framerturbo.data.landmarks import MediaPipeSource, MissingExtraError  # noqa: E402
 
 
 def frames_of(size: int, count: int) -> np.ndarray:
@@ -76,7 +76,11 @@ def main(argv=None) -> int:
                    help="MediaPipe hand model: 0 lite, 1 full")
     args = p.parse_args(argv)
     size, count = (128, 4) if args.tiny else (512, args.frames)
-    source = MediaPipeSource(hand_complexity=args.hand_complexity)
+    try:
+        source = MediaPipeSource(hand_complexity=args.hand_complexity)
+    except MissingExtraError as e:  # one line, as the CLI says it
+        print(f"landmarks.py: {e}", file=sys.stderr)
+        return 2
     rows = []
     for clip, make in CLIPS.items():
         frames = make(size, count)
