@@ -55,7 +55,7 @@ def test_writes_mp4_gif_and_png_folder(endpoints, tmp_path, capsys, released_lay
     ("squash", (48, 96), (0, 0), (64, 64)),  # stretched, as Framer's own app does
 ])
 def test_other_aspects_are_letterboxed_cropped_or_squashed(mode, canvas, shift, out_hw, tmp_path,
-                                                           monkeypatch):
+                                                           monkeypatch, capsys):
     """A 96×48 pair on a 64×64 model: the pipeline gets the picture on a canvas of the model's
     aspect (so its resize scales evenly), the tracks move with the picture, and with pad the
     output keeps the picture's 2:1 aspect. Before, every pair was stretched to the model's size."""
@@ -78,6 +78,9 @@ def test_other_aspects_are_letterboxed_cropped_or_squashed(mode, canvas, shift, 
         assert np.array_equal(seen["start"][24:72], wide) and not seen["start"][:24].any()
     pngs = sorted((tmp_path / "o").glob("*.png"))
     assert len(pngs) == 5 and np.asarray(Image.open(pngs[2])).shape[:2] == out_hw
+    # the note says how the images were framed; the API's stretch warning is not repeated
+    err = capsys.readouterr().err
+    assert f"(--resize {mode})" in err and "stretched to 64x64, another aspect" not in err
 
 
 def test_seed_reproducible_and_tracks_accepted(endpoints, tmp_path):

@@ -133,6 +133,29 @@ def test_tensor_and_resized_inputs(micro_pipe):
     assert run(micro_pipe, start=big).frames.shape == (1, 5, 64, 64, 3)
 
 
+def test_a_stretched_endpoint_is_said_and_a_framed_one_is_not(micro_pipe):
+    """The API stretches an image of another aspect (as diffusers' pipelines do) but says so,
+    naming the fix; the same image framed by frame_pair (what interpolate does) passes quietly."""
+    import warnings
+
+    from framerturbo.sampling.framing import StretchWarning, frame_pair
+    from framerturbo.sampling.pipeline import stretched
+
+    wide = textured_image(96, seed=3)[:64]  # 96×64
+    with pytest.warns(StretchWarning, match=r"96x64 are stretched to 64x64.*frame_pair") as said:
+        run(micro_pipe, start=wide, end=wide, num_inference_steps=1)
+    said = [w for w in said if w.category is StretchWarning]
+    assert len(said) == 1 and said[0].filename == __file__  # once per call, at the caller's line
+    framed = frame_pair(wide, wide, None, 64, 64, "pad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StretchWarning)
+        run(micro_pipe, start=framed.start, end=framed.end, num_inference_steps=1)
+        run(micro_pipe, start=textured_image(128, seed=3), num_inference_steps=1)
+    # rounding a canvas to whole pixels is not a stretch; 2 % is
+    assert not stretched(451, 451, 64, 64) and not stretched(301, 481, 320, 512)
+    assert stretched(300, 451, 64, 64) and stretched(100, 103, 64, 64)
+
+
 @pytest.mark.parametrize("kw,match", [
     (dict(height=60), "multiples of 64"),
     (dict(sampler="lcm"), "unknown sampler"),

@@ -122,10 +122,12 @@ class Runner:
                  seed: int, gmin: float, gmax: float, frames: int, height: int, width: int,
                  lora: str, lora_scale: float, control_scale: float,
                  keep_static: float | None = None, fit: str = "pad"):
+        import warnings
+
         import torch
 
         from ..media.files import to_uint8, write_gif, write_mp4
-        from ..sampling.framing import frame_pair
+        from ..sampling.framing import StretchWarning, frame_pair
 
         if session.start is None or session.end is None:
             raise ValueError("upload a start and an end image first")
@@ -133,7 +135,8 @@ class Runner:
         has_control = self.pipe.controlnet is not None
         framed = frame_pair(np.asarray(session.start), np.asarray(session.end), tracks,
                             int(height), int(width), fit)  # as interpolate --resize
-        with self.lock:
+        with self.lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore", StretchWarning)  # "squash" was the user's choice
             self._use_lora(lora, lora_scale, sampler)
             result = self.pipe(
                 framed.start, framed.end, num_frames=int(frames), height=int(height),

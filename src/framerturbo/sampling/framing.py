@@ -12,6 +12,12 @@ import numpy as np
 from ..core.tracks import TrackSet, moved_to_canvas
 from ..media.video import Canvas, canvas_for, resize_frames
 
+class StretchWarning(UserWarning):
+    """The pipeline stretched an endpoint of another aspect than ``height``×``width``. The CLI and
+    the app frame their images here first (pad, crop or squash: the user's choice, said in a
+    note) and do not show it."""
+
+
 HOW = {"pad": "letterboxed into", "crop": "centre-cropped to the aspect of",
        "squash": "stretched to"}
 

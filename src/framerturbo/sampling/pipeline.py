@@ -33,6 +33,7 @@ from ..models.record import (AUTOPILOT_CONTROL_SCALE, RELEASED, ModelRecord,
                              check_control_scale, check_keep_static, read_record, sampling_choice)
 from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
+from .framing import StretchWarning
 from .keep_static import keep_static as keep_static_pixels
 
 logger = logging.getLogger(__name__)
@@ -55,9 +56,9 @@ def guidance_weights(min_scale: float, max_scale: float, num_frames: int,
     return w.float()
 
 
-def _to_pixels(image, height: int, width: int) -> torch.Tensor:
-    """One endpoint → (3, H, W) float in [−1, 1]. Accepts a path, PIL image, uint8 HWC array or a
-    float tensor (3, H, W) in [0, 1]; other sizes are resized (antialiased)."""
+def _as_pixels(image) -> torch.Tensor:
+    """One endpoint → (3, h, w) float in [−1, 1] at its own size. Accepts a path, PIL image,
+    uint8 HWC array or a float tensor (3, H, W) in [0, 1]."""
     if isinstance(image, (str, Path)):
         image = load_image(image)
     if isinstance(image, Image.Image):
@@ -69,17 +70,36 @@ def _to_pixels(image, height: int, width: int) -> torch.Tensor:
             image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
         if not image.flags.writeable:  # PIL's arrays are read-only; torch warns on those
             image = image.copy()
-        pixels = pixels_from_uint8(torch.from_numpy(image).permute(2, 0, 1))
-    elif isinstance(image, torch.Tensor):
+        return pixels_from_uint8(torch.from_numpy(image).permute(2, 0, 1))
+    if isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"image tensors must be (3, H, W) in [0, 1], got {tuple(image.shape)}")
-        pixels = image.float() * 2 - 1
-    else:
-        raise TypeError(f"unsupported image type {type(image).__name__}")
-    if pixels.shape[1:] != (height, width):
-        pixels = F.interpolate(pixels[None], size=(height, width), mode="bicubic",
-                               antialias=True, align_corners=False)[0].clamp(-1, 1)
-    return pixels
+        return image.float() * 2 - 1
+    raise TypeError(f"unsupported image type {type(image).__name__}")
+
+
+def _resized(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(3, h, w) → (3, height, width), antialiased bicubic (stretched if the aspect differs)."""
+    if pixels.shape[1:] == (height, width):
+        return pixels
+    return F.interpolate(pixels[None], size=(height, width), mode="bicubic", antialias=True,
+                         align_corners=False)[0].clamp(-1, 1)
+
+
+def stretched(h: int, w: int, height: int, width: int) -> bool:
+    """Whether resizing an (h, w) image to (height, width) changes its aspect by more than 1 %
+    plus the half pixel a side that rounding a canvas of the model's aspect leaves."""
+    return abs(w * height / (h * width) - 1) > 0.01 + 1 / min(h, w)
+
+
+def _warn_if_stretched(pixels: list[torch.Tensor], height: int, width: int) -> None:
+    sizes = sorted({tuple(p.shape[1:]) for p in pixels if stretched(*p.shape[1:], height, width)})
+    if sizes:
+        listed = ", ".join(f"{w}x{h}" for h, w in sizes)
+        warnings.warn(StretchWarning(
+            f"endpoint images of {listed} are stretched to {width}x{height}, another aspect; "
+            "to keep theirs, frame them first with framerturbo.sampling.framing.frame_pair "
+            "(pad or crop, as `interpolate --resize` does)"), stacklevel=4)
 
 
 MATCH_MAX_SIDE = 1024  # autopilot's SIFT works on endpoints at most this large
@@ -262,8 +282,10 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
             raise ValueError(f"fps must be > 0 and motion_bucket_id >= 0, got {fps} and "
                              f"{motion_bucket_id}")
         device = self._execution_device
-        start_px = torch.stack([_to_pixels(s, height, width) for s in starts]).to(device)
-        end_px = torch.stack([_to_pixels(e, height, width) for e in ends]).to(device)
+        start_px, end_px = ([_as_pixels(i) for i in images] for images in (starts, ends))
+        _warn_if_stretched(start_px + end_px, height, width)
+        start_px = torch.stack([_resized(p, height, width) for p in start_px]).to(device)
+        end_px = torch.stack([_resized(p, height, width) for p in end_px]).to(device)
 
         turbo = canonical_name(sampler) == TURBO
         scheduler = make_scheduler(sampler, *sigma_range(self.scheduler),
