@@ -84,6 +84,7 @@ def test_parse_accepts_both_layouts(tmp_path):
     ({"tracks": [{"points": [[1, 2], [3, 4]], "times": [0.5, 0.2]}]}, "strictly increasing"),
     ({"image_size": [0, 10], "tracks": []}, "image_size"),
     ({"points": [[1, 2]]}, "no track list"),
+    ({"tracks": [{"points": [[1, 2], [3e300, 4]]}]}, "coordinate of 3e\\+300 px, beyond any image"),
 ])
 def test_parse_errors_name_the_source_and_fix(doc, match):
     with pytest.raises(ValueError, match=match) as err:

@@ -45,6 +45,11 @@ def _fail(source, what: str, fix: str):
     raise ValueError(f"{source}: {what} — {fix}")
 
 
+#: Points may leave the picture (a hand going out of view), but not by a million pixels: such a
+#: value is a unit mix-up, and its spline would overflow.
+MAX_COORDINATE = 1e6
+
+
 def parse_tracks(data, source: str = "tracks") -> TrackSet:
     """Validate a decoded track JSON document (see the module docstring)."""
     image_size = None
@@ -72,6 +77,9 @@ def parse_tracks(data, source: str = "tracks") -> TrackSet:
                   "give each track at least one [x, y] pair")
         if not np.isfinite(points).all():
             _fail(source, f"track {i} has a non-finite coordinate", "use plain numbers")
+        if np.abs(points).max() > MAX_COORDINATE:
+            _fail(source, f"track {i} has a coordinate of {np.abs(points).max():g} px, beyond "
+                  "any image", "give positions in the image's pixels")
         times = None
         if raw_times is not None:
             times = np.asarray(raw_times, dtype=np.float64)
