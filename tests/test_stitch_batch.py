@@ -82,6 +82,23 @@ def test_stitch_letterboxes_clips_of_another_aspect_with_fit_pad(tmp_path, capsy
     assert tops["pad"] < 20 < tops["crop"]
 
 
+def test_sentence_letterboxes_a_clip_of_another_aspect_by_default(tmp_path, capsys):
+    """`sentence` is for signers, whose hands a crop cuts off: its --fit defaults to pad
+    (stitch's to crop); --fit crop still crops."""
+    lexicon = tmp_path / "lexicon"
+    lexicon.mkdir()
+    write_video(lexicon / "HELLO.mp4", moving_square_frames(6, seed=1), fps=8)
+    square = moving_square_frames(6, seed=2)
+    write_video(lexicon / "NAME.mp4", np.concatenate([square, np.full_like(square, 255)],
+                                                     axis=2), fps=8)
+    for flags, how in (((), "letterboxed"), (("--fit", "crop"), "centre-cropped")):
+        out = tmp_path / f"{how}.mp4"
+        assert main(["sentence", "HELLO NAME", "--lexicon", str(lexicon), "-o", str(out),
+                     "--transition-frames", "2", *flags, *MODEL]) == 0
+        assert how in capsys.readouterr().err
+        assert read_video_frames(out).shape == (6 + 2 + 6, 64, 64, 3)
+
+
 def test_batch_says_each_framing_note_once(tmp_path, capsys):
     """Three wide pairs are letterboxed alike: the note is printed once for the batch, not once
     per pair, and every output keeps the 2:1 aspect."""

@@ -248,8 +248,8 @@ def add_stitch_options(p) -> None:
                         "ground-truth (= synthetic: synthetic signer clips' .tracks.npz)")
     p.add_argument("--fit", choices=["crop", "pad"], default="crop",
                    help="clips of another aspect than the first: crop = centre-cropped to its "
-                        "aspect (crop), pad = letterboxed whole (nothing cut off: hands low in "
-                        "the frame stay in view)")
+                        "aspect, pad = letterboxed whole (nothing cut off: hands low in the "
+                        "frame stay in view) (default: %(default)s)")
     p.add_argument("--report", action="store_true",
                    help="also write OUTPUT.metrics.json and OUTPUT.report.html: per transition, "
                         "hands found in it vs in the clips and the jerk of the hand paths "

@@ -74,7 +74,9 @@ def _add_sentence(sub) -> None:
     p.add_argument("--lexicon", required=True, help="folder of GLOSS.mp4 clips or a .jsonl")
     p.add_argument("-o", "--output", required=True, help="output video (.mp4/.gif) or folder")
     add_stitch_options(p)
-    p.set_defaults(func=_run_sentence)
+    # a lexicon clip of another aspect is letterboxed, not cropped: cropping a signer cuts the
+    # hands off (docs/sign-language.md, "Clips of another aspect")
+    p.set_defaults(func=_run_sentence, fit="pad")
 
 
 def _run_sentence(args) -> int:
