@@ -134,15 +134,16 @@ def test_tensor_and_resized_inputs(micro_pipe):
 
 
 def test_a_stretched_endpoint_is_said_and_a_framed_one_is_not(micro_pipe):
-    """The API stretches an image of another aspect (as diffusers' pipelines do) but says so,
-    naming the fix; the same image framed by frame_pair (what interpolate does) passes quietly."""
+    """Left to its default resize, the API stretches an image of another aspect (as diffusers'
+    pipelines do) but says so, naming the fix; the same image framed by frame_pair (what
+    interpolate does) passes quietly."""
     import warnings
 
     from framerturbo.sampling.framing import StretchWarning, frame_pair
     from framerturbo.sampling.pipeline import stretched
 
     wide = textured_image(96, seed=3)[:64]  # 96×64
-    with pytest.warns(StretchWarning, match=r"96x64 are stretched to 64x64.*frame_pair") as said:
+    with pytest.warns(StretchWarning, match=r"96x64 are stretched to 64x64.*resize='pad'") as said:
         run(micro_pipe, start=wide, end=wide, num_inference_steps=1)
     said = [w for w in said if w.category is StretchWarning]
     assert len(said) == 1 and said[0].filename == __file__  # once per call, at the caller's line
@@ -154,6 +155,46 @@ def test_a_stretched_endpoint_is_said_and_a_framed_one_is_not(micro_pipe):
     # rounding a canvas to whole pixels is not a stretch; 2 % is
     assert not stretched(451, 451, 64, 64) and not stretched(301, 481, 320, 512)
     assert stretched(300, 451, 64, 64) and stretched(100, 103, 64, 64)
+
+
+def test_resize_frames_the_pair_as_interpolate_does(micro_pipe):
+    """resize="pad"/"crop" give what frame_pair + the pipeline + the canvas's content give (the
+    CLI's path): a 96×64 pair letterboxed comes back 64×43 with its tracks moved and shifted
+    into the picture; "squash" is the plain stretch without a warning; a batch of two aspects
+    comes back per video; tracks as arrays have no picture to move with."""
+    import warnings
+
+    from framerturbo.sampling.framing import StretchWarning, frame_pair
+
+    wide = textured_image(96, seed=3)[:64]  # 96×64
+    tall = np.ascontiguousarray(textured_image(96, seed=4)[:, :48])  # 48×96
+    moving = TrackSet([Track(np.array([[20.0, 30.0], [60.0, 34.0]]))], (96, 64))
+    fast = dict(num_inference_steps=2)
+    for mode in ("pad", "crop"):
+        framed = frame_pair(wide, wide, moving, 64, 64, mode)
+        by_hand = run(micro_pipe, start=framed.start, end=framed.end, tracks=framed.tracks,
+                      **fast)
+        frames = framed.canvas.content(by_hand.frames[0])
+        out = run(micro_pipe, start=wide, end=wide, tracks=moving, resize=mode, **fast)
+        assert out.frames.shape == (1, 5, *frames.shape[1:])
+        assert np.array_equal(out.frames[0], frames)
+        top, left = framed.canvas.content_box(64, 64)[:2]
+        assert np.allclose(out.tracks[0], by_hand.tracks[0] - [left, top])
+    assert out.frames.shape[2:4] == (64, 64)  # crop fills the frame
+    assert run(micro_pipe, start=wide, end=wide, resize="pad", **fast).frames.shape == (
+        1, 5, 43, 64, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StretchWarning)
+        squashed = run(micro_pipe, start=wide, end=wide, resize="squash", **fast)
+    with pytest.warns(StretchWarning):
+        stretched = run(micro_pipe, start=wide, end=wide, **fast)
+    assert np.array_equal(squashed.frames, stretched.frames)
+    both = micro_pipe([wide, tall], [wide, tall], resize="pad", **(RUN | fast)).frames
+    assert [v.shape for v in both] == [(5, 43, 64, 3), (5, 64, 32, 3)]
+    with pytest.raises(ValueError, match="TrackSets in the images' pixels"):
+        run(micro_pipe, start=wide, end=wide, resize="pad", tracks=np.zeros((5, 1, 2)))
+    with pytest.raises(ValueError, match="resize must be"):
+        run(micro_pipe, resize="stretch")
 
 
 @pytest.mark.parametrize("kw,match", [

@@ -330,15 +330,19 @@ class Canvas:
             return canvas
         return np.ascontiguousarray(picture[self.top:self.top + ch, self.left:self.left + cw])
 
+    def content_box(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, h, w) of the picture in a (height, width) frame made from the canvas:
+        ``pad``: inside the bars; otherwise the whole frame."""
+        if self.mode != "pad":
+            return 0, 0, height, width
+        (ch, cw), (h, w) = self.canvas_hw, self.picture_hw
+        return (round(self.top * height / ch), round(self.left * width / cw),
+                max(1, round(h * height / ch)), max(1, round(w * width / cw)))
+
     def content(self, frames: np.ndarray) -> np.ndarray:
         """(F, height, width, 3) frames made from the canvas → the part that shows the picture
         (``pad``: the padding cut off; otherwise the frames as they are)."""
-        if self.mode != "pad":
-            return frames
-        (ch, cw), (h, w) = self.canvas_hw, self.picture_hw
-        height, width = frames.shape[1:3]
-        top, left = round(self.top * height / ch), round(self.left * width / cw)
-        nh, nw = max(1, round(h * height / ch)), max(1, round(w * width / cw))
+        top, left, nh, nw = self.content_box(*frames.shape[1:3])
         return np.ascontiguousarray(frames[:, top:top + nh, left:left + nw])
 
 

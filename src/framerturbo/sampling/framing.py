@@ -1,7 +1,8 @@
 """A still pair framed for the model: both images on one canvas of the model's aspect (pad,
 crop or squash; ``media/video.Canvas``), the tracks moved with the picture, and the part of the
-generated frames that shows the picture. ``interpolate`` and the app frame their pairs so;
-``stitch`` letterboxes its clips' frames itself (``tasks/stitch.py``)."""
+generated frames that shows the picture. ``interpolate``, the app and the pipeline's
+``resize=`` frame their pairs so; ``stitch`` letterboxes its clips' frames itself
+(``tasks/stitch.py``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from ..core.tracks import TrackSet, moved_to_canvas
 from ..media.video import Canvas, canvas_for, resize_frames
 
 class StretchWarning(UserWarning):
-    """The pipeline stretched an endpoint of another aspect than ``height``×``width``. The CLI and
-    the app frame their images here first (pad, crop or squash: the user's choice, said in a
-    note) and do not show it."""
+    """The pipeline stretched an endpoint of another aspect than ``height``×``width`` because
+    its call left ``resize`` unset. The CLI and the app frame their images here first (pad,
+    crop or squash: the user's choice, said in a note) and do not show it."""
 
 
 HOW = {"pad": "letterboxed into", "crop": "centre-cropped to the aspect of",
@@ -51,3 +52,17 @@ def frame_pair(start: np.ndarray, end: np.ndarray, tracks: TrackSet | None, heig
     if tracks is not None:
         tracks = moved_to_canvas(tracks, (w, h), canvas.shift, canvas.canvas_hw[::-1])
     return FramedPair(canvas.place(start), canvas.place(end), tracks, canvas, notes)
+
+
+def frame_batch(starts: list[np.ndarray], ends: list[np.ndarray], tracks, height: int,
+                width: int, mode: str) -> list[FramedPair]:
+    """Each video's pair framed by ``mode``; ``tracks``: None, a TrackSet for every video or a
+    list with one (or None) per video — in the images' pixels, as ``interpolate --tracks``
+    reads them (an array in generation pixels has no picture to move with)."""
+    per_video = tracks if isinstance(tracks, list) else [tracks] * len(starts)
+    if len(per_video) != len(starts):
+        raise ValueError(f"got tracks for {len(per_video)} videos but a batch of {len(starts)}")
+    if any(t is not None and not isinstance(t, TrackSet) for t in per_video):
+        raise ValueError(f"with resize={mode!r} give tracks as TrackSets in the images' pixels "
+                         "(framerturbo.core.tracks.load_tracks), not arrays in generation pixels")
+    return [frame_pair(s, e, t, height, width, mode) for s, e, t in zip(starts, ends, per_video)]

@@ -33,7 +33,7 @@ from ..models.record import (AUTOPILOT_CONTROL_SCALE, RELEASED, ModelRecord,
                              check_control_scale, check_keep_static, read_record, sampling_choice)
 from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
 from .autopilot import AutopilotState, refine_tracks
-from .framing import StretchWarning
+from .framing import StretchWarning, frame_batch
 from .keep_static import keep_static as keep_static_pixels
 
 logger = logging.getLogger(__name__)
@@ -56,26 +56,38 @@ def guidance_weights(min_scale: float, max_scale: float, num_frames: int,
     return w.float()
 
 
-def _as_pixels(image) -> torch.Tensor:
-    """One endpoint → (3, h, w) float in [−1, 1] at its own size. Accepts a path, PIL image,
-    uint8 HWC array or a float tensor (3, H, W) in [0, 1]."""
+def _check_tensor(image: torch.Tensor) -> None:
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"image tensors must be (3, H, W) in [0, 1], got {tuple(image.shape)}")
+
+
+def _endpoint_array(image) -> np.ndarray:
+    """One endpoint as an (h, w, 3) uint8 array. Accepts a path, PIL image, uint8 or [0, 1]
+    float HWC array, or a float tensor (3, H, W) in [0, 1]."""
+    if isinstance(image, torch.Tensor):
+        _check_tensor(image)
+        return (image.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     if isinstance(image, (str, Path)):
         image = load_image(image)
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image arrays must be (H, W, 3), got {image.shape}")
-        if image.dtype != np.uint8:
-            image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-        if not image.flags.writeable:  # PIL's arrays are read-only; torch warns on those
-            image = image.copy()
-        return pixels_from_uint8(torch.from_numpy(image).permute(2, 0, 1))
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"unsupported image type {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image arrays must be (H, W, 3), got {image.shape}")
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    # PIL's arrays are read-only; torch warns on those
+    return image if image.flags.writeable else image.copy()
+
+
+def _as_pixels(image) -> torch.Tensor:
+    """One endpoint → (3, h, w) float in [−1, 1] at its own size (a float tensor as it is, not
+    quantised)."""
     if isinstance(image, torch.Tensor):
-        if image.ndim != 3 or image.shape[0] != 3:
-            raise ValueError(f"image tensors must be (3, H, W) in [0, 1], got {tuple(image.shape)}")
+        _check_tensor(image)
         return image.float() * 2 - 1
-    raise TypeError(f"unsupported image type {type(image).__name__}")
+    return pixels_from_uint8(torch.from_numpy(_endpoint_array(image)).permute(2, 0, 1))
 
 
 def _resized(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -98,8 +110,8 @@ def _warn_if_stretched(pixels: list[torch.Tensor], height: int, width: int) -> N
         listed = ", ".join(f"{w}x{h}" for h, w in sizes)
         warnings.warn(StretchWarning(
             f"endpoint images of {listed} are stretched to {width}x{height}, another aspect; "
-            "to keep theirs, frame them first with framerturbo.sampling.framing.frame_pair "
-            "(pad or crop, as `interpolate --resize` does)"), stacklevel=4)
+            "pass resize='pad' or 'crop' to keep theirs (as `interpolate --resize` does), or "
+            "resize='squash' to stretch them without this warning"), stacklevel=4)
 
 
 MATCH_MAX_SIDE = 1024  # autopilot's SIFT works on endpoints at most this large
@@ -231,8 +243,8 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
                  autopilot_search_radius: int = 5, autopilot_consistency_px: float = 2.0,
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, decode_chunk_size: int | None = None,
-                 keep_static: float | None = None, output_type: str = "pil",
-                 callback_on_step_end=None) -> FramerPipelineOutput:
+                 keep_static: float | None = None, resize: str | None = None,
+                 output_type: str = "pil", callback_on_step_end=None) -> FramerPipelineOutput:
         """Interpolate between ``start`` and ``end`` (one each, or lists for a batch).
 
         Every size, conditioning and sampling argument left as None is the model's own
@@ -251,6 +263,12 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         background come back as the endpoints' cross-fade (``keep_static.py``; 0: off).
         ``control_scale``: the ControlNet's strength; None: the record's for given tracks
         (1 for Framer, 2 for the micro model), Framer's 0.5 for autopilot's SIFT tracks.
+        ``resize``: endpoints of another aspect than ``height``×``width`` are stretched to it and
+        a :class:`StretchWarning` says so (None), stretched quietly (``"squash"``), centre-cropped
+        (``"crop"``) or letterboxed (``"pad"``: the bars are cut off the frames and tracks it
+        returns, so each video keeps its images' aspect — a batch of several aspects comes
+        back as one item per video), as ``interpolate --resize`` frames them
+        (``framing.frame_pair``). With crop or pad, tracks are TrackSets in the images' pixels.
 
         Runs under ``torch.inference_mode`` (≈ 10 % faster than ``no_grad`` for the micro model on
         a CPU, where per-op overhead dominates); the returned tensors are ordinary ones.
@@ -281,9 +299,18 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         if not fps > 0 or motion_bucket_id < 0:
             raise ValueError(f"fps must be > 0 and motion_bucket_id >= 0, got {fps} and "
                              f"{motion_bucket_id}")
+        if resize not in (None, "squash", "crop", "pad"):
+            raise ValueError(f"resize must be None, 'squash', 'crop' or 'pad', got {resize!r}")
+        framed = None
+        if resize in ("crop", "pad"):
+            framed = frame_batch([_endpoint_array(i) for i in starts],
+                                 [_endpoint_array(i) for i in ends], tracks, height, width, resize)
+            starts, ends = [f.start for f in framed], [f.end for f in framed]
+            tracks = None if tracks is None else [f.tracks for f in framed]
         device = self._execution_device
         start_px, end_px = ([_as_pixels(i) for i in images] for images in (starts, ends))
-        _warn_if_stretched(start_px + end_px, height, width)
+        if resize is None:
+            _warn_if_stretched(start_px + end_px, height, width)
         start_px = torch.stack([_resized(p, height, width) for p in start_px]).to(device)
         end_px = torch.stack([_resized(p, height, width) for p in end_px]).to(device)
 
@@ -355,6 +382,12 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         frames = self.decode_latents(latents, decode_chunk_size or num_frames)
         frames = keep_static_pixels(frames, (start_px + 1) / 2, (end_px + 1) / 2, keep_static)
         final_tracks = [s.tracks.copy() if s is not None else t for s, t in zip(states, track_list)]
+        if resize == "pad":  # each video's picture, without the bars
+            boxes = [f.canvas.content_box(height, width) for f in framed]
+            frames = [video[..., top:top + h, left:left + w]
+                      for video, (top, left, h, w) in zip(frames, boxes)]
+            final_tracks = [t if t is None else t - np.array([left, top], float)
+                            for t, (top, left, _, _) in zip(final_tracks, boxes)]
         return FramerPipelineOutput(frames=self._postprocess(frames, output_type),
                                     tracks=final_tracks)
 
@@ -450,7 +483,13 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         return ((torch.stack(videos) + 1) / 2).clamp(0, 1)
 
     @staticmethod
-    def _postprocess(frames: torch.Tensor, output_type: str):
+    def _postprocess(frames: torch.Tensor | list[torch.Tensor], output_type: str):
+        """(B, F, 3, H, W) in [0, 1] → ``output_type``; a list of per-video (F, 3, h, w) of
+        different sizes (``resize="pad"``) → a list with one item per video."""
+        if isinstance(frames, list):
+            if len({v.shape for v in frames}) > 1:
+                return [FramerPipeline._postprocess(v[None], output_type)[0] for v in frames]
+            frames = torch.stack(frames)
         if output_type in ("pt", "tensor"):
             with torch.inference_mode(False):  # a tensor the caller may edit in place
                 return frames.cpu().clone()
