@@ -61,36 +61,34 @@ def test_autopilot_moves_the_control_slider_to_its_scale():
     assert fn(True) == AUTOPILOT_CONTROL_SCALE and fn(False) == 2.0
 
 
-def test_the_app_letterboxes_a_wide_pair_and_moves_its_points(tmp_path):
+def test_the_app_letterboxes_a_wide_pair_and_moves_its_points(micro_pipe, monkeypatch):
     """A 2:1 upload on a 64×64 request is letterboxed (not stretched) and the clicked points move
-    with it; the video shows the picture without the bars."""
-    from types import SimpleNamespace
-
+    with it; the video shows the picture without the bars. The framing is the pipeline's
+    ``resize=`` (the settings' pad / crop / squash), as interpolate's."""
+    import framerturbo.sampling.pipeline as pipeline
     from framerturbo.cli.app import Runner, Session
     from framerturbo.media.files import read_video_frames
 
     seen = {}
-
-    def pipe(start, end, **kw):
-        seen.update(start=start, tracks=kw["tracks"])
-        return SimpleNamespace(frames=[np.full((5, 64, 64, 3), 0.5)])
-
-    pipe.unet, pipe.controlnet = None, object()
+    frame_batch = pipeline.frame_batch
+    monkeypatch.setattr(pipeline, "frame_batch", lambda starts, ends, tracks, *a: (
+        seen.update(given=tracks, framed=frame_batch(starts, ends, tracks, *a)[0]),
+        [seen["framed"]])[1])
     session = Session()
     session.start = Image.fromarray(np.full((40, 80, 3), 200, np.uint8))
     session.end = session.start.copy()
     session.click("start", 10.0, 20.0)
     session.click("end", 30.0, 25.0)
-    mp4, _ = Runner(pipe, {}).generate(
-        session, autopilot=False, sampler="euler", steps=2, seed=0, gmin=1.0, gmax=1.0,
-        frames=5, height=64, width=64, lora="none", lora_scale=1.0, control_scale=1.0)
-    assert seen["start"].shape == (80, 80, 3) and not seen["start"][:20].any()
-    assert seen["tracks"].image_size == (80, 80)
-    assert seen["tracks"].tracks[0].points.tolist() == [[10.0, 40.0], [30.0, 45.0]]
+    settings = dict(autopilot=False, sampler="euler", steps=2, seed=0, gmin=1.0, gmax=1.0,
+                    frames=5, height=64, width=64, lora="none", lora_scale=1.0,
+                    control_scale=1.0)
+    mp4, _ = Runner(micro_pipe, {}).generate(session, **settings)
+    framed = seen["framed"]
+    assert framed.start.shape == (80, 80, 3) and not framed.start[:20].any()
+    assert framed.tracks.image_size == (80, 80)
+    assert framed.tracks.tracks[0].points.tolist() == [[10.0, 40.0], [30.0, 45.0]]
     assert read_video_frames(mp4).shape[1:3] == (32, 64)
-    mp4, _ = Runner(pipe, {}).generate(  # the settings' "squash": Framer's own stretch
-        session, autopilot=False, sampler="euler", steps=2, seed=0, gmin=1.0, gmax=1.0,
-        frames=5, height=64, width=64, lora="none", lora_scale=1.0, control_scale=1.0,
-        fit="squash")
-    assert seen["start"].shape == (40, 80, 3) and seen["tracks"].image_size == (80, 40)
+    # the settings' "squash": Framer's own stretch, the points as clicked
+    mp4, _ = Runner(micro_pipe, {}).generate(session, **settings, fit="squash")
+    assert seen["framed"].start.shape == (40, 80, 3) and seen["given"].image_size == (80, 40)
     assert read_video_frames(mp4).shape[1:3] == (64, 64)

@@ -56,29 +56,34 @@ def test_writes_mp4_gif_and_png_folder(endpoints, tmp_path, capsys, released_lay
 ])
 def test_other_aspects_are_letterboxed_cropped_or_squashed(mode, canvas, shift, out_hw, tmp_path,
                                                            monkeypatch, capsys):
-    """A 96×48 pair on a 64×64 model: the pipeline gets the picture on a canvas of the model's
-    aspect (so its resize scales evenly), the tracks move with the picture, and with pad the
-    output keeps the picture's 2:1 aspect. Before, every pair was stretched to the model's size."""
-    from framerturbo.sampling.pipeline import FramerPipeline
+    """A 96×48 pair on a 64×64 model: the pipeline frames the picture on a canvas of the model's
+    aspect (so its resize scales evenly; ``resize=`` of the Python API, which the command
+    passes), the tracks move with the picture, and with pad the output keeps the picture's 2:1
+    aspect. Before, every pair was stretched to the model's size."""
+    import framerturbo.sampling.pipeline as pipeline
 
     wide = textured_image(96, 2)[24:72]  # (48, 96, 3)
     Image.fromarray(wide).save(tmp_path / "a.png")
     Image.fromarray(np.roll(wide, 3, axis=1)).save(tmp_path / "b.png")
     (tmp_path / "t.json").write_text(json.dumps({"tracks": [{"points": [[10, 20], [40, 30]]}]}))
     seen = {}
-    call = FramerPipeline.__call__
-    monkeypatch.setattr(FramerPipeline, "__call__", lambda self, start, end, **kw: (
-        seen.update(start=start, end=end, tracks=kw["tracks"]), call(self, start, end, **kw))[1])
+    frame_batch = pipeline.frame_batch
+    monkeypatch.setattr(pipeline, "frame_batch", lambda starts, ends, tracks, *a: (
+        seen.update(given=tracks, framed=frame_batch(starts, ends, tracks, *a)[0]),
+        [seen["framed"]])[1])
     assert interpolate((tmp_path / "a.png", tmp_path / "b.png"), tmp_path / "o", "--tracks",
                        str(tmp_path / "t.json"), "--resize", mode) == 0
-    assert seen["start"].shape == seen["end"].shape == (*canvas, 3)
-    assert seen["tracks"].image_size == canvas[::-1]
-    assert seen["tracks"].tracks[0].points[0] == pytest.approx(np.add([10, 20], shift))
+    framed = seen["framed"]
+    assert framed.start.shape == framed.end.shape == (*canvas, 3)
+    # squash leaves the tracks as given: in the picture's pixels, which fill the frame
+    tracks = seen["given"] if mode == "squash" else framed.tracks
+    assert tracks.image_size == canvas[::-1]
+    assert tracks.tracks[0].points[0] == pytest.approx(np.add([10, 20], shift))
     if mode == "pad":  # the picture sits whole between black bars
-        assert np.array_equal(seen["start"][24:72], wide) and not seen["start"][:24].any()
+        assert np.array_equal(framed.start[24:72], wide) and not framed.start[:24].any()
     pngs = sorted((tmp_path / "o").glob("*.png"))
     assert len(pngs) == 5 and np.asarray(Image.open(pngs[2])).shape[:2] == out_hw
-    # the note says how the images were framed; the API's stretch warning is not repeated
+    # the note says how the images were framed; nothing is stretched unasked
     err = capsys.readouterr().err
     assert f"(--resize {mode})" in err and "stretched to 64x64, another aspect" not in err
 

@@ -122,32 +122,25 @@ class Runner:
                  seed: int, gmin: float, gmax: float, frames: int, height: int, width: int,
                  lora: str, lora_scale: float, control_scale: float,
                  keep_static: float | None = None, fit: str = "pad"):
-        import warnings
-
         import torch
 
         from ..media.files import to_uint8, write_gif, write_mp4
-        from ..sampling.framing import StretchWarning, frame_pair
 
         if session.start is None or session.end is None:
             raise ValueError("upload a start and an end image first")
         tracks = None if autopilot else session.track_set(session.start.size)
         has_control = self.pipe.controlnet is not None
-        framed = frame_pair(np.asarray(session.start), np.asarray(session.end), tracks,
-                            int(height), int(width), fit)  # as interpolate --resize
-        with self.lock, warnings.catch_warnings():
-            warnings.simplefilter("ignore", StretchWarning)  # "squash" was the user's choice
+        with self.lock:
             self._use_lora(lora, lora_scale, sampler)
-            result = self.pipe(
-                framed.start, framed.end, num_frames=int(frames), height=int(height),
+            result = self.pipe(  # framed as interpolate --resize frames them
+                session.start, session.end, num_frames=int(frames), height=int(height),
                 width=int(width), num_inference_steps=int(steps), sampler=sampler,
                 min_guidance_scale=gmin, max_guidance_scale=gmax, fps=self.fps,
-                motion_bucket_id=self.motion_bucket,
-                tracks=framed.tracks if has_control else None,
-                autopilot=autopilot and has_control,
+                motion_bucket_id=self.motion_bucket, tracks=tracks if has_control else None,
+                resize=fit, autopilot=autopilot and has_control,
                 control_scale=control_scale, keep_static=keep_static, output_type="np",
                 generator=torch.Generator().manual_seed(int(seed)))
-        video = to_uint8(framed.canvas.content(result.frames[0]))
+        video = to_uint8(result.frames[0])
         folder = Path(tempfile.mkdtemp(prefix="framerturbo-app-"))
         mp4, gif = folder / "interpolation.mp4", folder / "interpolation.gif"
         write_mp4(video, mp4, fps=self.fps)

@@ -279,16 +279,12 @@ def load_pipeline(args, controlnet: bool, notice: bool = False, fuse: bool = Fal
 
 @contextmanager
 def warnings_to_stderr():
-    """Show library warnings (e.g. autopilot's no-match fallback) as one 'warning:' line each;
-    not the pipeline's stretch warning: the commands frame their images and say how."""
-    from ..sampling.framing import StretchWarning
-
+    """Show library warnings (e.g. autopilot's no-match fallback) as one 'warning:' line each."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         yield
     for w in caught:
-        if not issubclass(w.category, StretchWarning):
-            print(f"warning: {w.message}", file=sys.stderr)
+        print(f"warning: {w.message}", file=sys.stderr)
 
 
 def add_config_args(p) -> None:

@@ -71,12 +71,11 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path,
                       said: set | None = None):
     """One pair → ``out``; returns the sampling time and the output's (height, width).
     ``said``: notes already printed (a batch says each kind once, not once per pair)."""
-    import numpy as np
     import torch
 
     from ..core.tracks import load_tracks
     from ..media.files import load_image, write_frames
-    from ..sampling.framing import frame_pair
+    from ..sampling.framing import framing_notes
 
     start, end = load_image(start_path), load_image(end_path)
     tracks = None
@@ -86,18 +85,18 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path,
         tracks = load_tracks(tracks_path)
         if tracks.image_size is None:
             tracks.image_size = start.size  # points are in start-image pixels
-    framed = frame_pair(np.asarray(start), np.asarray(end), tracks, args.height, args.width,
-                        args.resize)  # load_image gives RGB
+    notes = framing_notes(start.size[::-1], end.size[::-1], args.height, args.width,
+                          args.resize)
     batch = said is not None
-    for note in [n for n in framed.notes if not batch or n not in said]:
+    for note in [n for n in notes if not batch or n not in said]:
         print(f"note: {start_path}: {note}" + (" (said once for the batch)" if batch else ""),
               file=sys.stderr)
         if batch:
             said.add(note)
     t0 = time.perf_counter()
     with warnings_to_stderr():
-        result = pipe(framed.start, framed.end, num_frames=args.num_frames,
-                      height=args.height, width=args.width, tracks=framed.tracks,
+        result = pipe(start, end, num_frames=args.num_frames, height=args.height,
+                      width=args.width, tracks=tracks, resize=args.resize,
                       autopilot=args.autopilot,
                       control_scale=args.control_scale,
                       control_step_range=tuple(args.control_steps),
@@ -107,7 +106,7 @@ def _interpolate_pair(pipe, args, start_path, end_path, tracks_path, out: Path,
     if args.autopilot and result.tracks[0] is not None:
         print(f"note: autopilot steered by {result.tracks[0].shape[1]} tracks from SIFT "
               "matches", file=sys.stderr)
-    frames = framed.canvas.content(result.frames[0])
+    frames = result.frames[0]  # with pad: the bars already cut off
     write_frames(frames, out, fps=args.fps)
     return elapsed, frames.shape[1:3]
 

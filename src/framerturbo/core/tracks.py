@@ -121,7 +121,10 @@ def resample_track(track: Track, num_frames: int) -> np.ndarray:
         return np.repeat(points, num_frames, axis=0)
     times = track.times if track.times is not None else np.linspace(0.0, 1.0, len(points))
     grid = np.clip(np.linspace(0.0, 1.0, num_frames), times[0], times[-1])
-    return np.stack([PchipInterpolator(times, points[:, d])(grid) for d in range(2)], axis=1)
+    # a near-zero slope (two anchors a hair apart) overflows PCHIP's harmonic mean to inf, which
+    # it reads, correctly, as a flat derivative: nothing to warn about
+    with np.errstate(over="ignore", divide="ignore"):
+        return np.stack([PchipInterpolator(times, points[:, d])(grid) for d in range(2)], axis=1)
 
 
 def resample_tracks(track_set: TrackSet | list[Track], num_frames: int) -> np.ndarray:

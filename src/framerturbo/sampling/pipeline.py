@@ -264,11 +264,12 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         ``control_scale``: the ControlNet's strength; None: the record's for given tracks
         (1 for Framer, 2 for the micro model), Framer's 0.5 for autopilot's SIFT tracks.
         ``resize``: endpoints of another aspect than ``height``×``width`` are stretched to it and
-        a :class:`StretchWarning` says so (None), stretched quietly (``"squash"``), centre-cropped
-        (``"crop"``) or letterboxed (``"pad"``: the bars are cut off the frames and tracks it
-        returns, so each video keeps its images' aspect — a batch of several aspects comes
-        back as one item per video), as ``interpolate --resize`` frames them
-        (``framing.frame_pair``). With crop or pad, tracks are TrackSets in the images' pixels.
+        a :class:`StretchWarning` says so (None), or framed as ``interpolate --resize`` frames
+        them (``framing.frame_pair``; an end of another size takes the start's): stretched
+        (``"squash"``), centre-cropped (``"crop"``) or letterboxed (``"pad"``: the bars are cut
+        off the frames and tracks it returns, so each video keeps its images' aspect — a batch
+        of several aspects comes back as one item per video). With crop or pad, tracks are
+        TrackSets in the images' pixels.
 
         Runs under ``torch.inference_mode`` (≈ 10 % faster than ``no_grad`` for the micro model on
         a CPU, where per-op overhead dominates); the returned tensors are ordinary ones.
@@ -302,11 +303,12 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         if resize not in (None, "squash", "crop", "pad"):
             raise ValueError(f"resize must be None, 'squash', 'crop' or 'pad', got {resize!r}")
         framed = None
-        if resize in ("crop", "pad"):
+        if resize is not None:  # as interpolate frames them (an end of another size included)
             framed = frame_batch([_endpoint_array(i) for i in starts],
                                  [_endpoint_array(i) for i in ends], tracks, height, width, resize)
             starts, ends = [f.start for f in framed], [f.end for f in framed]
-            tracks = None if tracks is None else [f.tracks for f in framed]
+            if tracks is not None and resize != "squash":
+                tracks = [f.tracks for f in framed]
         device = self._execution_device
         start_px, end_px = ([_as_pixels(i) for i in images] for images in (starts, ends))
         if resize is None:
