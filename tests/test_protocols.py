@@ -174,3 +174,18 @@ def test_evaluate_protocol_davis7_scores_all_metrics_beside_the_paper(davis7, ne
     assert all("lpips" not in r and r["n_clips"] == 2 for r in report["rows"].values())
     assert sum("skipped: no --" in n for n in report["notes"]) == 3
     assert main(["evaluate", "--protocol", "davis7", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_protocol_of_another_aspect_is_squashed_on_purpose(micro_pipe):
+    """A benchmark's frames meet the model's size as they are (square DAVIS-7 frames on the
+    512×320 model are squashed, then the output back): deliberate, so no StretchWarning."""
+    import warnings
+
+    from framerturbo.eval.evaluate import EvalClip, score_model
+    from framerturbo.sampling.framing import StretchWarning
+
+    clip = EvalClip("square", moving_square_frames(5, size=64, seed=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StretchWarning)
+        result = score_model(micro_pipe, [clip], "base", steps=1, size=(64, 128))
+    assert result.outputs["base"][0].shape == (5, 64, 64, 3)
