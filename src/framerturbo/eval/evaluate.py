@@ -152,7 +152,8 @@ def score_model(pipe, clips: list[EvalClip], label: str, *, tracks: list | None 
                    min_guidance_scale=guidance[0], max_guidance_scale=guidance[1],
                    fps=clip.fps, motion_bucket_id=clip.motion_bucket,
                    tracks=None if tracks is None else tracks[i], keep_static=keep_static,
-                   resize="squash",  # a protocol's frames meet the model's size as they are
+                   # a protocol's frames meet the model's size as they are, on purpose
+                   resize="squash" if size else None,
                    generator=torch.Generator().manual_seed(seed + i), output_type="np").frames[0]
         videos.append(to_uint8(out) if (gh, gw) == (h, w) else
                       resize_frames(to_uint8(out), h, w, "squash"))

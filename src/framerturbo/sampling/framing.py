@@ -29,7 +29,6 @@ class FramedPair:
     end: np.ndarray
     tracks: TrackSet | None
     canvas: Canvas
-    notes: list[str]  # what was done to the images, for the user
 
 
 def framing_notes(start_hw: tuple[int, int], end_hw: tuple[int, int], height: int,
@@ -52,15 +51,14 @@ def frame_pair(start: np.ndarray, end: np.ndarray, tracks: TrackSet | None, heig
                width: int, mode: str = "pad") -> FramedPair:
     """(h, w, 3) uint8 endpoints and tracks in start pixels (or their ``image_size`` frame) →
     the pipeline's inputs. An end image of another size takes the start's (centre-cropped when
-    its aspect differs): one canvas serves both."""
-    (h, w), end_hw = start.shape[:2], end.shape[:2]
-    notes = framing_notes((h, w), end_hw, height, width, mode)
-    if end_hw != (h, w):
+    its aspect differs): one canvas serves both. What it did, in words: :func:`framing_notes`."""
+    h, w = start.shape[:2]
+    if end.shape[:2] != (h, w):
         end = resize_frames(end[None], h, w, "crop")[0]
     canvas = canvas_for(h, w, height, width, mode)
     if tracks is not None:
         tracks = moved_to_canvas(tracks, (w, h), canvas.shift, canvas.canvas_hw[::-1])
-    return FramedPair(canvas.place(start), canvas.place(end), tracks, canvas, notes)
+    return FramedPair(canvas.place(start), canvas.place(end), tracks, canvas)
 
 
 def frame_batch(starts: list[np.ndarray], ends: list[np.ndarray], tracks, height: int,
