@@ -14,6 +14,9 @@ turbo-4's speed-up over euler-30 printed.
     python benchmarks/sample.py --micro --breakdown   # where turbo-4's and euler-30's time goes
                                           # (UNet passes, VAE decode/encode, CLIP, the rest) and
                                           # the speed-up left if only UNet + decode remained
+    python benchmarks/sample.py --micro --compile     # every row with its UNet torch.compiled,
+                                          # as ``--compile`` runs it (compiled in the untimed
+                                          # warm-up round; minutes on a CPU)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from train_step import build_encoders, random_model  # noqa: E402
 
 from framerturbo.models import FramerControlNet, FramerUNet  # noqa: E402
 from framerturbo.models.configs import config  # noqa: E402
+from framerturbo.models.levers import compile_model  # noqa: E402
 
 RUNS = [("euler", 30), ("dpm++", 12), ("dpm++", 15), ("turbo", 4)]
 TURBO_PRESET = "attn"  # where the benchmark's random turbo LoRA sits (its cost, not its effect)
@@ -96,6 +100,9 @@ def main(argv=None) -> int:
     p.add_argument("--breakdown", action="store_true",
                    help="time the parts of one turbo-4 and one euler-30 call (no ControlNet) "
                         "instead of the rows; printed, not recorded")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile every row's UNet as --compile does (recorded as its own "
+                        "section, *_compiled)")
     p.add_argument("--turbo-rank", type=int,
                    help="rank of the random turbo LoRA (64; --tiny: 8); --micro loads the "
                         "shipped one")
@@ -121,6 +128,9 @@ def main(argv=None) -> int:
         lora = f"a random {TURBO_PRESET} LoRA of rank {rank}"
     fused = with_own_unet(unfused)
     fused.fuse_adapters()
+    if args.compile:  # after the copies and the fuse, so what is compiled is what runs
+        for target in (pipe, unfused, fused):
+            compile_model(target.unet)
     rng = np.random.default_rng(0)
     start, end = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
     tracks = np.stack([np.linspace([width * 0.2, height * 0.3], [width * 0.7, height * 0.6],
@@ -152,15 +162,17 @@ def main(argv=None) -> int:
              "seconds": seconds, "peak_gb": peak}
             for (label, control), (seconds, peak) in measured.items()]
     decode = f", VAE decode {pipe.decode_dtype}" if pipe.decode_dtype else ""
+    compiled = ", UNet compiled" if args.compile else ""
     print(f"{card}: {frames} frames {width}×{height}, CFG on (turbo: off, {lora}), "
-          f"{pipe.unet.dtype}{decode}, {torch.get_num_threads()} CPU threads")
+          f"{pipe.unet.dtype}{decode}{compiled}, {torch.get_num_threads()} CPU threads")
     print_table(rows, ["sampler", "controlnet", "cfg", "seconds", "peak_gb"])
     for line in speedups(rows):
         print(line)
-    record_results(args, "sample_micro" if args.micro else "sample", card, rows,
+    section = ("sample_micro" if args.micro else "sample") + ("_compiled" if args.compile else "")
+    record_results(args, section, card, rows,
                    {"frames": frames, "size": f"{width}x{height}",
                     "model": "embedded micro" if args.micro else "random weights",
-                    "dtype": f"{pipe.unet.dtype}{decode}",
+                    "dtype": f"{pipe.unet.dtype}{decode}{compiled}",
                     "turbo_lora": f"{lora}; turbo-N rows fused (as --turbo runs), 'unfused' "
                                   "rows as the API and the app run it"})
     return 0
