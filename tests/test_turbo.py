@@ -203,8 +203,8 @@ def test_turbo_stacks_with_a_domain_lora_and_scale_zero_is_the_domain_lora(loras
     domain_only = frames(pipe)
     pipe.load_turbo(turbo, 0.0)
     assert pipe.get_list_adapters() == {"unet": ["lora0", "turbo"]}
-    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.7, "turbo": 0.0})
-    # turbo at scale 0 adds exactly nothing (the domain LoRA already wraps the attention)
+    # loaded at scale 0, the turbo adapter is inactive (not run at 0) and adds exactly nothing
+    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.7})
     assert torch.equal(frames(pipe), domain_only)
     pipe.load_turbo(turbo, 1.0)  # again: replaces the adapter, keeps the domain LoRA's scale
     assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.7, "turbo": 1.0})
@@ -224,6 +224,42 @@ def test_turbo_stacks_with_a_domain_lora_and_scale_zero_is_the_domain_lora(loras
     # test_training pins the same for domain LoRAs); the turbo LoRA itself moves frames > 1e-3
     pipe.load_turbo(turbo, 0.0)
     assert (frames(pipe) - base).abs().max() < 1e-4
+
+
+def test_an_adapter_at_scale_zero_is_not_run(loras):
+    """PEFT computes an active adapter's matmuls whatever its scale, so set_weights leaves an
+    adapter at 0 inactive: a turbo LoRA carried at 0 (the app's and the demo's non-turbo
+    requests) must not cost the UNet a single LoRA layer call, nor change its frames."""
+    from framerturbo.models.adapters import load_loras, set_weights
+    from framerturbo.models.loading import load_components
+    from framerturbo.sampling.pipeline import FramerPipeline
+
+    domain, turbo = loras
+    pipe = FramerPipeline(**load_components("random-micro", device="cpu"))
+    pipe.set_progress_bar_config(disable=True)
+    base = frames(pipe, steps=1)
+    pipe.load_turbo(turbo, 1.0)
+    (name,) = load_loras(pipe.unet, [(str(domain), 0.7)])
+    calls = {name: 0, "turbo": 0}
+    for module_name, module in pipe.unet.named_modules():
+        for adapter in calls:
+            if module_name.endswith(f"lora_A.{adapter}"):
+                module.register_forward_hook(
+                    lambda *_, a=adapter: calls.__setitem__(a, calls[a] + 1))
+    frames(pipe, steps=1)
+    assert calls[name] > 0 and calls["turbo"] > 0  # the hooks see both while they run
+    calls.update({name: 0, "turbo": 0})
+    set_weights(pipe.unet, {name: 0.7, "turbo": 0.0})
+    frames(pipe, steps=1)
+    assert calls["turbo"] == 0 and calls[name] > 0
+    calls.update({name: 0, "turbo": 0})
+    set_weights(pipe, {name: 0.0, "turbo": 0.0})  # through the pipeline API: none runs
+    # the base model, up to the 1-ulp reordering of a PEFT-wrapped projection (see above)
+    assert (frames(pipe, steps=1) - base).abs().max() < 1e-4
+    assert calls == {name: 0, "turbo": 0}
+    set_weights(pipe.unet, {"turbo": 1.0})  # and back on
+    frames(pipe, steps=1)
+    assert calls["turbo"] > 0 and calls[name] == 0
 
 
 def test_fused_adapters_sample_as_the_stacked_ones_without_lora_layers(loras):
@@ -401,10 +437,12 @@ def test_app_turbo_defaults_and_the_lora_only_with_the_turbo_sampler(loras, monk
     runner = app.Runner(pipe, {"mine": str(loras[0])}, turbo_scale=0.8)
     runner._use_lora("mine", 0.5, "turbo")
     assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.5, "turbo": 0.8})
-    runner._use_lora("mine", 0.5, "euler")
-    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.5, "turbo": 0.0})
+    runner._use_lora("mine", 0.5, "euler")  # the turbo adapter off, not run at scale 0
+    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.5})
     runner._use_lora("none", 1.0, "turbo")
-    assert active_weights(pipe.unet) == pytest.approx({"lora0": 0.0, "turbo": 0.8})
+    assert active_weights(pipe.unet) == pytest.approx({"turbo": 0.8})
+    runner._use_lora("none", 1.0, "euler")  # the base model: no adapter runs at all
+    assert active_weights(pipe.unet) == {}
 
 
 def test_evaluate_and_stitch_take_turbo(loras, tmp_path, monkeypatch):

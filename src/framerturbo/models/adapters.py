@@ -228,12 +228,17 @@ def active_weights(model) -> dict[str, float]:
 
 
 def set_weights(target, weights: dict[str, float]) -> None:
-    """Activate exactly these adapters with these scales (a pipeline or a bare model)."""
-    names, scales = list(weights), list(weights.values())
-    if isinstance(target, LoraBaseMixin):
+    """Activate exactly the adapters of ``weights`` whose scale is not 0, at their scales (a
+    pipeline or a bare model); an adapter at 0 is left inactive rather than run at 0, because
+    PEFT computes an active adapter's two matmuls per layer whatever its scale (the app's and
+    the demo's turbo LoRA at 0 made every euler-10 sample of the micro model 32 % slower)."""
+    live = {name: scale for name, scale in weights.items() if scale != 0}
+    names, scales = list(live), list(live.values())
+    if isinstance(target, LoraBaseMixin) and names:
         target.set_adapters(names, adapter_weights=scales)
-    else:
-        target.set_adapters(names, weights=scales)
+    else:  # a bare model, or none active (diffusers' pipeline API refuses an empty list)
+        model = target.unet if isinstance(target, LoraBaseMixin) else target
+        model.set_adapters(names, weights=scales)
 
 
 @contextmanager
