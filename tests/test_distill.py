@@ -279,53 +279,95 @@ def test_distill_resumes_bit_exactly_and_exports_a_turbo_lora(shapes, tmp_path):
         "## Use")[1].split("```")[1]  # the card's command is the turbo path, not a plain LoRA
     assert adapters.find_lora_dir(straight) == lora
     unet, base = fresh_unet(), fresh_unet()
-    adapters.load_loras(unet, [(str(lora), 0.0)])
+    (name,) = adapters.load_loras(unet, [(str(lora), 0.0)])  # loaded, inactive at scale 0
     batch = random_batch(b=1)
     cond = C.assemble(batch.endpoints, base.mask_token, FRAMES, batch.fps, batch.motion_bucket)
     x = torch.randn(1, FRAMES, 4, 16, 16, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         ref = FramerDenoiser(base)(x, 2.0, cond).output
         zero = FramerDenoiser(unet)(x, 2.0, cond).output
-        unet.set_adapters(unet.active_adapters(), weights=[1.0])
+        unet.set_adapters([name], weights=[1.0])
         one = FramerDenoiser(unet)(x, 2.0, cond).output
     assert float((zero - ref).abs().max()) < 1e-5  # the base, up to PEFT's float reordering
     assert float((one - ref).abs().max()) > 1e-4
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="measured 2026-11-29 (2 min alone): the fixed-draw "
-                   "loss falls only 3 % in 8 steps (0.1155 → 0.1123) and 2 % in 24 "
-                   "(0.1158 → 0.1131) on the random micro model, not the 20 % asserted; the "
-                   "real distillation's effect is measured by benchmarks/turbo_quality.py")
-def test_tiny_distill_lowers_the_consistency_loss(shapes, tmp_path):
-    """The loss of a fixed batch and fixed draws (every grid interval, fixed ε, online target)
-    before and after a few distillation steps on the same clips."""
-    from framerturbo.data.batching import collate
-    from framerturbo.data.splits import make_datasets
-    from framerturbo.train import checkpoint as ckpt
-    from framerturbo.train.loop import _to_encoded, train
-    from framerturbo.train.setup import load_models
+def test_distill_validation_samples_on_the_grid_the_lora_is_loaded_with(tmp_path, monkeypatch):
+    """A run distilled on a non-default grid validates its turbo samples on that grid — the
+    one its turbo.json gives load_turbo — not on the turbo sampler's default (N 40, ρ 7)."""
+    from types import SimpleNamespace
 
-    extra = ["train.max_steps=8", "train.checkpoint_every=8", "distill.target_ema=0",
-             "train.lr=3e-3", "distill.track_fraction=0", "data.sampling=uniform",
-             "distill.num_sigmas=6"]
-    cfg = run_config(shapes, tmp_path / "fit", *extra)
-    models = load_models(cfg, torch.device("cpu"), need_encoders=True)
-    train_set, _ = make_datasets(cfg)
-    batch = _to_encoded(collate([train_set[(i, 0)] for i in range(2)]), models, cfg, "cpu")
-    lora = {n: p for n, p in models.unet.named_parameters() if p.requires_grad}
-    obj = ConsistencyObjective(cfg, FramerDenoiser(models.unet), models.unet, None, lora)
-    g = torch.Generator().manual_seed(0)
-    draws = [ConsistencyDraw(torch.full((2,), i), torch.randn(batch.latents.shape, generator=g),
-                             False) for i in range(cfg.distill.num_sigmas - 1)]
+    from framerturbo.models.loading import make_feature_extractor
+    from framerturbo.models.schedulers import make_scheduler
+    from framerturbo.sampling.pipeline import FramerPipeline
+    from framerturbo.train import validate
+    from framerturbo.train.consistency import turbo_info
 
-    def fixed_loss():
-        with torch.no_grad():
-            return sum(float(obj.loss(batch, d)[0].mean()) for d in draws) / len(draws)
+    cfg = distill_config("distill.num_sigmas=12", "distill.rho=5", "distill.sigma_max=80",
+                         "validation.sampler=turbo", "validation.steps=4")
+    lora = tmp_path / "lora"  # what the run will write for load_turbo to read
+    lora.mkdir()
+    (lora / "turbo.json").write_text(json.dumps(turbo_info(cfg)))
+    want = make_scheduler("turbo", turbo_grid=adapters.read_turbo_grid(lora))
+    want.set_timesteps(4)
 
-    before = fixed_loss()
-    run = train(cfg)
-    ckpt.load_trainable(models, load_file(run / "checkpoints" / "step-00000008" /
-                                          "trainable.safetensors"))
-    after = fixed_loss()
-    assert after < 0.8 * before, (before, after)
+    class Sampled(Exception):
+        pass
+
+    def spy(pipe, *args, **kwargs):
+        got = make_scheduler("turbo", turbo_grid=pipe.turbo_grid)
+        got.set_timesteps(kwargs["num_inference_steps"])
+        raise Sampled(kwargs["sampler"], got.sigmas)
+
+    monkeypatch.setattr(FramerPipeline, "__call__", spy)
+    models = SimpleNamespace(unet=_random_micro_unet(), feature_extractor=make_feature_extractor())
+    item = {"frames": torch.zeros(FRAMES, 3, 64, 64, dtype=torch.uint8), "fps": 7.0,
+            "motion_bucket": 100}
+    with pytest.raises(Sampled) as seen:
+        validate._sample_metrics(cfg, models, None, None, [item], tmp_path, 0)
+    sampler, sigmas = seen.value.args
+    assert sampler == "turbo" and torch.equal(sigmas, want.sigmas)
+    default = make_scheduler("turbo")
+    default.set_timesteps(4)
+    assert not torch.equal(sigmas, default.sigmas)  # the grid really differs from the default
+
+
+def test_distillation_steps_lower_the_consistency_loss_against_a_fixed_target():
+    """The student's gradient points downhill: optimizer steps on the LoRA lower the consistency
+    loss of fixed draws (fixed n and ε) against the target they were taken against (held fixed).
+
+    Why not the loss of a whole tiny run: with the online or EMA target the measured loss is
+    not monotone, since every step moves both sides. Measured on the random micro model
+    (2026-12-05): 8 loop steps at lr 3e-3 took the fixed-draw loss 0.0965 → 0.0939 (−2.7 %), at
+    lr 1e-2 it rose (→ 0.116 at 16 steps); 20 full-batch steps on fixed draws with the online
+    target raised it 2 %; the shipped micro distillation logged 0.0141 → 0.0165 over its 500
+    steps while its turbo-4 met the quality targets (docs/turbo.md). What must hold is that
+    each step reduces the loss the student is trained on, which this test pins."""
+    cfg = distill_config("distill.num_sigmas=6", "distill.target_ema=0.95",
+                         "distill.track_fraction=0")
+    unet = fresh_unet()
+    adapters.add_lora(unet, 4, 4, 0.0, adapters.target_regex("turbo"))
+    lora = {n: p for n, p in unet.named_parameters() if "lora_" in n}
+    for p in unet.parameters():
+        p.requires_grad_(False)
+    for p in lora.values():
+        p.requires_grad_(True)
+    obj = ConsistencyObjective(cfg, FramerDenoiser(unet), unet, None, lora)
+    batch = random_batch(b=1)
+    g = torch.Generator().manual_seed(1)
+    draws = [ConsistencyDraw(torch.full((1,), i), torch.randn(batch.latents.shape, generator=g),
+                             False) for i in (1, 3)]
+
+    def loss():
+        return sum(obj.loss(batch, d)[0].mean() for d in draws) / len(draws)
+
+    with torch.no_grad():
+        before = float(loss())
+    optimizer = torch.optim.AdamW(list(lora.values()), lr=2e-3)
+    for _ in range(10):  # the target (obj.target) is not updated: a fixed regression target
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = float(loss())
+    assert after < 0.97 * before, (before, after)  # measured 0.1496 → 0.1345 (−10 %)

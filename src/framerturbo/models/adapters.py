@@ -282,6 +282,12 @@ def find_turbo_dir(path: str | Path | None, model: str | Path | None = None) -> 
                             f"distil one with `{DISTILL_HINT}` and pass --turbo RUN_DIR")
 
 
+def grid_settings(sigma_grid: dict) -> dict:
+    """TurboScheduler settings from a ``turbo.json`` ``sigma_grid`` record (N, ρ, σ range)."""
+    return {"num_train_timesteps": sigma_grid["num_sigmas"], "rho": sigma_grid["rho"],
+            "sigma_min": sigma_grid["sigma_min"], "sigma_max": sigma_grid["sigma_max"]}
+
+
 def read_turbo_grid(folder: str | Path) -> dict:
     """The distillation grid (N, ρ, σ range) as TurboScheduler settings: from the ``turbo.json``
     that ``framerturbo distill`` writes into the LoRA folder, else from a ``scheduler_config.json``
@@ -291,8 +297,7 @@ def read_turbo_grid(folder: str | Path) -> dict:
     folder = Path(folder)
     grid = (read_turbo_info(folder) or {}).get("sigma_grid")
     if grid:
-        return {"num_train_timesteps": grid["num_sigmas"], "rho": grid["rho"],
-                "sigma_min": grid["sigma_min"], "sigma_max": grid["sigma_max"]}
+        return grid_settings(grid)
     for place in (folder, folder.parent):
         path = place / TURBO_GRID_FILE
         if path.is_file():

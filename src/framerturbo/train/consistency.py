@@ -32,7 +32,7 @@ from ..core.config import Config, DistillConfig
 from ..denoising import conditioning as C
 from ..denoising.denoiser import FramerDenoiser
 from ..denoising.encoding import EncodedBatch
-from ..models.adapters import adapters_off
+from ..models.adapters import adapters_off, grid_settings
 from .adversarial import Adversary, AdversarialDraw
 from .objective import frame_weights
 from .setup import teacher_guidance
@@ -219,14 +219,24 @@ class ConsistencyObjective:
         return parts | self.adversary.last
 
 
+def grid_record(d: DistillConfig) -> dict:
+    """The distillation's σ grid as ``turbo.json`` records it (and ``load_turbo`` reads it)."""
+    return {"schedule": "karras", "num_sigmas": d.num_sigmas, "sigma_min": d.sigma_min,
+            "sigma_max": d.sigma_max, "rho": d.rho, "skip": d.skip}
+
+
+def sampler_grid(cfg: Config) -> dict:
+    """The turbo sampler's grid for a distillation run's own validation samples: the grid its
+    ``turbo.json`` will give ``load_turbo``, so validation samples as the product will."""
+    return grid_settings(grid_record(cfg.distill))
+
+
 def turbo_info(cfg: Config) -> dict:
     """What ``lora/turbo.json`` records: how to sample the LoRA and what it was distilled from."""
     d, (gmin, gmax) = cfg.distill, teacher_guidance(cfg)
     return {"kind": "turbo", "sampler": "turbo", "steps": d.steps, "guidance": None,
             "parametrisation": "consistency (edm.consistency_denoised)",
-            "sigma_grid": {"schedule": "karras", "num_sigmas": d.num_sigmas,
-                           "sigma_min": d.sigma_min, "sigma_max": d.sigma_max, "rho": d.rho,
-                           "skip": d.skip},
+            "sigma_grid": grid_record(d),
             "teacher": {"model": cfg.model.pretrained, "solver": d.solver,
                         "min_guidance": gmin, "max_guidance": gmax,
                         "middle_max_guidance": d.middle_max_guidance},

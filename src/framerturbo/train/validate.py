@@ -77,6 +77,10 @@ def _sample_metrics(cfg, models, vae, image_encoder, items, run_dir, step) -> di
                           feature_extractor=models.feature_extractor,
                           controlnet=None)  # held-out clips carry no tracks
     pipe.set_progress_bar_config(disable=True)
+    if cfg.objective.kind == "consistency":  # the turbo sampler on the run's own σ grid
+        from .consistency import sampler_grid
+
+        pipe.turbo_grid = sampler_grid(cfg)
     sampler, steps, guidance = validation_sampling(cfg)
     keep_static = read_record(cfg.model.pretrained).keep_static  # as `evaluate` samples it
     psnr, ssim, grid = [], [], []
