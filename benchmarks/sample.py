@@ -125,6 +125,7 @@ def main(argv=None) -> int:
     else:
         rank = args.turbo_rank or (8 if kind == "micro" else 64)
         add_turbo_lora(unfused.unet, rank)
+        unfused.turbo_grid = {}  # the default grid, as load_turbo reads a LoRA without turbo.json
         lora = f"a random {TURBO_PRESET} LoRA of rank {rank}"
     fused = with_own_unet(unfused)
     fused.fuse_adapters()

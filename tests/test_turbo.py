@@ -20,6 +20,10 @@ from framerturbo.core import edm
 START = textured_image(64, seed=3)
 END = textured_image(64, seed=3, shift=(5, 2))
 RUN = dict(num_frames=5, height=64, width=64, sampler="turbo", output_type="pt")
+# the sampler's mechanics are tested on base models too, where the pipeline rightly warns that
+# no turbo LoRA is loaded; that warning has its own test below
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::framerturbo.models.schedulers.UndistilledTurboWarning")
 
 
 def karras_grid(n=40, rho=7.0, lo=0.002, hi=700.0):
@@ -478,3 +482,44 @@ def test_evaluate_and_stitch_take_turbo(loras, tmp_path, monkeypatch):
                  "--transition-frames", "3", "--model", "random-micro", "--height", "64",
                  "--width", "64", "--turbo", str(loras[1])]) == 0
     assert steps == [4]
+
+
+def test_turbo_sampler_without_a_turbo_lora_is_flagged_in_api_cli_and_app(
+        micro_pipe, pair, tmp_path, capsys):
+    """The earlier toolkit ran a consistency ("LCM") sampler on undistilled weights and called
+    it good; here the API warns, the CLI says it once in its own words, and the app offers
+    ``turbo`` only with a turbo LoRA (and refuses a request for it otherwise)."""
+    import warnings
+
+    from framerturbo.cli import app
+    from framerturbo.cli.main import main
+    from framerturbo.models.schedulers import UndistilledTurboWarning
+
+    with pytest.warns(UndistilledTurboWarning, match="load_turbo") as seen:
+        micro_pipe(START, END, num_inference_steps=1, **RUN)
+    assert seen[0].filename == __file__  # pointed at the caller's line
+    turbo_pipe = copy.copy(micro_pipe)
+    turbo_pipe.turbo_grid = {}  # what load_turbo sets for a LoRA without turbo.json
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndistilledTurboWarning)
+        turbo_pipe(START, END, num_inference_steps=1, **RUN)
+
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["interpolate", *map(str, pair), "-o", str(tmp_path / "o.gif"), "--model",
+                     "random-micro", "--num-frames", "5", "--sampler", "turbo", "--steps",
+                     "1"]) == 0
+    assert capsys.readouterr().err.count("runs the undistilled model") == 1
+    assert not [w for w in caught if issubclass(w.category, UndistilledTurboWarning)]
+
+    plain = app.Runner(micro_pipe, {})
+    assert app.offered_samplers(plain) == ["euler", "dpm++"]
+    with_turbo = app.Runner(micro_pipe, {}, turbo_scale=1.0)
+    assert app.offered_samplers(with_turbo) == ["euler", "dpm++", "turbo"]
+    session = app.Session()
+    session.start = session.end = Image.fromarray(START)
+    with pytest.raises(ValueError, match="turbo needs `app --turbo`"):
+        plain.generate(session, autopilot=False, sampler="turbo", steps=1, seed=0, gmin=1,
+                       gmax=1, frames=5, height=64, width=64, lora="none", lora_scale=1.0,
+                       control_scale=1.0)

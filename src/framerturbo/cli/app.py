@@ -128,6 +128,11 @@ class Runner:
 
         if session.start is None or session.end is None:
             raise ValueError("upload a start and an end image first")
+        from ..models.schedulers import canonical_name
+
+        if canonical_name(sampler) not in offered_samplers(self):
+            raise ValueError(f"sampler {sampler!r} is not offered here: choose one of "
+                             f"{', '.join(offered_samplers(self))} (turbo needs `app --turbo`)")
         tracks = None if autopilot else session.track_set(session.start.size)
         has_control = self.pipe.controlnet is not None
         with self.lock:
@@ -148,11 +153,18 @@ class Runner:
         return str(mp4), str(gif)
 
 
+def offered_samplers(runner: Runner) -> list[str]:
+    """Every sampler, ``turbo`` only when the app carries a turbo LoRA (`app --turbo`): on the
+    undistilled model it samples a blur, the earlier toolkit's "LCM" mistake."""
+    from ..models.schedulers import SAMPLERS, TURBO
+
+    return [s for s in SAMPLERS if s != TURBO or runner.turbo_scale is not None]
+
+
 def build_app(runner: Runner, defaults: dict | None = None):
     import gradio as gr
 
     from ..models.record import AUTOPILOT_CONTROL_SCALE, FRAMER_GUIDANCE
-    from ..models.schedulers import SAMPLERS
 
     d = {"height": 320, "width": 512, "frames": 14, "steps": 12, "sampler": "dpm++",
          "guidance": FRAMER_GUIDANCE, "keep_static": 0.0, "control_scale": 1.0} | (defaults or {})
@@ -172,9 +184,9 @@ def build_app(runner: Runner, defaults: dict | None = None):
             autopilot = gr.Checkbox(label="autopilot (SIFT matches, refined while sampling)")
         with gr.Accordion("settings", open=False):
             with gr.Row():
-                sampler = gr.Dropdown(list(SAMPLERS), value=d["sampler"],
-                                      label="sampler (turbo: with `app --turbo`, 1–8 steps, "
-                                            "no CFG)")
+                sampler = gr.Dropdown(offered_samplers(runner), value=d["sampler"],
+                                      label="sampler (turbo: the turbo LoRA of `app --turbo`, "
+                                            "1–8 steps, no CFG)")
                 steps = gr.Slider(1, 50, value=d["steps"], step=1, label="steps")
                 seed = gr.Number(value=0, precision=0, label="seed")
             with gr.Row():

@@ -244,7 +244,7 @@ def load_pipeline(args, controlnet: bool, notice: bool = False, fuse: bool = Fal
     from ..models import levers
     from ..models.adapters import find_lora_dir, load_loras, parse_lora_spec
     from ..models.names import RANDOM_MICRO
-    from ..models.schedulers import canonical_name
+    from ..models.schedulers import UndistilledTurboWarning, canonical_name
     from ..sampling.pipeline import FramerPipeline
 
     if hasattr(args, "sampler"):
@@ -262,6 +262,8 @@ def load_pipeline(args, controlnet: bool, notice: bool = False, fuse: bool = Fal
     elif hasattr(args, "sampler") and canonical_name(args.sampler) == "turbo":
         print("note: --sampler turbo without --turbo runs the undistilled model at a few "
               "steps: expect blurred frames (add --turbo [DIR])", file=sys.stderr)
+        # said once, here, in the CLI's words: not again by the pipeline at every call
+        warnings.filterwarnings("ignore", category=UndistilledTurboWarning)
     if fuse:
         pipe.fuse_adapters()
     levers.apply_kernels(pipe.unet, pipe.controlnet, getattr(args, "attention", "sdpa"),

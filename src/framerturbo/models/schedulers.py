@@ -39,6 +39,13 @@ TURBO = "turbo"
 TURBO_GRID = {"num_train_timesteps": 40, "rho": 7.0}
 
 
+class UndistilledTurboWarning(UserWarning):
+    """The ``turbo`` sampler ran on a pipeline with no turbo LoRA loaded (``load_turbo``): a
+    consistency sampler on an undistilled model samples a blurred average in a few steps — the
+    earlier toolkit's "LCM" mistake. The CLI says it in its own words; the app offers ``turbo``
+    only with a turbo LoRA."""
+
+
 class TurboScheduler(CMStochasticIterativeScheduler):
     """Multistep consistency sampling on Framer's EDM parameterisation.
 

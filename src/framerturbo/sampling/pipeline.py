@@ -31,7 +31,8 @@ from ..models.adapters import FramerLoraLoaderMixin
 from ..models.configs import CLIP_MEAN, CLIP_STD, size_step
 from ..models.record import (AUTOPILOT_CONTROL_SCALE, RELEASED, ModelRecord,
                              check_control_scale, check_keep_static, read_record, sampling_choice)
-from ..models.schedulers import DEFAULT_STEPS, TURBO, canonical_name, make_scheduler, sigma_range
+from ..models.schedulers import (DEFAULT_STEPS, TURBO, UndistilledTurboWarning, canonical_name,
+                                make_scheduler, sigma_range)
 from .autopilot import AutopilotState, refine_tracks
 from .framing import StretchWarning, frame_batch
 from .keep_static import keep_static as keep_static_pixels
@@ -317,6 +318,11 @@ class FramerPipeline(DiffusionPipeline, FramerLoraLoaderMixin):
         end_px = torch.stack([_resized(p, height, width) for p in end_px]).to(device)
 
         turbo = canonical_name(sampler) == TURBO
+        if turbo and self.turbo_grid is None:
+            warnings.warn(UndistilledTurboWarning(
+                "sampler='turbo' without a turbo LoRA samples the undistilled model in a few "
+                "consistency steps (blurred frames); load one first with pipe.load_turbo() (no "
+                "path: the one shipped with the model)"), stacklevel=3)
         scheduler = make_scheduler(sampler, *sigma_range(self.scheduler),
                                    turbo_grid=self.turbo_grid)
         if num_inference_steps is not None and num_inference_steps < 1:
