@@ -125,11 +125,10 @@ class Runner:
         import torch
 
         from ..media.files import to_uint8, write_gif, write_mp4
+        from ..models.schedulers import canonical_name
 
         if session.start is None or session.end is None:
             raise ValueError("upload a start and an end image first")
-        from ..models.schedulers import canonical_name
-
         if canonical_name(sampler) not in offered_samplers(self):
             raise ValueError(f"sampler {sampler!r} is not offered here: choose one of "
                              f"{', '.join(offered_samplers(self))} (turbo needs `app --turbo`)")
