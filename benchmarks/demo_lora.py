@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 
     p = arg_parser(__doc__)
     p.add_argument("--runs", nargs="+", default=RUNS, metavar="STEPS:LR:PRESET[:RANK]")
-    p.add_argument("--domain", default=None, choices=DOMAINS,
+    p.add_argument("--domain", default=demo.DOMAIN, choices=DOMAINS,
                    help="the synth domain to adapt to (default: the demo's, signer-close); "
                         "another one measures what the same LoRA gains where the base knows less")
     p.add_argument("--train-clips", type=int, default=64,
@@ -72,9 +72,8 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="demo-lora-"))
     try:
         data = work / "data"
-        domain = args.domain or demo.DOMAIN
-        write_dataset(domain, train_clips, data / "train", 9, 64, seed=100, progress=False)
-        write_dataset(domain, tune_clips, data / "val", 9, 64, seed=args.tuning_seed,
+        write_dataset(args.domain, train_clips, data / "train", 9, 64, seed=100, progress=False)
+        write_dataset(args.domain, tune_clips, data / "val", 9, 64, seed=args.tuning_seed,
                       progress=False)
         plan = demo.DemoPlan(train_clips, tune_clips, 1, sample_steps, 1e-3)
         clips, _ = load_eval_clips([data / "val"], demo.demo_config(data, work, "micro",
@@ -137,13 +136,14 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{card}: demo LoRA runs scored on {tune_clips} tuning clips "
-          f"({domain}, seed {args.tuning_seed}), {record.sampler}-{sample_steps} at guidance "
-          f"{record.guidance[0]:g} → {record.guidance[1]:g}, LoRAs trained on {train_clips} "
+          f"({args.domain}, seed {args.tuning_seed}), {record.sampler}-{sample_steps} at "
+          f"guidance {record.guidance[0]:g} → {record.guidance[1]:g}, LoRAs trained on "
+          f"{train_clips} "
           "clips; turbo_*: stacked with the shipped turbo LoRA at 4 steps")
     print_table(rows, ["run", "psnr", "ssim", "turbo_psnr", "turbo_ssim", "train_s"])
-    section = "demo_lora" if domain == demo.DOMAIN else f"demo_lora_{domain}"
-    record_results(args, section, card, rows, {"tuning_seed": args.tuning_seed, "domain": domain,
-                                               "train_clips": train_clips,
+    section = "demo_lora" if args.domain == demo.DOMAIN else f"demo_lora_{args.domain}"
+    record_results(args, section, card, rows, {"tuning_seed": args.tuning_seed,
+                                               "domain": args.domain, "train_clips": train_clips,
                                                "guidance": list(record.guidance),
                                                "p_mean": args.p_mean, "p_std": args.p_std,
                                                "loss_frames": args.loss_frames})
